@@ -1,0 +1,84 @@
+//! `/proc/<pid>/cgroup`: one `hierarchy-ID:controllers:path` line per hierarchy.
+//!
+//! Paths are bytes: cgroup names may be any bytes but `/` and NUL, so a
+//! non-UTF-8 name must not cost us the process (the procfs crate's parser
+//! rejects such files, which is why this one exists).
+
+/// One line of a `/proc/<pid>/cgroup` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// 0 for the cgroup v2 (unified) hierarchy.
+    pub hierarchy: u32,
+    /// Comma-separated controllers; empty for v2, `name=systemd` for the
+    /// systemd named hierarchy.
+    pub controllers: &'a [u8],
+    pub path: &'a [u8],
+}
+
+impl Line<'_> {
+    pub fn is_unified(&self) -> bool {
+        self.hierarchy == 0 && self.controllers.is_empty()
+    }
+
+    pub fn is_systemd(&self) -> bool {
+        self.controllers == b"name=systemd"
+    }
+}
+
+/// Parses every well-formed line; malformed lines are skipped.
+pub fn parse(bytes: &[u8]) -> impl Iterator<Item = Line<'_>> {
+    bytes.split(|&b| b == b'\n').filter_map(parse_line)
+}
+
+fn parse_line(line: &[u8]) -> Option<Line<'_>> {
+    let mut parts = line.splitn(3, |&b| b == b':');
+    let hierarchy = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let controllers = parts.next()?;
+    let path = parts.next()?;
+    if !path.starts_with(b"/") {
+        return None;
+    }
+    Some(Line {
+        hierarchy,
+        controllers,
+        path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hybrid_host() {
+        let text = b"9:name=systemd:/docker/abc\n4:memory:/docker/abc\n0::/docker/abc\n";
+        let lines: Vec<_> = parse(text).collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].is_systemd());
+        assert_eq!(lines[1].controllers, b"memory");
+        assert!(lines[2].is_unified());
+        assert_eq!(lines[2].path, b"/docker/abc");
+    }
+
+    #[test]
+    fn paths_may_contain_colons_and_non_utf8() {
+        let text = b"0::/kubepods-pod1.slice:cri-containerd:abc\n1:cpu:/a\xff\xfeb\n";
+        let lines: Vec<_> = parse(text).collect();
+        assert_eq!(lines[0].path, b"/kubepods-pod1.slice:cri-containerd:abc");
+        assert_eq!(lines[1].path, b"/a\xff\xfeb");
+    }
+
+    #[test]
+    fn junk_lines_are_skipped() {
+        let text = b"\n\nnot a line\nx::/a\n0::relative\n0:/missing\n0::/ok";
+        let lines: Vec<_> = parse(text).collect();
+        assert_eq!(
+            lines,
+            vec![Line {
+                hierarchy: 0,
+                controllers: b"",
+                path: b"/ok"
+            }]
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Pure parsers for what procfs and the kernel hand us. They take bytes or
+//! `&str` and never touch the filesystem, so each is unit-tested on strings.
+
+pub mod cgroup;
+pub mod layout;
+pub mod nslink;
+pub mod status;
