@@ -1,0 +1,134 @@
+//! `--allow`: containers that legitimately need the host PID namespace
+//! (monitoring agents, pidns itself in a DaemonSet).
+
+use crate::report::{Container, Pod};
+
+/// Short ids (`docker ps` prints 12 characters) match as prefixes.
+const MIN_PREFIX: usize = 12;
+
+#[derive(Debug, Clone, Default)]
+pub struct AllowList {
+    entries: Vec<String>,
+}
+
+/// The parts of a container an allow entry can name.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub id: &'a str,
+    pub name: Option<&'a str>,
+    pub pod: Option<&'a Pod>,
+    pub containerd_namespace: Option<&'a str>,
+}
+
+impl<'a> From<&'a Container> for Subject<'a> {
+    fn from(c: &'a Container) -> Self {
+        Subject {
+            id: &c.id,
+            name: c.name.as_deref(),
+            pod: c.pod.as_ref(),
+            containerd_namespace: c.containerd_namespace.as_deref(),
+        }
+    }
+}
+
+impl AllowList {
+    pub fn new(entries: impl IntoIterator<Item = String>) -> Self {
+        AllowList {
+            entries: entries.into_iter().filter(|e| !e.is_empty()).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// An entry matches a full id, an id prefix of at least 12 characters, the
+    /// container's name, its pod's name, `namespace/pod`, the pod UID, or
+    /// `<containerd namespace>/<id>`.
+    pub fn matches<'a>(&self, subject: impl Into<Subject<'a>>) -> bool {
+        let s = subject.into();
+        self.entries.iter().any(|e| entry_matches(e, &s))
+    }
+
+    /// Entries that matched none of the containers allowed in this scan.
+    pub fn unused<'c>(&'c self, containers: &'c [Container]) -> impl Iterator<Item = &'c str> + 'c {
+        self.entries.iter().map(String::as_str).filter(move |e| {
+            !containers
+                .iter()
+                .filter(|c| c.shares_host_pidns == Some(true))
+                .any(|c| entry_matches(e, &Subject::from(c)))
+        })
+    }
+}
+
+fn entry_matches(e: &str, s: &Subject<'_>) -> bool {
+    if e == s.id || (e.len() >= MIN_PREFIX && s.id.starts_with(e)) || Some(e) == s.name {
+        return true;
+    }
+    if let Some(ns) = s.containerd_namespace {
+        if e.split_once('/') == Some((ns, s.id)) {
+            return true;
+        }
+    }
+    let Some(pod) = s.pod else { return false };
+    if pod.uid.as_deref() == Some(e) || pod.name.as_deref() == Some(e) {
+        return true;
+    }
+    matches!((pod.namespace.as_deref(), pod.name.as_deref(), e.split_once('/')),
+        (Some(ns), Some(name), Some((ens, ename))) if ns == ens && name == ename)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "40e9cfb459ea932ec1f41ca728c2afb10676bb793b3ad87f4b67f7873eccbae4";
+
+    fn subject<'a>(pod: Option<&'a Pod>) -> Subject<'a> {
+        Subject {
+            id: ID,
+            name: Some("node-exporter"),
+            pod,
+            containerd_namespace: Some("k8s.io"),
+        }
+    }
+
+    #[test]
+    fn ids_names_and_pods() {
+        let pod = Pod {
+            uid: Some("u-1".into()),
+            name: Some("pidns-x7".into()),
+            namespace: Some("kube-system".into()),
+        };
+        let yes = [
+            "40e9cfb459ea",
+            ID,
+            "node-exporter",
+            "pidns-x7",
+            "kube-system/pidns-x7",
+            "u-1",
+            &format!("k8s.io/{ID}"),
+        ];
+        for e in yes {
+            assert!(
+                AllowList::new([e.to_string()]).matches(subject(Some(&pod))),
+                "{e}"
+            );
+        }
+        let no = [
+            "40e9cf",
+            "node",
+            "default/pidns-x7",
+            "kube-system/other",
+            "",
+            "moby/x",
+        ];
+        for e in no {
+            assert!(
+                !AllowList::new([e.to_string()]).matches(subject(Some(&pod))),
+                "{e}"
+            );
+        }
+        assert!(!AllowList::default().matches(subject(None)));
+    }
+}

@@ -1,0 +1,80 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pidns",
+    version,
+    about = "Find containers that share the host's PID namespace (CIS Docker Benchmark 5.15/5.16), from the kernel's view",
+    after_help = "Exit codes: 0 no container shares the host PID namespace, 1 at least one does (and is not allowed), 2 pidns could not run."
+)]
+pub struct Cli {
+    /// When to colour human output (`auto` honours NO_COLOR and TTYs).
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, global = true)]
+    pub color: ColorWhen,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One-shot audit: every container on the host and whether it shares the host PID namespace.
+    Scan(ScanArgs),
+}
+
+/// Where to look: shared by scan and watch.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The procfs to walk: the live /proc, a host's /proc mounted in a pod
+    /// (/host/proc), or an evidence tree whose ns/* entries are symlinks.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/proc",
+        env = "PIDNS_PROC_ROOT"
+    )]
+    pub proc_root: PathBuf,
+    /// The process whose PID namespace counts as the host's.
+    #[arg(long, value_name = "PID", default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
+    pub host_pid: u32,
+    /// A container that may share the host PID namespace: id, id prefix (12+
+    /// characters), name, pod name, namespace/pod or pod UID. Repeatable.
+    #[arg(long = "allow", value_name = "ID_OR_NAME")]
+    pub allow: Vec<String>,
+    /// Host filesystem root, where runtimes keep the state pidns reads names
+    /// from. Defaults to / when --proc-root is /proc; otherwise names are off.
+    #[arg(long, value_name = "DIR")]
+    pub host_root: Option<PathBuf>,
+    /// Do not look up container names.
+    #[arg(long)]
+    pub no_names: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = ScanFormat::Table)]
+    pub format: ScanFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    /// Aligned columns with evidence, for people.
+    Table,
+    /// One JSON document, schema pidns.scan/v1 (docs/json-schema.md).
+    Json,
+    /// CIS benchmark-style [PASS]/[WARN] lines.
+    Cis,
+}

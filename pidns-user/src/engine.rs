@@ -1,0 +1,567 @@
+//! The engine that `scan` and `watch` share: which processes belong to which
+//! container, and whether each lives in the host PID namespace.
+//!
+//! It works from the collector's facts alone (cgroup files, namespace links,
+//! `NSpid`), never from a runtime's API.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    time::Instant,
+};
+
+use crate::{
+    allow::AllowList,
+    error::{ReadError, ReadErrorKind, ScanError},
+    names::NameResolver,
+    parse::{
+        cgroup,
+        layout::{self, Match, Role, Runtime},
+    },
+    procfs::ProcRoot,
+    report::{
+        Container, HostMethod, HostPidns, Method, Pod, ProcessEvidence, SCHEMA, ScanReport,
+        Summary, Verdict,
+    },
+};
+
+/// Identity of a container, from its cgroup path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContainerKey {
+    pub runtime: Runtime,
+    pub id: String,
+}
+
+/// A process's container, from its cgroup file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub key: ContainerKey,
+    pub pod_uid: Option<String>,
+    pub namespace: Option<String>,
+    pub cgroup: String,
+    pub role: Role,
+    pub needs_confirmation: bool,
+}
+
+impl Placement {
+    fn from_match(m: Match, path: &[u8]) -> Self {
+        Placement {
+            cgroup: String::from_utf8_lossy(&path[..m.cgroup_len]).into_owned(),
+            key: ContainerKey {
+                runtime: m.runtime,
+                id: m.id,
+            },
+            pod_uid: m.pod_uid,
+            namespace: m.namespace,
+            role: m.role,
+            needs_confirmation: m.needs_confirmation,
+        }
+    }
+}
+
+/// Picks the container a process's cgroup file places it in.
+///
+/// The unified (v2) line is preferred, then systemd's named v1 hierarchy, then
+/// any other v1 hierarchy. The `/<namespace>/<id>` shape is only trusted on
+/// the first two: a lone v1 controller path such as `/process_api/<hex>` is
+/// how host tools partition memory, not a container.
+pub fn placement(cgroup_file: &[u8]) -> Option<Placement> {
+    let lines: Vec<cgroup::Line<'_>> = cgroup::parse(cgroup_file).collect();
+    let ranked = lines
+        .iter()
+        .filter(|l| l.is_unified())
+        .map(|l| (l, true))
+        .chain(lines.iter().filter(|l| l.is_systemd()).map(|l| (l, true)))
+        .chain(
+            lines
+                .iter()
+                .filter(|l| !l.is_unified() && !l.is_systemd())
+                .map(|l| (l, false)),
+        );
+    for (line, trusted_shape) in ranked {
+        if let Some(m) = layout::classify(line.path) {
+            if m.needs_confirmation && !trusted_shape {
+                continue;
+            }
+            return Some(Placement::from_match(m, line.path));
+        }
+    }
+    None
+}
+
+/// Runtime processes that may sit in a container's cgroup, by `comm`
+/// (at most 15 bytes, as the kernel keeps it). runc renames its setup stages
+/// `runc:[0:PARENT]` and `runc:[1:CHILD]`; `runc:[2:INIT]` becomes the
+/// container's init and is a container process.
+pub fn is_runtime_process(comm: &str) -> bool {
+    const EXACT: [&str; 9] = [
+        "runc",
+        "runc:[0:PARENT]",
+        "runc:[1:CHILD]",
+        "crun",
+        "youki",
+        "conmon",
+        "lxc-start",
+        "systemd-nspawn",
+        "runsc",
+    ];
+    EXACT.contains(&comm) || comm.starts_with("containerd-shim") || comm.starts_with("runsc-")
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub proc_root: std::path::PathBuf,
+    /// The process whose PID namespace is the host's; PID 1 by default.
+    pub host_pid: Option<u32>,
+    pub allow: AllowList,
+    pub names: Option<NameResolver>,
+}
+
+enum PidnsFact {
+    InHost { inode: Option<u64>, method: Method },
+    Elsewhere { inode: Option<u64> },
+    Unknown(ReadError),
+    Vanished,
+}
+
+struct Candidate {
+    pid: u32,
+    placement: Placement,
+}
+
+#[derive(Default)]
+struct Draft {
+    placement: Option<Placement>,
+    pids: BTreeSet<u32>,
+    inodes: BTreeSet<u64>,
+    host: Vec<ProcessEvidence>,
+    runtime_pids: Vec<u32>,
+    unknown: Vec<ReadError>,
+}
+
+/// Establishes the host PID namespace of a proc root.
+pub fn host_pidns(proc: &ProcRoot, host_pid: Option<u32>) -> Result<HostPidns, ScanError> {
+    let explicit = host_pid.is_some();
+    let host_pid = host_pid.unwrap_or(1);
+    let link = proc.ns_inode(host_pid, "pid");
+    let status = proc.status(host_pid);
+    let procfs_own = matches!(&status, Ok(s) if s.in_procfs_pidns() == Some(true));
+    match link {
+        Ok(inode) => Ok(HostPidns {
+            inode: Some(inode),
+            method: HostMethod::NsLink,
+            host_pid,
+            inode_source_pid: None,
+            procfs_own,
+        }),
+        Err(link_err) => {
+            let not_found = || ScanError::HostPidns {
+                reason: format!(
+                    "PID {host_pid} does not exist under {}",
+                    proc.path().display()
+                ),
+            };
+            if link_err.kind == ReadErrorKind::Vanished && explicit {
+                return Err(not_found());
+            }
+            let status = status.map_err(|e| ScanError::HostPidns {
+                reason: format!(
+                    "cannot read {} ({}) nor {} ({})",
+                    link_err.path.display(),
+                    link_err.kind,
+                    e.path.display(),
+                    e.kind
+                ),
+            })?;
+            match status.in_procfs_pidns() {
+                Some(true) => {
+                    let (inode, inode_source_pid) = learn_inode(proc, host_pid);
+                    Ok(HostPidns {
+                        inode,
+                        method: HostMethod::Nspid,
+                        host_pid,
+                        inode_source_pid,
+                        procfs_own: true,
+                    })
+                }
+                Some(false) => Err(ScanError::HostPidns {
+                    reason: format!(
+                        "cannot read {} ({}), and PID {host_pid} is not in the proc root's own PID namespace, so NSpid cannot stand in",
+                        link_err.path.display(),
+                        link_err.kind
+                    ),
+                }),
+                None => Err(ScanError::HostPidns {
+                    reason: format!(
+                        "cannot read {} ({}), and {} has no NSpid line (Linux 4.1 or later has one)",
+                        link_err.path.display(),
+                        link_err.kind,
+                        proc.file(host_pid, "status").display()
+                    ),
+                }),
+            }
+        }
+    }
+}
+
+/// Finds the inode of the proc root's own PID namespace through any process
+/// in it whose link is readable (kernel threads usually are).
+fn learn_inode(proc: &ProcRoot, skip: u32) -> (Option<u64>, Option<u32>) {
+    const ATTEMPTS: usize = 64;
+    let Ok(pids) = proc.pids() else {
+        return (None, None);
+    };
+    for pid in pids.into_iter().filter(|&p| p != skip).take(ATTEMPTS) {
+        let Ok(inode) = proc.ns_inode(pid, "pid") else {
+            continue;
+        };
+        if matches!(proc.status(pid), Ok(s) if s.in_procfs_pidns() == Some(true)) {
+            return (Some(inode), Some(pid));
+        }
+    }
+    (None, None)
+}
+
+/// Whether `pid` lives in the host PID namespace.
+fn pidns_fact(proc: &ProcRoot, host: &HostPidns, pid: u32) -> PidnsFact {
+    let link = proc.ns_inode(pid, "pid");
+    match (&link, host.inode) {
+        (Ok(inode), Some(h)) if *inode == h => {
+            return PidnsFact::InHost {
+                inode: Some(*inode),
+                method: Method::NsLink,
+            };
+        }
+        (Ok(inode), Some(_)) => {
+            return PidnsFact::Elsewhere {
+                inode: Some(*inode),
+            };
+        }
+        (Err(e), _) if e.kind == ReadErrorKind::Vanished => return PidnsFact::Vanished,
+        _ => {}
+    }
+    // The link alone cannot decide; NSpid can when the host namespace is the proc root's own.
+    let inode = link.as_ref().ok().copied();
+    if !host.procfs_own {
+        return match link {
+            Err(e) => PidnsFact::Unknown(e),
+            Ok(_) => PidnsFact::Unknown(ReadError::malformed(
+                proc.file(pid, "ns/pid"),
+                "host inode unknown",
+            )),
+        };
+    }
+    match proc.status(pid) {
+        Ok(s) => match s.in_procfs_pidns() {
+            Some(true) => PidnsFact::InHost {
+                inode,
+                method: Method::Nspid,
+            },
+            Some(false) => PidnsFact::Elsewhere { inode },
+            None => PidnsFact::Unknown(link.err().unwrap_or_else(|| {
+                ReadError::malformed(proc.file(pid, "status"), "no NSpid line")
+            })),
+        },
+        Err(e) if e.kind == ReadErrorKind::Vanished => PidnsFact::Vanished,
+        Err(e) => PidnsFact::Unknown(link.err().unwrap_or(e)),
+    }
+}
+
+/// Whether a containerd shim is among `pid`'s ancestors: the second signal
+/// that confirms the `/<namespace>/<id>` layout.
+struct Ancestry<'a> {
+    proc: &'a ProcRoot,
+    memo: HashMap<u32, bool>,
+}
+
+impl Ancestry<'_> {
+    fn has_shim_ancestor(&mut self, pid: u32) -> bool {
+        let mut chain = Vec::new();
+        let mut cur = pid;
+        let mut found = false;
+        for _ in 0..64 {
+            if let Some(&known) = self.memo.get(&cur) {
+                found = known;
+                break;
+            }
+            chain.push(cur);
+            let Ok(status) = self.proc.status(cur) else {
+                break;
+            };
+            if cur != pid
+                && status
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("containerd-shim"))
+            {
+                found = true;
+                break;
+            }
+            match status.ppid {
+                Some(ppid) if ppid > 0 && ppid != cur => cur = ppid,
+                _ => break,
+            }
+        }
+        // Only the queried process may not count itself; its ancestors' answers are shared.
+        for p in chain.into_iter().skip(1) {
+            self.memo.insert(p, found);
+        }
+        found
+    }
+}
+
+/// Runs a one-shot scan.
+pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
+    let started = Instant::now();
+    let scanned_at = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    let proc = ProcRoot::open(&opts.proc_root)?;
+    let pids = proc.pids()?;
+    let host = host_pidns(&proc, opts.host_pid)?;
+    let mut summary = Summary {
+        processes_scanned: pids.len(),
+        ..Summary::default()
+    };
+    let mut warnings = Vec::new();
+
+    // Pass 1: which processes sit in a container's cgroup (one read each).
+    let mut candidates = Vec::new();
+    let mut buf = Vec::with_capacity(4096);
+    let mut ancestry = Ancestry {
+        proc: &proc,
+        memo: HashMap::new(),
+    };
+    for &pid in &pids {
+        if let Err(e) = proc.read_into(pid, "cgroup", &mut buf) {
+            count_error(&mut summary, &e);
+            continue;
+        }
+        let Some(placement) = placement(&buf) else {
+            continue;
+        };
+        if placement.role == Role::Monitor {
+            continue;
+        }
+        if placement.needs_confirmation && !ancestry.has_shim_ancestor(pid) {
+            continue;
+        }
+        candidates.push(Candidate { pid, placement });
+    }
+
+    // Pass 2: each container process's PID namespace.
+    let mut drafts: BTreeMap<ContainerKey, Draft> = BTreeMap::new();
+    for Candidate { pid, placement } in candidates {
+        let fact = pidns_fact(&proc, &host, pid);
+        if matches!(fact, PidnsFact::Vanished) {
+            summary.processes_vanished += 1;
+            continue;
+        }
+        let draft = drafts.entry(placement.key.clone()).or_default();
+        match fact {
+            PidnsFact::InHost { inode, method } => {
+                let comm = proc.comm(pid).ok();
+                if comm.as_deref().is_some_and(is_runtime_process) {
+                    draft.runtime_pids.push(pid);
+                    continue;
+                }
+                let children_pidns_inode = proc.ns_inode(pid, "pid_for_children").ok();
+                draft.host.push(ProcessEvidence {
+                    pid,
+                    comm,
+                    pidns_inode: inode,
+                    method,
+                    children_pidns_inode,
+                });
+                draft.inodes.extend(inode);
+            }
+            PidnsFact::Elsewhere { inode } => draft.inodes.extend(inode),
+            PidnsFact::Unknown(e) => {
+                count_error(&mut summary, &e);
+                draft.unknown.push(e);
+            }
+            PidnsFact::Vanished => unreachable!("handled above"),
+        }
+        draft.pids.insert(pid);
+        draft.placement.get_or_insert(placement);
+    }
+
+    // Containers that share a (non-host) PID namespace with each other.
+    let mut by_inode: HashMap<u64, Vec<&ContainerKey>> = HashMap::new();
+    for (key, d) in &drafts {
+        for inode in &d.inodes {
+            if Some(*inode) != host.inode {
+                by_inode.entry(*inode).or_default().push(key);
+            }
+        }
+    }
+
+    let mut containers = Vec::new();
+    for (key, d) in &drafts {
+        let Some(placement) = &d.placement else {
+            warnings.push(format!(
+                "{} container {}: only runtime processes ({:?}); it is being set up or torn down",
+                key.runtime, key.id, d.runtime_pids
+            ));
+            continue;
+        };
+        let mut shares_with: BTreeSet<&str> = BTreeSet::new();
+        for inode in &d.inodes {
+            for other in by_inode.get(inode).into_iter().flatten() {
+                if *other != key {
+                    shares_with.insert(&other.id);
+                }
+            }
+        }
+        let names = opts
+            .names
+            .as_ref()
+            .and_then(|r| r.resolve(&key.runtime, &key.id, placement.namespace.as_deref()));
+        let (name, pod) = match names {
+            Some(n) => (n.name, n.pod),
+            None => (None, None),
+        };
+        let pod = match (pod, &placement.pod_uid) {
+            (Some(mut p), uid) => {
+                p.uid = p.uid.or_else(|| uid.clone());
+                Some(p)
+            }
+            (None, Some(uid)) => Some(Pod {
+                uid: Some(uid.clone()),
+                name: None,
+                namespace: None,
+            }),
+            (None, None) => None,
+        };
+        let mut c = Container {
+            id: key.id.clone(),
+            runtime: key.runtime,
+            name,
+            pod,
+            containerd_namespace: placement.namespace.clone(),
+            cgroup: placement.cgroup.clone(),
+            shares_host_pidns: None,
+            verdict: Verdict::Unknown,
+            pids: d.pids.iter().copied().collect(),
+            pidns_inodes: d.inodes.iter().copied().collect(),
+            host_pidns_processes: d.host.clone(),
+            runtime_pids: d.runtime_pids.clone(),
+            shares_pidns_with: shares_with.into_iter().map(str::to_owned).collect(),
+            unknown_reason: None,
+        };
+        if !c.host_pidns_processes.is_empty() {
+            c.shares_host_pidns = Some(true);
+            c.verdict = if opts.allow.matches(&c) {
+                Verdict::Allowed
+            } else {
+                Verdict::Shares
+            };
+        } else if let Some(first) = d.unknown.first() {
+            c.unknown_reason = Some(format!(
+                "{} of {} processes unreadable; first: {first}",
+                d.unknown.len(),
+                d.pids.len()
+            ));
+        } else {
+            c.shares_host_pidns = Some(false);
+            c.verdict = Verdict::Isolated;
+        }
+        containers.push(c);
+    }
+    containers.sort_by(|a, b| {
+        a.verdict
+            .cmp(&b.verdict)
+            .then_with(|| a.runtime.cmp(&b.runtime))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+
+    summary.containers = containers.len();
+    summary.container_processes = containers.iter().map(|c| c.pids.len()).sum();
+    for c in &containers {
+        match c.verdict {
+            Verdict::Shares => summary.sharing += 1,
+            Verdict::Allowed => summary.allowed += 1,
+            Verdict::Unknown => summary.unknown += 1,
+            Verdict::Isolated => summary.isolated += 1,
+        }
+    }
+    for unused in opts.allow.unused(&containers) {
+        warnings.push(format!(
+            "--allow {unused} matched no container that shares the host PID namespace"
+        ));
+    }
+    if host.method == HostMethod::Nspid && host.inode.is_none() {
+        warnings.push("no process in the host PID namespace had a readable ns/pid link; verdicts rest on NSpid".into());
+    }
+
+    Ok(ScanReport {
+        schema: SCHEMA,
+        pidns_version: env!("CARGO_PKG_VERSION"),
+        proc_root: proc.path().display().to_string(),
+        scanned_at,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        host_pidns: host,
+        containers,
+        summary,
+        warnings,
+    })
+}
+
+fn count_error(summary: &mut Summary, e: &ReadError) {
+    match e.kind {
+        ReadErrorKind::Vanished => summary.processes_vanished += 1,
+        ReadErrorKind::PermissionDenied => summary.permission_errors += 1,
+        ReadErrorKind::Malformed(_) | ReadErrorKind::Io(_) => summary.malformed_entries += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "40e9cfb459ea932ec1f41ca728c2afb10676bb793b3ad87f4b67f7873eccbae4";
+
+    #[test]
+    fn placement_prefers_unified_then_systemd() {
+        let f = format!("9:name=systemd:/docker/{ID}\n4:memory:/docker/{ID}\n0::/docker/{ID}\n");
+        let p = placement(f.as_bytes()).unwrap();
+        assert_eq!(
+            p.key,
+            ContainerKey {
+                runtime: Runtime::Docker,
+                id: ID.into()
+            }
+        );
+        assert_eq!(p.cgroup, format!("/docker/{ID}"));
+    }
+
+    #[test]
+    fn placement_on_pure_v1() {
+        let f = format!("4:memory:/docker/{ID}\n1:cpu:/docker/{ID}\n");
+        assert_eq!(placement(f.as_bytes()).unwrap().key.id, ID);
+    }
+
+    #[test]
+    fn lone_v1_controller_shape_is_not_a_container() {
+        // what this very machine's sandbox looks like
+        let f = b"9:name=systemd:/\n4:memory:/process_api/b79c7c02d313061df0dc1369957c672c\n0::/\n";
+        assert_eq!(placement(f), None);
+        // while the same shape on the unified line is a candidate for ancestry to confirm
+        let f = b"4:memory:/default/web\n0::/default/web\n";
+        assert!(placement(f).unwrap().needs_confirmation);
+    }
+
+    #[test]
+    fn runtime_processes() {
+        for c in [
+            "runc",
+            "runc:[0:PARENT]",
+            "runc:[1:CHILD]",
+            "containerd-shim",
+            "conmon",
+            "lxc-start",
+        ] {
+            assert!(is_runtime_process(c), "{c}");
+        }
+        for c in ["runc:[2:INIT]", "sleep", "sh", "docker-init", ""] {
+            assert!(!is_runtime_process(c), "{c}");
+        }
+    }
+}

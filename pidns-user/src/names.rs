@@ -1,0 +1,261 @@
+//! Optional container names from runtimes' on-disk state, read without their
+//! APIs. Never needed for a verdict; any failure just leaves the name out.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::Read,
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
+
+use serde_json::Value;
+
+use crate::{parse::layout::Runtime, report::Pod};
+
+const MAX_STATE_FILE: u64 = 4 * 1024 * 1024;
+const CONTAINERD_TASKS: &str = "run/containerd/io.containerd.runtime.v2.task";
+const PODMAN_CONTAINERS: &str = "var/lib/containers/storage/overlay-containers";
+const CRIO_RUN: &str = "run/containers/storage/overlay-containers";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    pub name: Option<String>,
+    pub pod: Option<Pod>,
+}
+
+/// Reads names below a host root (`/`, or e.g. `/host` inside a pod).
+#[derive(Debug, Clone)]
+pub struct NameResolver {
+    root: PathBuf,
+    podman: std::sync::Arc<OnceLock<HashMap<String, String>>>,
+}
+
+impl NameResolver {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        NameResolver {
+            root: root.into(),
+            podman: Default::default(),
+        }
+    }
+
+    pub fn resolve(
+        &self,
+        runtime: &Runtime,
+        id: &str,
+        containerd_ns: Option<&str>,
+    ) -> Option<Names> {
+        // Ids come from cgroup path segments; refuse anything that could walk the tree.
+        if id.is_empty() || id.contains('/') || id == ".." || id == "." {
+            return None;
+        }
+        match runtime {
+            Runtime::Docker => self
+                .docker(id)
+                .or_else(|| self.containerd(id, Some("moby"))),
+            Runtime::Containerd => self.containerd(id, containerd_ns),
+            Runtime::CriO => self.crio(id),
+            Runtime::Kubernetes => self
+                .containerd(id, None)
+                .or_else(|| self.crio(id))
+                .or_else(|| self.docker(id)),
+            Runtime::Podman => self.podman(id),
+            Runtime::Lxc | Runtime::SystemdNspawn => Some(Names {
+                name: Some(id.to_owned()),
+                pod: None,
+            }),
+        }
+    }
+
+    fn docker(&self, id: &str) -> Option<Names> {
+        let v = read_json(
+            &self
+                .root
+                .join("var/lib/docker/containers")
+                .join(id)
+                .join("config.v2.json"),
+        )?;
+        let name = v
+            .get("Name")
+            .and_then(Value::as_str)
+            .map(|n| n.trim_start_matches('/').to_owned());
+        let labels = v.pointer("/Config/Labels");
+        Some(Names {
+            name,
+            pod: labels
+                .and_then(|l| pod_from(l, "io.kubernetes.pod.name", "io.kubernetes.pod.namespace")),
+        })
+    }
+
+    fn containerd(&self, id: &str, ns: Option<&str>) -> Option<Names> {
+        let tasks = self.root.join(CONTAINERD_TASKS);
+        let namespaces: Vec<PathBuf> = match ns {
+            Some(ns) if !ns.contains('/') => vec![tasks.join(ns)],
+            Some(_) => return None,
+            None => fs::read_dir(&tasks)
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect(),
+        };
+        namespaces.iter().find_map(|dir| {
+            let spec = read_json(&dir.join(id).join("config.json"))?;
+            let ann = spec.get("annotations");
+            let cri_name = ann
+                .and_then(|a| a.get("io.kubernetes.cri.container-name"))
+                .and_then(Value::as_str);
+            let pod = ann.and_then(|a| {
+                pod_from(
+                    a,
+                    "io.kubernetes.cri.sandbox-name",
+                    "io.kubernetes.cri.sandbox-namespace",
+                )
+            });
+            Some(Names {
+                name: Some(cri_name.unwrap_or(id).to_owned()),
+                pod,
+            })
+        })
+    }
+
+    fn crio(&self, id: &str) -> Option<Names> {
+        [CRIO_RUN, PODMAN_CONTAINERS].iter().find_map(|base| {
+            let spec = read_json(&self.root.join(base).join(id).join("userdata/config.json"))?;
+            let ann = spec.get("annotations")?;
+            let name = ann
+                .get("io.kubernetes.container.name")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            Some(Names {
+                name,
+                pod: pod_from(ann, "io.kubernetes.pod.name", "io.kubernetes.pod.namespace"),
+            })
+        })
+    }
+
+    fn podman(&self, id: &str) -> Option<Names> {
+        let names = self.podman.get_or_init(|| {
+            let mut map = HashMap::new();
+            let Some(Value::Array(list)) =
+                read_json(&self.root.join(PODMAN_CONTAINERS).join("containers.json"))
+            else {
+                return map;
+            };
+            for c in list {
+                let id = c.get("id").and_then(Value::as_str);
+                let name = c.pointer("/names/0").and_then(Value::as_str);
+                if let (Some(id), Some(name)) = (id, name) {
+                    map.insert(id.to_owned(), name.to_owned());
+                }
+            }
+            map
+        });
+        names.get(id).map(|n| Names {
+            name: Some(n.clone()),
+            pod: None,
+        })
+    }
+}
+
+fn pod_from(map: &Value, name_key: &str, ns_key: &str) -> Option<Pod> {
+    let name = map.get(name_key).and_then(Value::as_str)?;
+    let namespace = map.get(ns_key).and_then(Value::as_str);
+    Some(Pod {
+        uid: None,
+        name: Some(name.to_owned()),
+        namespace: namespace.map(str::to_owned),
+    })
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    let mut buf = Vec::new();
+    fs::File::open(path)
+        .ok()?
+        .take(MAX_STATE_FILE)
+        .read_to_end(&mut buf)
+        .ok()?;
+    serde_json::from_slice(&buf).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "40e9cfb459ea932ec1f41ca728c2afb10676bb793b3ad87f4b67f7873eccbae4";
+
+    fn put(root: &Path, rel: &str, body: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, body).unwrap();
+    }
+
+    #[test]
+    fn docker_containerd_podman_crio() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        put(
+            r,
+            &format!("var/lib/docker/containers/{ID}/config.v2.json"),
+            r#"{"Name":"/web","Config":{"Labels":{}}}"#,
+        );
+        put(
+            r,
+            &format!("{CONTAINERD_TASKS}/k8s.io/{ID}/config.json"),
+            r#"{"annotations":{"io.kubernetes.cri.container-name":"agent","io.kubernetes.cri.sandbox-name":"agent-x1","io.kubernetes.cri.sandbox-namespace":"kube-system"}}"#,
+        );
+        put(
+            r,
+            &format!("{PODMAN_CONTAINERS}/containers.json"),
+            &format!(r#"[{{"id":"{ID}","names":["db"]}}]"#),
+        );
+        put(
+            r,
+            &format!("{CRIO_RUN}/{ID}/userdata/config.json"),
+            r#"{"annotations":{"io.kubernetes.container.name":"c","io.kubernetes.pod.name":"p","io.kubernetes.pod.namespace":"n"}}"#,
+        );
+        let res = NameResolver::new(r);
+        assert_eq!(
+            res.resolve(&Runtime::Docker, ID, None)
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("web")
+        );
+        let k = res.resolve(&Runtime::Containerd, ID, None).unwrap();
+        assert_eq!(k.name.as_deref(), Some("agent"));
+        assert_eq!(k.pod.unwrap().namespace.as_deref(), Some("kube-system"));
+        assert_eq!(
+            res.resolve(&Runtime::Podman, ID, None)
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("db")
+        );
+        let c = res.resolve(&Runtime::CriO, ID, None).unwrap();
+        assert_eq!(
+            (c.name.as_deref(), c.pod.unwrap().name.as_deref()),
+            (Some("c"), Some("p"))
+        );
+        assert_eq!(
+            res.resolve(&Runtime::Lxc, "web", None)
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("web")
+        );
+    }
+
+    #[test]
+    fn missing_or_broken_state_is_no_name() {
+        let dir = tempfile::tempdir().unwrap();
+        put(
+            dir.path(),
+            &format!("var/lib/docker/containers/{ID}/config.v2.json"),
+            "{not json",
+        );
+        let res = NameResolver::new(dir.path());
+        assert_eq!(res.resolve(&Runtime::Docker, ID, None), None);
+        assert_eq!(res.resolve(&Runtime::Podman, ID, None), None);
+        assert_eq!(res.resolve(&Runtime::Containerd, "../../etc", None), None);
+        assert_eq!(res.resolve(&Runtime::Containerd, "x", Some("../..")), None);
+    }
+}

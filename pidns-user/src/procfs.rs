@@ -1,0 +1,182 @@
+//! The collector: reads a procfs root and never prints.
+//!
+//! Any directory laid out like /proc works: the live /proc, a host's /proc
+//! mounted into a pod (`/host/proc`), or an evidence or fixture tree whose
+//! `ns/*` entries are plain symlinks with `pid:[N]` text. Namespace identity
+//! is therefore always read from link text (readlink), never with stat.
+
+use std::{
+    fs::{self, File},
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    error::{ReadError, ScanError},
+    parse::{nslink, status},
+};
+
+/// Upper bound on what is read from one /proc file. Real cgroup and status
+/// files are a few hundred bytes; a tree handed to us may hold anything.
+pub const MAX_FILE: u64 = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ProcRoot {
+    root: PathBuf,
+}
+
+impl ProcRoot {
+    /// Opens a proc root, checking that it is a readable directory.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, ScanError> {
+        let root = root.into();
+        let meta = fs::metadata(&root).map_err(|source| ScanError::ProcRoot {
+            path: root.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(ScanError::ProcRoot {
+                path: root,
+                source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+            });
+        }
+        Ok(ProcRoot { root })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// PIDs of the process directories, ascending.
+    pub fn pids(&self) -> Result<Vec<u32>, ScanError> {
+        let entries = fs::read_dir(&self.root).map_err(|source| ScanError::ProcRoot {
+            path: self.root.clone(),
+            source,
+        })?;
+        let mut pids: Vec<u32> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .filter(|&pid: &u32| pid > 0)
+            .collect();
+        if pids.is_empty() {
+            return Err(ScanError::NotProcfs {
+                path: self.root.clone(),
+            });
+        }
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    pub fn file(&self, pid: u32, name: &str) -> PathBuf {
+        let mut p = self.root.join(pid.to_string());
+        p.push(name);
+        p
+    }
+
+    /// Reads `/proc/<pid>/<name>` into `buf` (cleared first), at most [`MAX_FILE`] bytes.
+    pub fn read_into(&self, pid: u32, name: &str, buf: &mut Vec<u8>) -> Result<(), ReadError> {
+        let path = self.file(pid, name);
+        buf.clear();
+        let read = File::open(&path).and_then(|f| f.take(MAX_FILE).read_to_end(buf));
+        read.map(|_| ()).map_err(|e| ReadError::from_io(path, &e))
+    }
+
+    /// The inode of `/proc/<pid>/ns/<ns>`, from the link text.
+    pub fn ns_inode(&self, pid: u32, ns: &str) -> Result<u64, ReadError> {
+        let path = self.file(pid, &format!("ns/{ns}"));
+        let text = fs::read_link(&path).map_err(|e| ReadError::from_io(path.clone(), &e))?;
+        let expected = if ns == "pid_for_children" {
+            "pid"
+        } else {
+            ns.trim_end_matches("_for_children")
+        };
+        nslink::parse_typed(text.as_os_str().as_encoded_bytes(), expected).ok_or_else(|| {
+            ReadError::malformed(path, "namespace link text is not `<type>:[<inode>]`")
+        })
+    }
+
+    pub fn status(&self, pid: u32) -> Result<status::Status, ReadError> {
+        let mut buf = Vec::with_capacity(1536);
+        self.read_into(pid, "status", &mut buf)?;
+        Ok(status::parse(&buf))
+    }
+
+    /// The process's command name (`comm`), without the trailing newline.
+    pub fn comm(&self, pid: u32) -> Result<String, ReadError> {
+        let mut buf = Vec::with_capacity(32);
+        self.read_into(pid, "comm", &mut buf)?;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ReadErrorKind;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn reads_fixture_links_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("42");
+        fs::create_dir_all(p.join("ns")).unwrap();
+        symlink("pid:[4026531836]", p.join("ns/pid")).unwrap();
+        symlink("pid:[4026532001]", p.join("ns/pid_for_children")).unwrap();
+        symlink("garbage", p.join("ns/mnt")).unwrap();
+        fs::write(p.join("comm"), "sleep\n").unwrap();
+        fs::write(p.join("status"), "Name:\tsleep\nPPid:\t1\nNSpid:\t42\n").unwrap();
+        fs::write(dir.path().join("7"), "a file where a directory belongs").unwrap();
+        fs::create_dir(dir.path().join("self")).unwrap();
+
+        let root = ProcRoot::open(dir.path()).unwrap();
+        assert_eq!(root.pids().unwrap(), vec![7, 42]);
+        assert_eq!(root.ns_inode(42, "pid").unwrap(), 4026531836);
+        assert_eq!(root.ns_inode(42, "pid_for_children").unwrap(), 4026532001);
+        assert!(matches!(
+            root.ns_inode(42, "mnt").unwrap_err().kind,
+            ReadErrorKind::Malformed(_)
+        ));
+        assert_eq!(
+            root.ns_inode(43, "pid").unwrap_err().kind,
+            ReadErrorKind::Vanished
+        );
+        assert!(matches!(
+            root.ns_inode(7, "pid").unwrap_err().kind,
+            ReadErrorKind::Malformed(_)
+        ));
+        assert_eq!(root.comm(42).unwrap(), "sleep");
+        assert_eq!(root.status(42).unwrap().nspid, Some(vec![42]));
+    }
+
+    #[test]
+    fn huge_files_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("1")).unwrap();
+        fs::write(dir.path().join("1/cgroup"), vec![b'x'; 1 << 20]).unwrap();
+        let root = ProcRoot::open(dir.path()).unwrap();
+        let mut buf = Vec::new();
+        root.read_into(1, "cgroup", &mut buf).unwrap();
+        assert_eq!(buf.len() as u64, MAX_FILE);
+    }
+
+    #[test]
+    fn bad_roots() {
+        assert!(matches!(
+            ProcRoot::open("/nonexistent/proc"),
+            Err(ScanError::ProcRoot { .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, "").unwrap();
+        assert!(matches!(
+            ProcRoot::open(&file),
+            Err(ScanError::ProcRoot { .. })
+        ));
+        assert!(matches!(
+            ProcRoot::open(dir.path()).unwrap().pids(),
+            Err(ScanError::NotProcfs { .. })
+        ));
+    }
+}

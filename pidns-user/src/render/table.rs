@@ -1,0 +1,175 @@
+//! `--format table`: the default, for people.
+
+use std::fmt::Write as _;
+
+use super::{BOLD, DIM, RED, label, short_id, verdict_style};
+use crate::report::{HostMethod, ScanReport, Verdict};
+
+pub fn render(r: &ScanReport) -> String {
+    let mut out = String::new();
+    let host = match (r.host_pidns.inode, r.host_pidns.method) {
+        (Some(ino), HostMethod::NsLink) => {
+            format!("pid:[{ino}] (ns/pid of PID {})", r.host_pidns.host_pid)
+        }
+        (Some(ino), HostMethod::Nspid) => format!(
+            "pid:[{ino}] (PID {}'s link unreadable; NSpid, inode via PID {})",
+            r.host_pidns.host_pid,
+            r.host_pidns.inode_source_pid.unwrap_or_default()
+        ),
+        (None, _) => format!(
+            "the proc root's own (NSpid of PID {})",
+            r.host_pidns.host_pid
+        ),
+    };
+    let _ = writeln!(out, "{BOLD}Host PID namespace{BOLD:#}: {host}");
+
+    if r.containers.is_empty() {
+        let _ = writeln!(
+            out,
+            "No containers found among {} processes.",
+            r.summary.processes_scanned
+        );
+    } else {
+        let rows: Vec<[String; 6]> = r
+            .containers
+            .iter()
+            .map(|c| {
+                let pidns = if c.shares_host_pidns == Some(true) {
+                    "host".to_owned()
+                } else {
+                    c.pidns_inodes
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                [
+                    verdict_word(c.verdict).to_owned(),
+                    c.runtime.to_string(),
+                    short_id(&c.id).to_owned(),
+                    label(c),
+                    c.pids.len().to_string(),
+                    if pidns.is_empty() { "?".into() } else { pidns },
+                ]
+            })
+            .collect();
+        let header = ["VERDICT", "RUNTIME", "CONTAINER", "NAME", "PIDS", "PIDNS"];
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let _ = writeln!(out);
+        let line: Vec<String> = header
+            .iter()
+            .zip(widths)
+            .map(|(h, w)| format!("{h:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{BOLD}{}{BOLD:#}", line.join("  ").trim_end());
+        for (row, c) in rows.iter().zip(&r.containers) {
+            let style = verdict_style(c.verdict);
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{style}{}{style:#}  {}",
+                cells[0],
+                cells[1..].join("  ").trim_end()
+            );
+        }
+    }
+
+    let flagged: Vec<_> = r
+        .containers
+        .iter()
+        .filter(|c| c.shares_host_pidns == Some(true) || c.verdict == Verdict::Unknown)
+        .collect();
+    if !flagged.is_empty() {
+        let _ = writeln!(out, "\n{BOLD}Evidence{BOLD:#}");
+        for c in flagged {
+            let _ = writeln!(
+                out,
+                "  {} {} ({}) cgroup {}",
+                c.runtime,
+                short_id(&c.id),
+                label(c),
+                c.cgroup
+            );
+            for p in &c.host_pidns_processes {
+                let comm = p.comm.as_deref().unwrap_or("?");
+                let how = match (p.pidns_inode, p.method) {
+                    (Some(ino), crate::report::Method::NsLink) => {
+                        format!("ns/pid is pid:[{ino}], the host's")
+                    }
+                    (_, _) => "NSpid has a single entry".to_owned(),
+                };
+                let children = match p.children_pidns_inode {
+                    Some(ino) if Some(ino) != r.host_pidns.inode => {
+                        format!("; its children get pid:[{ino}]")
+                    }
+                    _ => String::new(),
+                };
+                let _ = writeln!(out, "    pid {} {comm}: {how}{children}", p.pid);
+            }
+            if let Some(reason) = &c.unknown_reason {
+                let _ = writeln!(out, "    {DIM}unknown: {reason}{DIM:#}");
+            }
+        }
+    }
+
+    let s = &r.summary;
+    let _ = writeln!(out);
+    if s.sharing > 0 {
+        let _ = writeln!(
+            out,
+            "{RED}{} of {} containers share the host PID namespace{RED:#} ({}).",
+            s.sharing,
+            s.containers,
+            super::CONTROL_IDS
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "No container shares the host PID namespace ({} checked).",
+            s.containers
+        );
+    }
+    let mut notes = Vec::new();
+    if s.allowed > 0 {
+        notes.push(format!("{} allowed", s.allowed));
+    }
+    if s.unknown > 0 {
+        notes.push(format!("{} unknown", s.unknown));
+    }
+    if s.permission_errors > 0 {
+        notes.push(format!("{} permission errors", s.permission_errors));
+    }
+    if s.processes_vanished > 0 {
+        notes.push(format!(
+            "{} processes exited during the scan",
+            s.processes_vanished
+        ));
+    }
+    notes.push(format!(
+        "{} processes in {:.1} ms",
+        s.processes_scanned, r.duration_ms
+    ));
+    let _ = writeln!(out, "{DIM}{}{DIM:#}", notes.join(", "));
+    for w in &r.warnings {
+        let _ = writeln!(out, "{DIM}warning: {w}{DIM:#}");
+    }
+    out
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Shares => "SHARES",
+        Verdict::Allowed => "allowed",
+        Verdict::Unknown => "UNKNOWN",
+        Verdict::Isolated => "isolated",
+    }
+}

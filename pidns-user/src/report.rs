@@ -1,0 +1,145 @@
+//! What a scan found: the data model that renderers format. Serialized as the
+//! stable `--format json` schema (documented in docs/json-schema.md).
+
+use serde::Serialize;
+
+use crate::parse::layout::Runtime;
+
+pub const SCHEMA: &str = "pidns.scan/v1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanReport {
+    pub schema: &'static str,
+    pub pidns_version: &'static str,
+    pub proc_root: String,
+    /// RFC 3339, UTC.
+    pub scanned_at: String,
+    pub duration_ms: f64,
+    pub host_pidns: HostPidns,
+    pub containers: Vec<Container>,
+    pub summary: Summary,
+    pub warnings: Vec<String>,
+}
+
+impl ScanReport {
+    /// Containers that share the host PID namespace and are not allowed.
+    pub fn violations(&self) -> impl Iterator<Item = &Container> {
+        self.containers
+            .iter()
+            .filter(|c| c.verdict == Verdict::Shares)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostPidns {
+    /// Inode of the host PID namespace; `null` when no process in it had a
+    /// readable `ns/pid` link (the verdicts then rest on `NSpid` alone).
+    pub inode: Option<u64>,
+    pub method: HostMethod,
+    /// The process whose namespace is the host's (PID 1 unless `--host-pid`).
+    pub host_pid: u32,
+    /// With `method: nspid`, the process in the same namespace whose link gave the inode.
+    pub inode_source_pid: Option<u32>,
+    /// Whether the host PID namespace is the proc root's own, so that `NSpid`
+    /// can stand in for unreadable links.
+    #[serde(skip)]
+    pub procfs_own: bool,
+}
+
+/// How the host PID namespace was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostMethod {
+    /// Read from the host PID's `ns/pid` link.
+    NsLink,
+    /// That link was unreadable (EACCES on hardened hosts); the host PID's
+    /// `NSpid` has one entry, so the host namespace is the proc root's own.
+    Nspid,
+}
+
+/// How one process's PID namespace was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Its `ns/pid` link compared with the host inode.
+    NsLink,
+    /// The number of entries in its `NSpid` (one: the proc root's namespace).
+    Nspid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Shares the host PID namespace and is not allowed: fails the scan.
+    Shares,
+    /// Shares it, but was listed with `--allow`.
+    Allowed,
+    /// Could not be established; see `unknown_reason`.
+    Unknown,
+    /// Every process lives in a PID namespace other than the host's.
+    Isolated,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Container {
+    /// The full id as the runtime knows it (a name for LXC and systemd-nspawn).
+    pub id: String,
+    pub runtime: Runtime,
+    pub name: Option<String>,
+    pub pod: Option<Pod>,
+    /// containerd namespace, for containers created through containerd directly.
+    pub containerd_namespace: Option<String>,
+    /// The container's cgroup as seen in /proc/<pid>/cgroup.
+    pub cgroup: String,
+    /// `null` when unknown.
+    pub shares_host_pidns: Option<bool>,
+    pub verdict: Verdict,
+    /// Every container process, ascending.
+    pub pids: Vec<u32>,
+    /// Distinct PID namespace inodes of the container's processes, where readable.
+    pub pidns_inodes: Vec<u64>,
+    /// Evidence: the container's processes that live in the host PID namespace.
+    pub host_pidns_processes: Vec<ProcessEvidence>,
+    /// Runtime processes found in the container's cgroup (shims, monitors,
+    /// runc's setup stages). They do not count towards the verdict.
+    pub runtime_pids: Vec<u32>,
+    /// Other containers that share this container's (non-host) PID namespace,
+    /// e.g. `--pid=container:<id>`.
+    pub shares_pidns_with: Vec<String>,
+    pub unknown_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pod {
+    pub uid: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessEvidence {
+    pub pid: u32,
+    pub comm: Option<String>,
+    /// `null` when decided by `NSpid` without a readable link.
+    pub pidns_inode: Option<u64>,
+    pub method: Method,
+    /// Its `ns/pid_for_children`: where its future children will live.
+    pub children_pidns_inode: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub containers: usize,
+    pub sharing: usize,
+    pub allowed: usize,
+    pub unknown: usize,
+    pub isolated: usize,
+    pub processes_scanned: usize,
+    pub container_processes: usize,
+    /// Processes that exited during the walk (normal on a live host).
+    pub processes_vanished: usize,
+    /// Reads refused with EACCES/EPERM.
+    pub permission_errors: usize,
+    /// Entries that are not laid out like a process (junk in a supplied tree).
+    pub malformed_entries: usize,
+}
