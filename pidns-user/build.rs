@@ -49,6 +49,10 @@ fn main() -> anyhow::Result<()> {
         features: &["ebpf"],
         ..Default::default()
     };
+    // aya-build forwards every line the nested cargo prints as a cargo warning;
+    // keep a successful build silent (errors are still printed).
+    // SAFETY: the build script is single-threaded at this point.
+    unsafe { env::set_var("CARGO_TERM_QUIET", "true") };
     aya_build::build_ebpf([package], aya_build::Toolchain::Nightly)
         .context("building the eBPF probes failed; `PIDNS_SKIP_EBPF=1` builds without them")?;
     println!("cargo:rustc-cfg=pidns_ebpf");

@@ -65,10 +65,10 @@ fn entry_matches(e: &str, s: &Subject<'_>) -> bool {
     if e == s.id || (e.len() >= MIN_PREFIX && s.id.starts_with(e)) || Some(e) == s.name {
         return true;
     }
-    if let Some(ns) = s.containerd_namespace {
-        if e.split_once('/') == Some((ns, s.id)) {
-            return true;
-        }
+    if let Some(ns) = s.containerd_namespace
+        && e.split_once('/') == Some((ns, s.id))
+    {
+        return true;
     }
     let Some(pod) = s.pod else { return false };
     if pod.uid.as_deref() == Some(e) || pod.name.as_deref() == Some(e) {

@@ -236,7 +236,11 @@ fn pidns_fact(proc: &ProcRoot, host: &HostPidns, pid: u32) -> PidnsFact {
                 inode: Some(*inode),
             };
         }
-        (Err(e), _) if e.kind == ReadErrorKind::Vanished => return PidnsFact::Vanished,
+        // A live process's link only disappears with the process; an evidence
+        // tree may simply lack it, which NSpid can make up for.
+        (Err(e), _) if e.kind == ReadErrorKind::Vanished && !proc.exists(pid) => {
+            return PidnsFact::Vanished;
+        }
         _ => {}
     }
     // The link alone cannot decide; NSpid can when the host namespace is the proc root's own.
@@ -261,7 +265,7 @@ fn pidns_fact(proc: &ProcRoot, host: &HostPidns, pid: u32) -> PidnsFact {
                 ReadError::malformed(proc.file(pid, "status"), "no NSpid line")
             })),
         },
-        Err(e) if e.kind == ReadErrorKind::Vanished => PidnsFact::Vanished,
+        Err(e) if e.kind == ReadErrorKind::Vanished && !proc.exists(pid) => PidnsFact::Vanished,
         Err(e) => PidnsFact::Unknown(link.err().unwrap_or(e)),
     }
 }

@@ -66,6 +66,11 @@ impl ProcRoot {
         Ok(pids)
     }
 
+    /// Whether the process directory is (still) there.
+    pub fn exists(&self, pid: u32) -> bool {
+        self.root.join(pid.to_string()).is_dir()
+    }
+
     pub fn file(&self, pid: u32, name: &str) -> PathBuf {
         let mut p = self.root.join(pid.to_string());
         p.push(name);

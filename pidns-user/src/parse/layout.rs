@@ -176,17 +176,17 @@ fn classify_segment(
                 return is_hex_id(id).then(|| (runtime, id.to_owned(), role));
             }
         }
-        if let Some(name) = scope.strip_prefix("machine-") {
-            if parent == Some(b"machine.slice") {
-                let name = unescape_systemd(name);
-                // libvirt registers its VMs here too; qemu is not a container.
-                let id = if name.starts_with("qemu-") {
-                    String::new()
-                } else {
-                    name
-                };
-                return Some((SystemdNspawn, id, Container));
-            }
+        if let Some(name) = scope.strip_prefix("machine-")
+            && parent == Some(b"machine.slice")
+        {
+            let name = unescape_systemd(name);
+            // libvirt registers its VMs here too; qemu is not a container.
+            let id = if name.starts_with("qemu-") {
+                String::new()
+            } else {
+                name
+            };
+            return Some((SystemdNspawn, id, Container));
         }
         return None;
     }
@@ -324,15 +324,15 @@ fn unescape_systemd(name: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x') {
-            if let Some(v) = name
+        if bytes[i] == b'\\'
+            && bytes.get(i + 1) == Some(&b'x')
+            && let Some(v) = name
                 .get(i + 2..i + 4)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
+        {
+            out.push(v);
+            i += 4;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
