@@ -1,1 +1,113 @@
-fn main() {}
+//! `cargo xtask`: the project's developer and CI tasks.
+//!
+//! - `setup`: install what the eBPF build needs (idempotent, quiet when done).
+//! - `build`: setup, then build the `pidns` binary with its probes.
+//! - `run -- <args>`: setup, release build, run pidns (under sudo when not root).
+//! - `test`: setup, then formatting, clippy (user space and eBPF), unit and
+//!   CLI tests, and the privileged tests against the real kernel and runtimes.
+
+mod cmd;
+mod setup;
+mod test;
+
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "pidns developer and CI tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the eBPF toolchain when missing: nightly rust-src and bpf-linker
+    /// built against the nightly toolchain's own libLLVM.
+    Setup {
+        /// Only report what is missing; install nothing.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Build the pidns binary (release) with its eBPF probes.
+    Build {
+        /// Debug profile instead of release.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Build in release mode and run pidns; arguments after `--` go to pidns.
+    Run {
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+    /// Run every check and test: fmt, clippy, unit, CLI and privileged tests.
+    Test(test::Options),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Task::Setup { check } => setup::run(if check {
+            setup::Mode::Check
+        } else {
+            setup::Mode::Install
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Task::Build { debug } => setup::run(setup::Mode::Install)
+            .and_then(|_| build(!debug))
+            .map(|_| ExitCode::SUCCESS),
+        Task::Run { args } => run(args),
+        Task::Test(opts) => test::run(opts),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (this crate's parent directory).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+fn build(release: bool) -> Result<PathBuf> {
+    let mut args = vec!["build", "-p", "pidns-user", "--bin", "pidns"];
+    if release {
+        args.push("--release");
+    }
+    cmd::cargo(&args).run().context("building pidns")?;
+    Ok(workspace_root()
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("pidns"))
+}
+
+fn run(args: Vec<OsString>) -> Result<ExitCode> {
+    setup::run(setup::Mode::Install)?;
+    let bin = build(true)?;
+    let mut command = if cmd::is_root() {
+        std::process::Command::new(&bin)
+    } else {
+        eprintln!("xtask: not root; running pidns through sudo for complete results");
+        let mut c = std::process::Command::new("sudo");
+        c.arg("-E").arg(&bin);
+        c
+    };
+    let status = command
+        .args(&args)
+        .status()
+        .with_context(|| format!("running {}", bin.display()))?;
+    // Pass pidns's own exit code (0/1/2) through.
+    Ok(ExitCode::from(
+        status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(2),
+    ))
+}
