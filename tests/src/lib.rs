@@ -1,1 +1,18 @@
+//! Test harness for pidns's privileged tests: real kernel, real runtimes.
+//!
+//! - [`skip`]: every privileged test starts with [`ready`]; on a machine that
+//!   cannot run it (not root, a runtime missing) it prints why and returns
+//!   `None`, or fails when `PIDNS_REQUIRE_PRIVILEGED=1`.
+//! - [`runtimes`]: Docker, Podman, containerd (`ctr`) and runc, brought up by
+//!   the `pidns-harness up` binary that `cargo xtask test` runs, and one small
+//!   API to create containers in every PID mode with RAII cleanup.
+//! - [`pidns`]: running the pidns binary under test.
 
+pub mod pidns;
+pub mod runtimes;
+pub mod sh;
+pub mod skip;
+pub mod state;
+
+pub use runtimes::{Container, Layout, Pid, Rt, Spec};
+pub use skip::{ready, require_root};
