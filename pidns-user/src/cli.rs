@@ -30,6 +30,8 @@ pub enum ColorWhen {
 pub enum Command {
     /// One-shot audit: every container on the host and whether it shares the host PID namespace.
     Scan(ScanArgs),
+    /// Host agent: report container processes that land in the host PID namespace, live.
+    Watch(WatchArgs),
 }
 
 /// Where to look: shared by scan and watch.
@@ -67,6 +69,67 @@ pub struct ScanArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = ScanFormat::Table)]
     pub format: ScanFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = WatchFormat::Human)]
+    pub format: WatchFormat,
+    /// `auto`: eBPF where it works, else procfs polling. `ebpf`: fail without
+    /// eBPF. `procfs`: poll /proc with the scan engine.
+    #[arg(long, value_enum, default_value_t = WatchMode::Auto)]
+    pub mode: WatchMode,
+    /// Seconds between scans in procfs mode.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    pub interval: std::time::Duration,
+    /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<std::time::Duration>,
+    /// The unified (v2) cgroup hierarchy, e.g. /host/sys/fs/cgroup in a pod;
+    /// found in /proc/self/mountinfo by default.
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
+    /// Size of the kernel-to-user ring buffer in KiB (a power of two).
+    #[arg(long, value_name = "KIB", default_value = "4096", value_parser = parse_ring_kib)]
+    pub ring_buffer_kib: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line (docs/watch-events.md).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchMode {
+    Auto,
+    Ebpf,
+    Procfs,
+}
+
+fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("`{s}` must be a positive number of seconds"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+fn parse_ring_kib(s: &str) -> Result<u32, String> {
+    let kib: u32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if !(4..=1 << 20).contains(&kib) || !kib.is_power_of_two() {
+        return Err(format!(
+            "`{s}` must be a power of two between 4 and 1048576"
+        ));
+    }
+    Ok(kib)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -43,7 +43,7 @@ pub struct Placement {
 }
 
 impl Placement {
-    fn from_match(m: Match, path: &[u8]) -> Self {
+    pub fn from_match(m: Match, path: &[u8]) -> Self {
         Placement {
             cgroup: String::from_utf8_lossy(&path[..m.cgroup_len]).into_owned(),
             key: ContainerKey {
@@ -272,13 +272,20 @@ fn pidns_fact(proc: &ProcRoot, host: &HostPidns, pid: u32) -> PidnsFact {
 
 /// Whether a containerd shim is among `pid`'s ancestors: the second signal
 /// that confirms the `/<namespace>/<id>` layout.
-struct Ancestry<'a> {
+pub struct Ancestry<'a> {
     proc: &'a ProcRoot,
     memo: HashMap<u32, bool>,
 }
 
-impl Ancestry<'_> {
-    fn has_shim_ancestor(&mut self, pid: u32) -> bool {
+impl<'a> Ancestry<'a> {
+    pub fn new(proc: &'a ProcRoot) -> Self {
+        Ancestry {
+            proc,
+            memo: HashMap::new(),
+        }
+    }
+
+    pub fn has_shim_ancestor(&mut self, pid: u32) -> bool {
         let mut chain = Vec::new();
         let mut cur = pid;
         let mut found = false;
@@ -329,10 +336,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
     // Pass 1: which processes sit in a container's cgroup (one read each).
     let mut candidates = Vec::new();
     let mut buf = Vec::with_capacity(4096);
-    let mut ancestry = Ancestry {
-        proc: &proc,
-        memo: HashMap::new(),
-    };
+    let mut ancestry = Ancestry::new(&proc);
     for &pid in &pids {
         if let Err(e) = proc.read_into(pid, "cgroup", &mut buf) {
             count_error(&mut summary, &e);

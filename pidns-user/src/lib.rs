@@ -14,3 +14,4 @@ pub mod parse;
 pub mod procfs;
 pub mod render;
 pub mod report;
+pub mod watch;

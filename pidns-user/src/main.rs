@@ -4,10 +4,12 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use pidns::{
     allow::AllowList,
-    cli::{Cli, ColorWhen, Command, ScanArgs, ScanFormat, Target},
+    cli::{
+        Cli, ColorWhen, Command, ScanArgs, ScanFormat, Target, WatchArgs, WatchFormat, WatchMode,
+    },
     engine::{self, ScanOptions},
     names::NameResolver,
-    render,
+    render, watch,
 };
 
 /// Exit codes, as documented in the README.
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Scan(args) => run_scan(args),
+        Command::Watch(args) => run_watch(args),
     };
     match result {
         Ok(code) => code,
@@ -33,13 +36,18 @@ fn main() -> ExitCode {
     }
 }
 
-pub fn scan_options(t: &Target) -> ScanOptions {
-    let host_root = match (&t.host_root, t.no_names) {
+/// The host filesystem root for runtime state, if names are wanted.
+fn host_root(t: &Target) -> Option<std::path::PathBuf> {
+    match (&t.host_root, t.no_names) {
         (_, true) => None,
         (Some(root), false) => Some(root.clone()),
         (None, false) if t.proc_root == std::path::Path::new("/proc") => Some("/".into()),
         (None, false) => None,
-    };
+    }
+}
+
+pub fn scan_options(t: &Target) -> ScanOptions {
+    let host_root = host_root(t);
     ScanOptions {
         proc_root: t.proc_root.clone(),
         host_pid: Some(t.host_pid),
@@ -64,4 +72,26 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let opts = watch::WatchOptions {
+        scan: scan_options(&args.target),
+        host_root: host_root(&args.target),
+        format: match args.format {
+            WatchFormat::Human => watch::Format::Human,
+            WatchFormat::Json => watch::Format::Json,
+        },
+        mode: match args.mode {
+            WatchMode::Auto => watch::Mode::Auto,
+            WatchMode::Ebpf => watch::Mode::Ebpf,
+            WatchMode::Procfs => watch::Mode::Procfs,
+        },
+        interval: args.interval,
+        duration: args.duration,
+        cgroup_root: args.cgroup_root,
+        ringbuf_bytes: args.ring_buffer_kib * 1024,
+    };
+    watch::run(opts)?;
+    Ok(ExitCode::SUCCESS)
 }

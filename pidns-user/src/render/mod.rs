@@ -5,6 +5,7 @@
 //! `NO_COLOR` is unset (or `--color` says otherwise).
 
 pub mod cis;
+pub mod events;
 pub mod json;
 pub mod table;
 

@@ -1,0 +1,90 @@
+//! `pidns watch` output: JSON lines, or one readable line per event.
+
+use std::fmt::Write as _;
+
+use super::{BOLD, CYAN, DIM, RED, YELLOW, short_id};
+use crate::watch::events::{ContainerRef, WatchEvent};
+
+/// One JSON object, no newline.
+pub fn json(e: &WatchEvent) -> String {
+    serde_json::to_string(e)
+        .unwrap_or_else(|err| format!("{{\"event\":\"error\",\"message\":\"{err}\"}}"))
+}
+
+fn who(c: &ContainerRef) -> String {
+    let mut s = format!("{} {}", c.runtime, short_id(&c.container_id));
+    let name = c
+        .name
+        .clone()
+        .or_else(|| c.pod.as_ref().and_then(|p| p.name.clone()));
+    if let Some(n) = name {
+        let _ = write!(s, " ({n})");
+    }
+    s
+}
+
+/// One line for a terminal.
+pub fn human(e: &WatchEvent) -> String {
+    match e {
+        WatchEvent::Ready {
+            mode,
+            probes,
+            host_pidns,
+            containers,
+            sharing,
+            ..
+        } => {
+            let ns = host_pidns.inode.map_or_else(
+                || "the proc root's own".to_owned(),
+                |i| format!("pid:[{i}]"),
+            );
+            let how = if *mode == "ebpf" {
+                format!("{} probes attached", probes.len())
+            } else {
+                "polling /proc".to_owned()
+            };
+            format!(
+                "{BOLD}ready{BOLD:#}: watching {containers} containers ({sharing} in the host PID namespace) against {ns}; {how}"
+            )
+        }
+        WatchEvent::HostPidns(f) => {
+            let mut line = format!(
+                "{} {RED}HOST PIDNS{RED:#} {:<13} {}  pid {} {}",
+                f.ts,
+                f.trigger.as_str(),
+                who(&f.container),
+                f.pid,
+                f.comm
+            );
+            if let Some(file) = &f.filename {
+                let _ = write!(line, " {DIM}{file}{DIM:#}");
+            }
+            line
+        }
+        WatchEvent::Setns(s) => {
+            let (style, what) = if s.ok {
+                (RED, "joined")
+            } else {
+                (YELLOW, "tried to join")
+            };
+            let err = s
+                .error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            format!(
+                "{} {style}SETNS{style:#}      {} {what} the host's {} namespace{err}  pid {} {}",
+                s.ts,
+                who(&s.container),
+                s.nstype,
+                s.pid,
+                s.comm
+            )
+        }
+        WatchEvent::Lost { count, total, ts } => {
+            format!(
+                "{ts} {CYAN}LOST{CYAN:#}       {count} events dropped by the kernel ({total} in all); findings may be missing"
+            )
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Loading and attaching the probes, and talking to their maps.
+
+use std::path::Path;
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, TracePoint},
+};
+use pidns_ebpf::{Config, maps, task};
+use tokio::io::unix::AsyncFd;
+
+/// The probes, built and embedded by build.rs.
+static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pidns-probes"));
+
+/// (program, attach point, required): the required ones are what every
+/// finding rests on; the others add detail or a namespace type the kernel
+/// may lack (time namespaces need CONFIG_TIME_NS).
+const TRACEPOINTS: [(&str, bool); 6] = [
+    ("sched_process_exec", true),
+    ("sched_process_fork", true),
+    ("sched_process_exit", true),
+    ("cgroup_attach_task", true),
+    ("cgroup_mkdir", true),
+    ("cgroup_rmdir", true),
+];
+/// Syscall tracepoints: setns (the escape), clone and clone3 (flags).
+const SYSCALL_TRACEPOINTS: [(&str, bool); 3] = [
+    ("sys_exit_setns", false),
+    ("sys_enter_clone", false),
+    ("sys_enter_clone3", false),
+];
+
+pub struct Probes {
+    // Dropping `Ebpf` detaches every program; keep it last to drop.
+    pub attached: Vec<String>,
+    pub skipped: Vec<(String, String)>,
+    pub ring: AsyncFd<RingBuf<MapData>>,
+    cgroups: BpfHashMap<MapData, u64, u32>,
+    tasks: BpfHashMap<MapData, u32, u32>,
+    lost: PerCpuArray<MapData, u64>,
+    _ebpf: Ebpf,
+}
+
+impl Probes {
+    pub fn load(
+        config: &Config,
+        ringbuf_bytes: u32,
+        tracefs: Result<std::path::PathBuf, String>,
+    ) -> anyhow::Result<Probes> {
+        use anyhow::Context as _;
+        raise_memlock();
+        let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .override_global(maps::CONFIG, config, true)
+            .map_max_entries(maps::EVENTS, ringbuf_bytes)
+            .load(PROBES)
+            .context("loading the eBPF probes")?;
+        let mut attached = Vec::new();
+        let mut skipped = Vec::new();
+        let mut outcome =
+            |name: &str, required: bool, r: anyhow::Result<()>| -> anyhow::Result<()> {
+                match r {
+                    Ok(()) => {
+                        attached.push(name.to_owned());
+                        Ok(())
+                    }
+                    Err(e) if !required => {
+                        skipped.push((name.to_owned(), format!("{e:#}")));
+                        Ok(())
+                    }
+                    Err(e) => Err(e.context(format!("attaching {name}"))),
+                }
+            };
+        for (name, required) in TRACEPOINTS {
+            let r = (|| -> anyhow::Result<()> {
+                let p: &mut BtfTracePoint = ebpf
+                    .program_mut(name)
+                    .context("missing from the object")?
+                    .try_into()?;
+                p.load(name, &btf)?;
+                p.attach()?;
+                Ok(())
+            })();
+            outcome(name, required, r)?;
+        }
+        for (name, required) in SYSCALL_TRACEPOINTS {
+            let r = match &tracefs {
+                Ok(_) => (|| -> anyhow::Result<()> {
+                    let p: &mut TracePoint = ebpf
+                        .program_mut(name)
+                        .context("missing from the object")?
+                        .try_into()?;
+                    p.load()?;
+                    p.attach("syscalls", name)?;
+                    Ok(())
+                })(),
+                Err(why) => Err(anyhow::anyhow!("{why}")),
+            };
+            outcome(name, required, r)?;
+        }
+        let take = |ebpf: &mut Ebpf, name: &str| {
+            ebpf.take_map(name)
+                .with_context(|| format!("map {name} missing"))
+        };
+        let ring = RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)?;
+        let cgroups = BpfHashMap::try_from(take(&mut ebpf, maps::CGROUPS)?)?;
+        let tasks = BpfHashMap::try_from(take(&mut ebpf, maps::TASKS)?)?;
+        let lost = PerCpuArray::try_from(take(&mut ebpf, maps::LOST)?)?;
+        // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns it.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| anyhow::anyhow!("registering the ring buffer with tokio: {e}"))?;
+        Ok(Probes {
+            attached,
+            skipped,
+            ring,
+            cgroups,
+            tasks,
+            lost,
+            _ebpf: ebpf,
+        })
+    }
+
+    pub fn classify(&mut self, cgroup_id: u64, class: u32) {
+        if let Err(e) = self.cgroups.insert(cgroup_id, class, 0) {
+            eprintln!("pidns watch: cannot classify cgroup {cgroup_id}: {e}");
+        }
+    }
+
+    pub fn track(&mut self, pid: u32) {
+        let _ = self.tasks.insert(pid, task::CONTAINER_PROCESS, 0);
+    }
+
+    /// Events the kernel dropped so far, over all CPUs.
+    pub fn lost(&self) -> u64 {
+        self.lost
+            .get(&0, 0)
+            .map(|per_cpu| per_cpu.iter().sum())
+            .unwrap_or(0)
+    }
+
+    /// Takes every record now in the ring buffer.
+    pub fn drain(ring: &mut RingBuf<MapData>, mut each: impl FnMut(&[u8])) {
+        while let Some(item) = ring.next() {
+            each(&item);
+        }
+    }
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Raising it needs
+/// CAP_SYS_RESOURCE, which hardened hosts (and this project's CI) lack; newer
+/// kernels do not need it, so a refusal is not an error.
+fn raise_memlock() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid pointer has no other preconditions.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+/// Why the probes cannot be used here, checked before trying.
+pub fn precheck() -> Result<(), String> {
+    if !Path::new(super::btf::VMLINUX).exists() {
+        return Err(format!(
+            "the kernel has no BTF ({} is missing)",
+            super::btf::VMLINUX
+        ));
+    }
+    if !nix::unistd::geteuid().is_root() && !has_bpf_caps() {
+        return Err("not root and without CAP_BPF + CAP_PERFMON".into());
+    }
+    Ok(())
+}
+
+fn has_bpf_caps() -> bool {
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    eff & (1 << CAP_BPF) != 0 && eff & (1 << CAP_PERFMON) != 0
+}

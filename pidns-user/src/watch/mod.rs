@@ -1,0 +1,186 @@
+//! `pidns watch`: the host agent.
+//!
+//! With eBPF (the default where it works), probes report container processes
+//! that land in the host PID namespace and container processes that setns
+//! into host namespaces, as it happens. Without it, pidns says why in one line
+//! and polls /proc with the scan engine instead (findings carry trigger `poll`).
+//!
+//! Start-up is the same in both modes: a full scan (the engine `pidns scan`
+//! uses) reports the containers already sharing the host PID namespace with
+//! trigger `scan`; then a `ready` event says that everything is watched.
+
+pub mod attribute;
+pub mod btf;
+pub mod cgroupfs;
+#[cfg(pidns_ebpf)]
+pub mod ebpf;
+pub mod events;
+pub mod hostns;
+pub mod output;
+mod poll;
+pub mod tracefs;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+
+use crate::{
+    engine::{self, ScanOptions},
+    error::ScanError,
+    procfs::ProcRoot,
+};
+pub use output::{Format, Output};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// eBPF where it works, else procfs polling.
+    Auto,
+    Ebpf,
+    Procfs,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    pub scan: ScanOptions,
+    pub host_root: Option<PathBuf>,
+    pub format: Format,
+    pub mode: Mode,
+    /// Polling period in procfs mode.
+    pub interval: Duration,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// The unified cgroup hierarchy; found in mountinfo by default.
+    pub cgroup_root: Option<PathBuf>,
+    /// Ring buffer size, a power of two multiple of the page size.
+    pub ringbuf_bytes: u32,
+}
+
+/// Why watch could not start (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error("eBPF mode unavailable: {0}")]
+    Ebpf(String),
+}
+
+/// Runs until SIGINT, SIGTERM or `--duration`.
+pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(async move {
+        let proc = ProcRoot::open(&opts.scan.proc_root).map_err(WatchError::from)?;
+        proc.pids().map_err(WatchError::from)?;
+        let host = engine::host_pidns(&proc, opts.scan.host_pid).map_err(WatchError::from)?;
+        let mut out = Output::new(opts.format);
+        match opts.mode {
+            Mode::Procfs => poll::run(&opts, &mut out).await,
+            Mode::Ebpf => match start_ebpf(&opts, &proc, &host) {
+                Ok(probes) => live::run(&opts, proc, host, probes, &mut out).await,
+                Err(reason) => Err(WatchError::Ebpf(reason).into()),
+            },
+            Mode::Auto => match start_ebpf(&opts, &proc, &host) {
+                Ok(probes) => live::run(&opts, proc, host, probes, &mut out).await,
+                Err(reason) => {
+                    eprintln!(
+                        "pidns watch: eBPF unavailable ({reason}); polling /proc every {:?} instead",
+                        opts.interval
+                    );
+                    poll::run(&opts, &mut out).await
+                }
+            },
+        }
+    })
+}
+
+#[cfg(not(pidns_ebpf))]
+mod live {
+    pub struct Probes;
+    pub async fn run(
+        _: &super::WatchOptions,
+        _: crate::procfs::ProcRoot,
+        _: crate::report::HostPidns,
+        _: Probes,
+        _: &mut super::Output,
+    ) -> anyhow::Result<()> {
+        unreachable!("start_ebpf never succeeds without probes")
+    }
+}
+
+#[cfg(not(pidns_ebpf))]
+fn start_ebpf(
+    _: &WatchOptions,
+    _: &ProcRoot,
+    _: &crate::report::HostPidns,
+) -> Result<live::Probes, String> {
+    Err("this pidns was built without its eBPF probes; rebuild after `cargo xtask setup` (see README)".into())
+}
+
+#[cfg(pidns_ebpf)]
+fn start_ebpf(
+    opts: &WatchOptions,
+    proc: &ProcRoot,
+    host: &crate::report::HostPidns,
+) -> Result<ebpf::Probes, String> {
+    ebpf::precheck()?;
+    let ino = host
+        .inode
+        .ok_or("the host PID namespace's inode is unreadable")?;
+    let mut offsets =
+        btf::offsets(std::path::Path::new(btf::VMLINUX)).map_err(|e| e.to_string())?;
+    // The syscall tracepoints (setns, clone flags) are optional: without
+    // tracefs, their probes are skipped and said so.
+    let tracefs = tracefs::ensure_mounted().and_then(|t| {
+        let (arg0, ret) = tracefs::syscall_layout(&t)?;
+        offsets.syscall_enter_arg0 = arg0;
+        offsets.syscall_exit_ret = ret;
+        Ok(t)
+    });
+    let ns = hostns::HostNamespaces::find(proc, host);
+    let config = pidns_ebpf::Config {
+        host_pidns_dev: hostns::nsfs_dev().map_err(|e| format!("stat /proc/self/ns/pid: {e}"))?,
+        host_pidns_ino: ino,
+        host_ns_inum: ns.inums,
+        offsets,
+    };
+    ebpf::Probes::load(&config, opts.ringbuf_bytes, tracefs).map_err(|e| format!("{e:#}"))
+}
+
+#[cfg(pidns_ebpf)]
+mod live;
+
+/// SIGINT, SIGTERM or the end of `--duration`. The handlers are installed
+/// when this is created, so a signal during start-up is not lost.
+pub(crate) struct Stop {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Stop {
+    pub(crate) fn new(duration: Option<Duration>) -> anyhow::Result<Stop> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Stop {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            deadline: duration.map(|d| tokio::time::Instant::now() + d),
+        })
+    }
+
+    pub(crate) async fn wait(&mut self) {
+        let deadline = self.deadline;
+        let timer = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            () = timer => {}
+        }
+    }
+}
