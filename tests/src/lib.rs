@@ -8,6 +8,7 @@
 //!   API to create containers in every PID mode with RAII cleanup.
 //! - [`pidns`]: running the pidns binary under test.
 
+pub mod cgroups;
 pub mod pidns;
 pub mod runtimes;
 pub mod sh;

@@ -1,0 +1,477 @@
+//! `pidns watch` against the real kernel and real runtimes: every way a
+//! container process lands in the host PID namespace is reported with its
+//! container id, isolated containers produce nothing, and setns into host
+//! namespaces is reported, failed attempts included.
+
+use std::{process::Command, time::Duration};
+
+use nix::sys::signal::Signal;
+use pidns_tests::{
+    Container, Layout, Pid, Rt, Spec,
+    cgroups::FakeContainer,
+    pidns::{Watch, synth},
+    ready, require_root, skip,
+};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Watch in eBPF mode, or a skip (a failure under PIDNS_REQUIRE_PRIVILEGED=1).
+fn watch(test: &str, needs: &[Rt], extra: &[&str]) -> Option<Watch> {
+    ready(test, needs)?;
+    let mut args = vec!["--mode", "ebpf"];
+    args.extend_from_slice(extra);
+    match Watch::start(&args) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            skip::skip(test, &format!("eBPF watch cannot start here: {e:#}"));
+            None
+        }
+    }
+}
+
+#[track_caller]
+fn expect(w: &Watch, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    w.wait_for(WAIT, pred).unwrap_or_else(|| {
+        panic!(
+            "no event for {what} within {WAIT:?}; got:\n{}\nstderr:\n{}",
+            w.events()
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            w.stderr()
+        )
+    })
+}
+
+fn finding(e: &Value, id: &str) -> bool {
+    e["event"] == "host_pidns" && e["container_id"] == id
+}
+
+fn runtime_host_pid_cases(rt: Rt, test: &str) {
+    let Some(w) = watch(test, &[rt], &[]) else {
+        return;
+    };
+    let c = Container::start(&Spec::new(rt).pid(Pid::Host)).expect("host-pid container");
+    let f = expect(&w, "the container's init", |e| {
+        finding(e, &c.id) && e["comm"] == "sleep"
+    });
+    assert_eq!(f["runtime"], c.runtime);
+    assert_eq!(f["trigger"], "exec");
+    assert_eq!(f["pid"], c.init_pid());
+    // exec into it
+    let out = c.exec(&["sh", "-c", "true"]).expect("exec");
+    assert!(out.status.success(), "{}", out.stderr);
+    expect(&w, "an exec into the container", |e| {
+        finding(e, &c.id) && e["comm"] == "sh" && e["trigger"] == "exec"
+    });
+    // a process that exits at once, attributed from the kernel event alone
+    let short = Container::run_to_completion(&Spec::new(rt).pid(Pid::Host).cmd(&["true"]))
+        .expect("short-lived container");
+    expect(&w, "a short-lived container", |e| {
+        finding(e, &short.id) && e["comm"] == "true" && e["trigger"] == "exec"
+    });
+}
+
+#[test]
+fn docker_run_exec_and_short_lived() {
+    runtime_host_pid_cases(Rt::Docker, "docker_run_exec_and_short_lived");
+}
+
+#[test]
+fn podman_run_exec_and_short_lived() {
+    runtime_host_pid_cases(Rt::Podman, "podman_run_exec_and_short_lived");
+}
+
+#[test]
+fn containerd_with_ns_into_the_host_pid_namespace() {
+    // ctr run --with-ns pid:/proc/<host pid>/ns/pid: runc setns-es into the host's.
+    runtime_host_pid_cases(Rt::Ctr, "containerd_with_ns_into_the_host_pid_namespace");
+}
+
+#[test]
+fn kubernetes_host_pid_pods_in_every_layout() {
+    let Some(w) = watch("kubernetes_host_pid_pods_in_every_layout", &[Rt::Runc], &[]) else {
+        return;
+    };
+    for layout in Layout::ALL {
+        let c = Container::start(&Spec::new(Rt::Runc).layout(layout).pid(Pid::Host))
+            .expect("hostPID pod container");
+        let f = expect(&w, &format!("{layout:?}"), |e| finding(e, &c.id));
+        assert_eq!(f["runtime"], c.runtime, "{layout:?}");
+        if let Some(uid) = &c.pod_uid {
+            assert_eq!(f["pod"]["uid"], uid.as_str(), "{layout:?}: {f}");
+        }
+    }
+    let short = Container::run_to_completion(
+        &Spec::new(Rt::Runc)
+            .layout(Layout::KubepodsSystemdContainerd)
+            .pid(Pid::Host)
+            .cmd(&["true"]),
+    )
+    .expect("short-lived pod container");
+    expect(&w, "a short-lived hostPID pod container", |e| {
+        finding(e, &short.id) && e["comm"] == "true"
+    });
+}
+
+#[test]
+fn isolated_containers_produce_nothing() {
+    let Some(w) = watch(
+        "isolated_containers_produce_nothing",
+        &[Rt::Docker, Rt::Podman, Rt::Ctr, Rt::Runc],
+        &[],
+    ) else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for rt in [Rt::Docker, Rt::Podman, Rt::Ctr] {
+        let c = Container::start(&Spec::new(rt)).expect("isolated container");
+        let shared = Container::start(&Spec::new(rt).pid(Pid::Container(&c)))
+            .expect("container-pid container");
+        let out = c.exec(&["sh", "-c", "sleep 0.1 & wait"]).expect("exec");
+        assert!(out.status.success(), "{:?}: {}", rt, out.stderr);
+        let short =
+            Container::run_to_completion(&Spec::new(rt).cmd(&["true"])).expect("short-lived");
+        ids.extend([c.id.clone(), shared.id.clone(), short.id.clone()]);
+    }
+    for layout in Layout::ALL {
+        let c =
+            Container::start(&Spec::new(Rt::Runc).layout(layout)).expect("isolated pod container");
+        c.exec(&["sh", "-c", "true"]).expect("exec");
+        ids.push(c.id.clone());
+    }
+    // Everything above is done and removed. The kernel hands events over in
+    // order, so once a later host-PID container shows up, any finding about
+    // the isolated ones would already be here.
+    let sentinel =
+        Container::run_to_completion(&Spec::new(Rt::Docker).pid(Pid::Host).cmd(&["true"]))
+            .expect("sentinel");
+    expect(&w, "the sentinel", |e| finding(e, &sentinel.id));
+    let wrong: Vec<Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| ids.iter().any(|id| e["container_id"] == id.as_str()))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "false findings for isolated containers: {wrong:#?}"
+    );
+}
+
+#[test]
+fn setns_into_host_namespaces_including_refused_attempts() {
+    let Some(w) = watch(
+        "setns_into_host_namespaces_including_refused_attempts",
+        &[Rt::Docker],
+        &[],
+    ) else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    let able = Container::start(
+        &Spec::new(Rt::Docker)
+            .pid(Pid::Host)
+            .cap("SYS_ADMIN")
+            .cap("SYS_PTRACE"),
+    )
+    .expect("container");
+    let out = able
+        .exec(&["nsenter", "-t", &me, "-m", "-u", "true"])
+        .expect("nsenter");
+    assert!(
+        out.status.success(),
+        "nsenter with CAP_SYS_ADMIN: {}",
+        out.stderr
+    );
+    for ns in ["mnt", "uts"] {
+        let e = expect(&w, &format!("setns into the host's {ns}"), |e| {
+            e["event"] == "setns" && e["container_id"] == able.id.as_str() && e["nstype"] == ns
+        });
+        assert_eq!(
+            (e["ok"].as_bool(), e["target"].as_str(), e["comm"].as_str()),
+            (Some(true), Some("host"), Some("nsenter"))
+        );
+    }
+    // Without CAP_SYS_ADMIN the kernel (here Docker's seccomp profile) refuses: still reported.
+    let unable = Container::start(&Spec::new(Rt::Docker).pid(Pid::Host).cap("SYS_PTRACE"))
+        .expect("container");
+    let out = unable
+        .exec(&["nsenter", "-t", &me, "-m", "true"])
+        .expect("nsenter");
+    assert!(
+        !out.status.success(),
+        "nsenter without CAP_SYS_ADMIN should fail"
+    );
+    let e = expect(&w, "the refused setns", |e| {
+        e["event"] == "setns" && e["container_id"] == unable.id.as_str()
+    });
+    assert_eq!(
+        (e["ok"].as_bool(), e["error"].as_str()),
+        (Some(false), Some("EPERM")),
+        "{e}"
+    );
+}
+
+fn run_synth(args: &[&str]) -> std::process::Output {
+    let out = Command::new(synth().expect("pidns-synth"))
+        .args(args)
+        .output()
+        .expect("pidns-synth");
+    assert!(
+        out.status.success(),
+        "pidns-synth {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn synthetic_attach_exec_fork_clone_and_setns() {
+    if !require_root("synthetic_attach_exec_fork_clone_and_setns") {
+        return;
+    }
+    let Some(w) = watch("synthetic_attach_exec_fork_clone_and_setns", &[], &[]) else {
+        return;
+    };
+    let fake = FakeContainer::docker().expect("fake container cgroup");
+    let dir = fake.path().display().to_string();
+    let synth = synth().expect("pidns-synth").display().to_string();
+
+    // A host process moves itself into the container's cgroup, then execs.
+    let child = Command::new(&synth)
+        .args(["join-cgroup", &dir, "--", "/bin/sleep", "0.2"])
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let f = expect(&w, "the move into the cgroup", |e| {
+        finding(e, &fake.id) && e["trigger"] == "cgroup_attach"
+    });
+    assert_eq!(
+        (f["pid"].as_u64(), f["runtime"].as_str()),
+        (Some(u64::from(pid)), Some("docker"))
+    );
+    expect(&w, "its exec", |e| {
+        finding(e, &fake.id) && e["trigger"] == "exec" && e["pid"] == pid
+    });
+
+    // A plain fork stays in the host PID namespace.
+    run_synth(&[
+        "join-cgroup",
+        &dir,
+        "--",
+        "/bin/sh",
+        "-c",
+        "/bin/sleep 0.1 & wait",
+    ]);
+    let f = expect(&w, "a fork", |e| {
+        finding(e, &fake.id) && e["trigger"] == "fork"
+    });
+    assert!(
+        f["clone_flags"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("0x")),
+        "{f}"
+    );
+
+    // clone with CLONE_NEWNS but not CLONE_NEWPID: left in the host's, says how.
+    run_synth(&[
+        "join-cgroup",
+        &dir,
+        "--",
+        &synth,
+        "clone",
+        "newns",
+        "--",
+        "/bin/sleep",
+        "0.1",
+    ]);
+    let f = expect(&w, "a clone(CLONE_NEWNS)", |e| {
+        finding(e, &fake.id) && e["trigger"] == "clone"
+    });
+    let flags = u64::from_str_radix(
+        f["clone_flags"]
+            .as_str()
+            .unwrap_or("0x0")
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap_or(0);
+    assert_ne!(flags & 0x0002_0000, 0, "CLONE_NEWNS in {f}");
+
+    // CLONE_NEWPID: the child gets an isolated namespace and is not a finding.
+    let child = Command::new(&synth)
+        .args([
+            "join-cgroup",
+            &dir,
+            "--",
+            &synth,
+            "clone",
+            "newpid",
+            "--",
+            "/bin/sleep",
+            "0.1",
+        ])
+        .spawn()
+        .expect("spawn");
+    let parent = child.id();
+    assert!(child.wait_with_output().expect("wait").status.success());
+
+    // setns into a host namespace from inside the container's cgroup.
+    run_synth(&[
+        "join-cgroup",
+        &dir,
+        "--",
+        &synth,
+        "setns",
+        "uts",
+        "/proc/self/ns/uts",
+    ]);
+    let e = expect(&w, "setns uts", |e| {
+        e["event"] == "setns" && e["container_id"] == fake.id.as_str()
+    });
+    assert_eq!(
+        (e["nstype"].as_str(), e["ok"].as_bool()),
+        (Some("uts"), Some(true))
+    );
+
+    let isolated_child: Vec<Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| {
+            finding(e, &fake.id)
+                && e["ppid"] == parent
+                && matches!(e["trigger"].as_str(), Some("fork" | "clone"))
+        })
+        .collect();
+    assert!(
+        isolated_child.is_empty(),
+        "a CLONE_NEWPID child is not in the host PID namespace: {isolated_child:#?}"
+    );
+}
+
+#[test]
+fn lost_events_are_counted_and_reported() {
+    if !require_root("lost_events_are_counted_and_reported") {
+        return;
+    }
+    let Some(w) = watch(
+        "lost_events_are_counted_and_reported",
+        &[],
+        &["--ring-buffer-kib", "4"],
+    ) else {
+        return;
+    };
+    let fake = FakeContainer::docker().expect("fake container cgroup");
+    let dir = fake.path().display().to_string();
+    let agent = nix::unistd::Pid::from_raw(w.pid().expect("pid") as i32);
+    // Freeze the reader so that a burst must overflow a 4 KiB ring.
+    nix::sys::signal::kill(agent, Signal::SIGSTOP).expect("SIGSTOP");
+    run_synth(&[
+        "join-cgroup",
+        &dir,
+        "--",
+        "/bin/sh",
+        "-c",
+        "for i in $(seq 200); do /bin/true; done",
+    ]);
+    nix::sys::signal::kill(agent, Signal::SIGCONT).expect("SIGCONT");
+    let e = expect(&w, "a lost event", |e| e["event"] == "lost");
+    assert!(e["count"].as_u64().is_some_and(|n| n > 0), "{e}");
+    assert!(e["total"].as_u64() >= e["count"].as_u64());
+}
+
+#[test]
+fn sigint_and_sigterm_detach_and_exit_zero() {
+    if !require_root("sigint_and_sigterm_detach_and_exit_zero") {
+        return;
+    }
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        let Some(mut w) = watch("sigint_and_sigterm_detach_and_exit_zero", &[], &[]) else {
+            return;
+        };
+        let status = w.stop_with(sig).expect("stop");
+        assert!(
+            status.success(),
+            "{sig}: {status:?}; stderr:\n{}",
+            w.stderr()
+        );
+    }
+    // --duration ends it on its own
+    let bin = pidns_tests::pidns::bin().expect("pidns");
+    let out = Command::new(bin)
+        .args([
+            "watch",
+            "--mode",
+            "ebpf",
+            "--format",
+            "json",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"event\":\"ready\""));
+}
+
+#[test]
+fn without_ebpf_one_line_then_procfs_polling() {
+    if !require_root("without_ebpf_one_line_then_procfs_polling") {
+        return;
+    }
+    // As an unprivileged user pidns cannot load probes: it must say so once and poll.
+    let bin = pidns_tests::pidns::bin().expect("pidns");
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(bin)
+        .args([
+            "watch",
+            "--format",
+            "json",
+            "--duration",
+            "1.5",
+            "--interval",
+            "0.5",
+        ])
+        .output()
+        .expect("setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one clear line: {stderr}");
+    assert!(
+        lines[0].contains("eBPF unavailable") && lines[0].contains("polling"),
+        "{stderr}"
+    );
+    let ready: Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &Value| v["event"] == "ready")
+        .expect("ready event");
+    assert_eq!(ready["mode"], "procfs");
+}
+
+#[test]
+fn procfs_mode_reports_new_host_pid_containers() {
+    let Some(()) = ready("procfs_mode_reports_new_host_pid_containers", &[Rt::Docker]) else {
+        return;
+    };
+    let w = Watch::start(&["--mode", "procfs", "--interval", "0.3"]).expect("watch");
+    let c = Container::start(&Spec::new(Rt::Docker).pid(Pid::Host)).expect("host-pid container");
+    let f = expect(&w, "a polled finding", |e| finding(e, &c.id));
+    assert_eq!(f["trigger"], "poll");
+    assert_eq!(f["pid"], c.init_pid());
+}
