@@ -69,6 +69,11 @@ pub struct ScanArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = ScanFormat::Table)]
     pub format: ScanFormat,
+    /// Read the name and `pid_for_children` of every host-PID process as
+    /// evidence, not only of the first one in each container (which is all
+    /// the verdict needs).
+    #[arg(long)]
+    pub all_evidence: bool,
 }
 
 #[derive(Debug, clap::Args)]

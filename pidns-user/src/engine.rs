@@ -114,7 +114,15 @@ pub struct ScanOptions {
     pub host_pid: Option<u32>,
     pub allow: AllowList,
     pub names: Option<NameResolver>,
+    /// Read `comm` and `ns/pid_for_children` for at most this many host-PID
+    /// processes per container (`None`: all of them).
+    pub evidence_detail: Option<usize>,
 }
+
+/// The default for [`ScanOptions::evidence_detail`] in `pidns scan`: the
+/// verdict needs one host-PID process that is not a runtime's, so that is
+/// what is read in detail; the others are listed by pid, inode and method.
+pub const EVIDENCE_DETAIL: usize = 1;
 
 enum PidnsFact {
     InHost { inode: Option<u64>, method: Method },
@@ -136,10 +144,18 @@ struct Draft {
     host: Vec<ProcessEvidence>,
     runtime_pids: Vec<u32>,
     unknown: Vec<ReadError>,
+    /// Host-PID processes whose name and children's namespace were read.
+    detailed: usize,
 }
 
 /// Establishes the host PID namespace of a proc root.
-pub fn host_pidns(proc: &ProcRoot, host_pid: Option<u32>) -> Result<HostPidns, ScanError> {
+///
+/// `pids` is the proc root's listing, when the caller already has one.
+pub fn host_pidns(
+    proc: &ProcRoot,
+    host_pid: Option<u32>,
+    pids: Option<&[u32]>,
+) -> Result<HostPidns, ScanError> {
     let explicit = host_pid.is_some();
     let host_pid = host_pid.unwrap_or(1);
     let link = proc.ns_inode(host_pid, "pid");
@@ -174,7 +190,10 @@ pub fn host_pidns(proc: &ProcRoot, host_pid: Option<u32>) -> Result<HostPidns, S
             })?;
             match status.in_procfs_pidns() {
                 Some(true) => {
-                    let (inode, inode_source_pid) = learn_inode(proc, host_pid);
+                    let (inode, inode_source_pid) = match pids {
+                        Some(pids) => learn_inode(proc, host_pid, pids),
+                        None => learn_inode(proc, host_pid, &proc.pids()?),
+                    };
                     Ok(HostPidns {
                         inode,
                         method: HostMethod::Nspid,
@@ -205,12 +224,9 @@ pub fn host_pidns(proc: &ProcRoot, host_pid: Option<u32>) -> Result<HostPidns, S
 
 /// Finds the inode of the proc root's own PID namespace through any process
 /// in it whose link is readable (kernel threads usually are).
-fn learn_inode(proc: &ProcRoot, skip: u32) -> (Option<u64>, Option<u32>) {
+fn learn_inode(proc: &ProcRoot, skip: u32, pids: &[u32]) -> (Option<u64>, Option<u32>) {
     const ATTEMPTS: usize = 64;
-    let Ok(pids) = proc.pids() else {
-        return (None, None);
-    };
-    for pid in pids.into_iter().filter(|&p| p != skip).take(ATTEMPTS) {
+    for &pid in pids.iter().filter(|&&p| p != skip).take(ATTEMPTS) {
         let Ok(inode) = proc.ns_inode(pid, "pid") else {
             continue;
         };
@@ -326,7 +342,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
     let scanned_at = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
     let proc = ProcRoot::open(&opts.proc_root)?;
     let pids = proc.pids()?;
-    let host = host_pidns(&proc, opts.host_pid)?;
+    let host = host_pidns(&proc, opts.host_pid, Some(&pids))?;
     let mut summary = Summary {
         processes_scanned: pids.len(),
         ..Summary::default()
@@ -365,12 +381,23 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
         let draft = drafts.entry(placement.key.clone()).or_default();
         match fact {
             PidnsFact::InHost { inode, method } => {
-                let comm = proc.comm(pid).ok();
+                // The verdict needs one host-PID process that is not a
+                // runtime's; the detail (name, where its children go) is
+                // read for the first few of each container unless asked for all.
+                let detailed = opts
+                    .evidence_detail
+                    .is_none_or(|limit| draft.detailed < limit);
+                let comm = if detailed { proc.comm(pid).ok() } else { None };
                 if comm.as_deref().is_some_and(is_runtime_process) {
                     draft.runtime_pids.push(pid);
                     continue;
                 }
-                let children_pidns_inode = proc.ns_inode(pid, "pid_for_children").ok();
+                let children_pidns_inode = if detailed {
+                    draft.detailed += 1;
+                    proc.ns_inode(pid, "pid_for_children").ok()
+                } else {
+                    None
+                };
                 draft.host.push(ProcessEvidence {
                     pid,
                     comm,

@@ -53,20 +53,27 @@ pub fn scan_options(t: &Target) -> ScanOptions {
         host_pid: Some(t.host_pid),
         allow: AllowList::new(t.allow.iter().cloned()),
         names: host_root.map(NameResolver::new),
+        evidence_detail: Some(engine::EVIDENCE_DETAIL),
     }
 }
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    let report = engine::scan(&scan_options(&args.target)).context("scan failed")?;
+    let mut opts = scan_options(&args.target);
+    if args.all_evidence {
+        opts.evidence_detail = None;
+    }
+    let report = engine::scan(&opts).context("scan failed")?;
     let text = match args.format {
         ScanFormat::Table => render::table::render(&report),
         ScanFormat::Json => render::json::render(&report),
         ScanFormat::Cis => render::cis::render(&report),
     };
     let mut out = anstream::stdout();
-    out.write_all(text.as_bytes())
-        .context("writing the report")?;
-    out.flush().context("writing the report")?;
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // The reader went away (`pidns scan | head`): nothing left to say.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.context("writing the report")?,
+    }
     Ok(if report.violations().next().is_some() {
         ExitCode::from(EXIT_VIOLATION)
     } else {
@@ -76,7 +83,11 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
 
 fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let opts = watch::WatchOptions {
-        scan: scan_options(&args.target),
+        // Each start-up finding names its process.
+        scan: ScanOptions {
+            evidence_detail: None,
+            ..scan_options(&args.target)
+        },
         host_root: host_root(&args.target),
         format: match args.format {
             WatchFormat::Human => watch::Format::Human,

@@ -50,9 +50,7 @@ impl NameResolver {
             return None;
         }
         match runtime {
-            Runtime::Docker => self
-                .docker(id)
-                .or_else(|| self.containerd(id, Some("moby"))),
+            Runtime::Docker => self.docker(id),
             Runtime::Containerd => self.containerd(id, containerd_ns),
             Runtime::CriO => self.crio(id),
             Runtime::Kubernetes => self

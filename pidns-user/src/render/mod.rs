@@ -38,19 +38,24 @@ pub(crate) fn short_id(id: &str) -> &str {
     }
 }
 
-/// How a person would name the container: its name, else its pod, else its short id.
-pub(crate) fn label(c: &Container) -> String {
+/// The container's name as a person knows it (`namespace/pod:container` for
+/// Kubernetes), when the runtime's state gave one.
+pub(crate) fn display_name(c: &Container) -> Option<String> {
     let pod = c.pod.as_ref().and_then(|p| match (&p.namespace, &p.name) {
         (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
         (None, Some(name)) => Some(name.clone()),
         _ => None,
     });
     match (c.name.as_deref(), pod) {
-        (Some(name), Some(pod)) => format!("{pod}:{name}"),
-        (Some(name), None) => name.to_owned(),
-        (None, Some(pod)) => pod,
-        (None, None) => short_id(&c.id).to_owned(),
+        (Some(name), Some(pod)) => Some(format!("{pod}:{name}")),
+        (Some(name), None) => Some(name.to_owned()),
+        (None, pod) => pod,
     }
+}
+
+/// How to name the container in a sentence: its name, else its short id.
+pub(crate) fn label(c: &Container) -> String {
+    display_name(c).unwrap_or_else(|| short_id(&c.id).to_owned())
 }
 
 pub const CONTROL_TITLE: &str = "Ensure that the host's process namespace is not shared";

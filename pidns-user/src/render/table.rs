@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{BOLD, DIM, RED, label, short_id, verdict_style};
+use super::{BOLD, DIM, RED, display_name, label, short_id, verdict_style};
 use crate::report::{HostMethod, ScanReport, Verdict};
 
 pub fn render(r: &ScanReport) -> String {
@@ -47,7 +47,7 @@ pub fn render(r: &ScanReport) -> String {
                     verdict_word(c.verdict).to_owned(),
                     c.runtime.to_string(),
                     short_id(&c.id).to_owned(),
-                    label(c),
+                    display_name(c).unwrap_or_else(|| "-".to_owned()),
                     c.pids.len().to_string(),
                     if pidns.is_empty() { "?".into() } else { pidns },
                 ]
@@ -99,7 +99,13 @@ pub fn render(r: &ScanReport) -> String {
                 label(c),
                 c.cgroup
             );
-            for p in &c.host_pidns_processes {
+            // The first host-PID process of a container is read in detail;
+            // the others are listed (all in detail with --all-evidence).
+            let (detailed, rest): (Vec<_>, Vec<_>) = c
+                .host_pidns_processes
+                .iter()
+                .partition(|p| p.comm.is_some() || p.children_pidns_inode.is_some());
+            for p in detailed {
                 let comm = p.comm.as_deref().unwrap_or("?");
                 let how = match (p.pidns_inode, p.method) {
                     (Some(ino), crate::report::Method::NsLink) => {
@@ -114,6 +120,19 @@ pub fn render(r: &ScanReport) -> String {
                     _ => String::new(),
                 };
                 let _ = writeln!(out, "    pid {} {comm}: {how}{children}", p.pid);
+            }
+            if !rest.is_empty() {
+                const SHOWN: usize = 12;
+                let mut pids: Vec<String> =
+                    rest.iter().take(SHOWN).map(|p| p.pid.to_string()).collect();
+                if rest.len() > SHOWN {
+                    pids.push(format!("and {} more", rest.len() - SHOWN));
+                }
+                let _ = writeln!(
+                    out,
+                    "    also in the host PID namespace: pids {}",
+                    pids.join(", ")
+                );
             }
             if let Some(reason) = &c.unknown_reason {
                 let _ = writeln!(out, "    {DIM}unknown: {reason}{DIM:#}");
