@@ -51,6 +51,7 @@ pub mod maps {
     pub const TASKS: &str = "TASKS";
     pub const CLONE_FLAGS: &str = "CLONE_FLAGS";
     pub const LOST: &str = "LOST";
+    pub const LAST_WAKEUP: &str = "LAST_WAKEUP";
     /// The [`Config`](super::Config) global.
     pub const CONFIG: &str = "CONFIG";
 }
@@ -70,6 +71,14 @@ pub mod task {
 
 /// Runtime binaries, as `comm` names them after an exec, NUL-padded.
 pub const RUNTIME_COMMS: [&[u8]; 4] = [b"runc\0", b"crun\0", b"youki\0", b"runsc\0"];
+
+/// A CPU wakes the ring buffer's reader at most this often. Under a storm
+/// this turns one wakeup per event into one per millisecond; the reader
+/// collects the events in between with a [`DRAIN_AFTER_NS`] backstop.
+pub const WAKEUP_INTERVAL_NS: u64 = 1_000_000;
+/// After a drain that found events, the reader drains again this much later
+/// (more than [`WAKEUP_INTERVAL_NS`]), so no event waits longer than that.
+pub const DRAIN_AFTER_NS: u64 = 2_000_000;
 
 /// Namespace types: the `CLONE_NEW*` flag and the name `/proc/<pid>/ns` uses.
 /// The index is the position in [`Config::host_ns_inum`].

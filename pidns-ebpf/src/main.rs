@@ -13,7 +13,7 @@
 
 use aya_ebpf::{
     Global,
-    bindings::bpf_pidns_info,
+    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, bpf_pidns_info},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
@@ -28,7 +28,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use pidns_ebpf::{
-    Config, Event, NS_TYPES, NSFS_MAGIC, Offsets, RUNTIME_COMMS, class, flags, kind, task,
+    Config, Event, NS_TYPES, NSFS_MAGIC, Offsets, RUNTIME_COMMS, WAKEUP_INTERVAL_NS, class, flags,
+    kind, task,
 };
 
 /// Default size; user space may resize it before loading.
@@ -47,12 +48,18 @@ static TASKS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(65536, 0);
 #[map]
 static CLONE_FLAGS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(8192, 0);
 
+/// Per CPU: when it last woke the ring buffer's reader.
+#[map]
+static LAST_WAKEUP: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// Events that did not fit in the ring buffer.
 #[map]
 static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[unsafe(no_mangle)]
 static CONFIG: Global<Config> = Global::new(Config::ZERO);
+
+const CLONE_VFORK: u64 = 0x4000;
 
 /// Highest PID namespace nesting level the kernel allows.
 const MAX_PID_NS_LEVEL: u32 = 32;
@@ -221,9 +228,25 @@ impl Draft {
         }
     }
 
+    /// Wakes the reader for the first event after a quiet millisecond on
+    /// this CPU; events in between are collected by the reader's backstop.
     #[inline(always)]
     fn submit(self) {
-        self.entry.submit(0);
+        // SAFETY: no arguments, no memory access.
+        let now = unsafe { bpf_ktime_get_ns() };
+        let flags = match LAST_WAKEUP.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+            Some(last) => unsafe {
+                if now.wrapping_sub(*last) >= WAKEUP_INTERVAL_NS {
+                    *last = now;
+                    u64::from(BPF_RB_FORCE_WAKEUP)
+                } else {
+                    u64::from(BPF_RB_NO_WAKEUP)
+                }
+            },
+            None => 0,
+        };
+        self.entry.submit(flags);
     }
 }
 
@@ -345,6 +368,11 @@ fn on_fork(ctx: &BtfTracePointContext) -> Option<()> {
     }
     if class == Some(class::CONTAINER) {
         let _ = TASKS.insert(child_tgid as u32, task::CONTAINER_PROCESS, 0);
+    }
+    // A vfork child (posix_spawn, Go's os/exec) borrows its parent's memory
+    // until it execs or exits at once: its exec is how it arrives, and is reported.
+    if clone_flags & CLONE_VFORK != 0 {
+        return None;
     }
     let mut d = Draft::new(kind::FORK, class, cg, child_tgid as u32, child_pid as u32)?;
     // SAFETY: see Draft::new.

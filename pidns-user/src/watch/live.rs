@@ -76,12 +76,29 @@ pub async fn run(
 
     let mut lost_seen = probes.lost();
     let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
+    // The kernel wakes us at most once a millisecond per CPU; after a drain
+    // that found events, drain again shortly for those that did not wake us.
+    let drain_after = Duration::from_nanos(pidns_ebpf::DRAIN_AFTER_NS);
+    let mut backstop: Option<tokio::time::Instant> = None;
     loop {
+        let backstop_due = async {
+            match backstop {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             guard = probes.ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
                 let actions = take(&mut attr, guard.get_inner_mut());
                 guard.clear_ready();
+                backstop = Some(tokio::time::Instant::now() + drain_after);
+                apply(actions, &mut probes, out);
+                out.flush().context("writing to stdout")?;
+            }
+            () = backstop_due => {
+                let actions = take(&mut attr, probes.ring.get_mut());
+                backstop = (!actions.is_empty()).then(|| tokio::time::Instant::now() + drain_after);
                 apply(actions, &mut probes, out);
                 out.flush().context("writing to stdout")?;
             }

@@ -73,7 +73,7 @@ pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
     rt.block_on(async move {
         let proc = ProcRoot::open(&opts.scan.proc_root).map_err(WatchError::from)?;
         proc.pids().map_err(WatchError::from)?;
-        let host = engine::host_pidns(&proc, opts.scan.host_pid).map_err(WatchError::from)?;
+        let host = engine::host_pidns(&proc, opts.scan.host_pid, None).map_err(WatchError::from)?;
         let mut out = Output::new(opts.format);
         match opts.mode {
             Mode::Procfs => poll::run(&opts, &mut out).await,
