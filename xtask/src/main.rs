@@ -6,6 +6,7 @@
 //! - `test`: setup, then formatting, clippy (user space and eBPF), unit and
 //!   CLI tests, and the privileged tests against the real kernel and runtimes.
 
+mod bench;
 mod cmd;
 mod setup;
 mod test;
@@ -44,6 +45,19 @@ enum Task {
     },
     /// Run every check and test: fmt, clippy, unit, CLI and privileged tests.
     Test(test::Options),
+    /// Benchmarks: scan throughput and scaling, the cost and latency of watch (root).
+    Bench(bench::Options),
+    /// (bench helper) one cgroup read and one ns readlink per process.
+    #[command(hide = true)]
+    BenchFloor,
+    /// (bench helper) join a cgroup, then spawn a program N times.
+    #[command(hide = true)]
+    BenchSpawn {
+        #[arg(long)]
+        cgroup: Option<PathBuf>,
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +74,18 @@ fn main() -> ExitCode {
             .map(|_| ExitCode::SUCCESS),
         Task::Run { args } => run(args),
         Task::Test(opts) => test::run(opts),
+        Task::Bench(opts) => bench::run(opts).map(|_| ExitCode::SUCCESS),
+        Task::BenchFloor => bench::floor().map(|_| ExitCode::SUCCESS),
+        Task::BenchSpawn { cgroup, argv } => match argv.as_slice() {
+            [n, program, args @ ..] => n
+                .parse()
+                .map_err(|e| anyhow::anyhow!("bad count {n}: {e}"))
+                .and_then(|n| bench::spawn(cgroup, n, program, args))
+                .map(|_| ExitCode::SUCCESS),
+            _ => Err(anyhow::anyhow!(
+                "usage: bench-spawn [--cgroup DIR] -- N PROGRAM [ARGS...]"
+            )),
+        },
     };
     match result {
         Ok(code) => code,
