@@ -144,9 +144,10 @@ pub fn run(opts: Options) -> Result<()> {
     if want(Part::Latency) {
         let lat = latency(&pidns, &hier, workers, per)?;
         println!(
-            "latency: {} execs at {:.0}/s in host-PID containers: p50 {} us, p99 {} us, max {} us; {} exec findings, {} lost",
+            "latency: {} execs at {:.0}/s ({:.0}/s without watch) in host-PID containers: p50 {} us, p99 {} us, max {} us; {} exec findings, {} lost",
             lat["execs"],
             lat["exec_per_s"].as_f64().unwrap_or(0.0),
+            lat["exec_per_s_without_watch"].as_f64().unwrap_or(0.0),
             lat["p50_us"],
             lat["p99_us"],
             lat["max_us"],
@@ -647,29 +648,35 @@ fn latency(pidns: &Path, h: &Hierarchies, workers: usize, per_worker: usize) -> 
     let dir = h.unified.join("docker").join(&id);
     fs::create_dir_all(&dir)?;
     let _cleanup = RemoveDir(dir.clone());
-    let agent = Agent::start(pidns, &[])?;
-    let start = Instant::now();
-    let mut spawners = Vec::new();
     let (program, args) = tiny_true()?;
-    for _ in 0..workers {
-        let mut c = Command::new(xtask_exe()?);
-        c.args([
-            "bench-spawn",
-            "--cgroup",
-            &dir.display().to_string(),
-            "--",
-            &per_worker.to_string(),
-            &program,
-        ]);
-        c.args(&args);
-        spawners.push(c.spawn()?);
-    }
-    for mut s in spawners {
-        if !s.wait()?.success() {
-            bail!("exec storm worker failed");
+    let storm = || -> Result<f64> {
+        let start = Instant::now();
+        let mut spawners = Vec::new();
+        for _ in 0..workers {
+            let mut c = Command::new(xtask_exe()?);
+            c.args([
+                "bench-spawn",
+                "--cgroup",
+                &dir.display().to_string(),
+                "--",
+                &per_worker.to_string(),
+                &program,
+            ]);
+            c.args(&args);
+            spawners.push(c.spawn()?);
         }
-    }
-    let wall = start.elapsed().as_secs_f64();
+        for mut s in spawners {
+            if !s.wait()?.success() {
+                bail!("exec storm worker failed");
+            }
+        }
+        Ok(start.elapsed().as_secs_f64())
+    };
+    // The same storm without the agent: the cost of the worst case, where
+    // every exec is a finding.
+    let wall_without = storm()?;
+    let agent = Agent::start(pidns, &[])?;
+    let wall = storm()?;
     // Let the agent drain what the kernel already handed over.
     std::thread::sleep(Duration::from_millis(500));
     let lines = agent.stop()?;
@@ -704,6 +711,8 @@ fn latency(pidns: &Path, h: &Hierarchies, workers: usize, per_worker: usize) -> 
         "workers": workers,
         "wall_s": wall,
         "exec_per_s": execs as f64 / wall,
+        "exec_per_s_without_watch": execs as f64 / wall_without,
+        "slowdown_every_exec_a_finding": wall / wall_without,
         "events": lat.len(),
         "exec_findings": execs_seen,
         "p50_us": pct(0.50),

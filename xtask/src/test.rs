@@ -136,6 +136,18 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         }
         let ok = run_harness(&harness, runner.as_deref(), "down", &env)?;
         summary.step("runtime teardown (nothing left behind)", ok);
+        // Proves the benchmark still runs; its numbers are not checked here.
+        if cmd::is_root() {
+            let ok = cmd::cargo(&[
+                "xtask",
+                "bench",
+                "--smoke",
+                "--out",
+                "target/bench/smoke.json",
+            ])
+            .succeeds()?;
+            summary.step("cargo xtask bench --smoke", ok);
+        }
     }
 
     let skipped = fs::read_to_string(&skip_log).unwrap_or_default();
