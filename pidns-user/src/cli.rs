@@ -97,6 +97,15 @@ pub struct WatchArgs {
     /// found in /proc/self/mountinfo by default.
     #[arg(long, value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics. A port alone (or
+    /// :PORT) binds 127.0.0.1; give 0.0.0.0:PORT to expose it.
+    #[arg(long, value_name = "ADDR", value_parser = crate::watch::metrics::parse_addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Reconcile with a full scan every SECS: stopped containers leave the
+    /// metrics, and host-PID processes the probes missed are reported
+    /// (trigger scan). Procfs mode already scans every --interval.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub rescan: Option<std::time::Duration>,
     /// Size of the kernel-to-user ring buffer in KiB (a power of two).
     #[arg(long, value_name = "KIB", default_value = "4096", value_parser = parse_ring_kib)]
     pub ring_buffer_kib: u32,
@@ -145,4 +154,6 @@ pub enum ScanFormat {
     Json,
     /// CIS benchmark-style [PASS]/[WARN] lines.
     Cis,
+    /// SARIF 2.1.0, for CI systems that ingest static-analysis results.
+    Sarif,
 }

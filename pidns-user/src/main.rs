@@ -67,6 +67,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         ScanFormat::Table => render::table::render(&report),
         ScanFormat::Json => render::json::render(&report),
         ScanFormat::Cis => render::cis::render(&report),
+        ScanFormat::Sarif => render::sarif::render(&report),
     };
     let mut out = anstream::stdout();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -102,6 +103,8 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         duration: args.duration,
         cgroup_root: args.cgroup_root,
         ringbuf_bytes: args.ring_buffer_kib * 1024,
+        metrics_addr: args.metrics_addr,
+        rescan: args.rescan,
     };
     watch::run(opts)?;
     Ok(ExitCode::SUCCESS)

@@ -144,3 +144,115 @@ fn bad_arguments_and_roots_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("/nonexistent/proc"));
 }
+
+/// Starts watch in procfs mode with metrics on an ephemeral port; returns the
+/// child and the address from its ready event.
+fn watch_with_metrics(t: &Tree, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pidns"))
+        .args([
+            "watch",
+            "--mode",
+            "procfs",
+            "--format",
+            "json",
+            "--interval",
+            "0.2",
+            "--metrics-addr",
+            "0",
+            "--proc-root",
+            &t.proc_root(),
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("a ready line").expect("utf8");
+        let v: Value = serde_json::from_str(&line).expect("json");
+        if v["event"] == "ready" {
+            break v["metrics_addr"]
+                .as_str()
+                .expect("metrics_addr in ready")
+                .to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+fn scrape(addr: &str) -> String {
+    ureq::get(&format!("http://{addr}/metrics"))
+        .call()
+        .expect("scrape")
+        .into_body()
+        .read_to_string()
+        .expect("body")
+}
+
+#[test]
+fn metrics_follow_the_scans() {
+    let t = Tree::new();
+    t.add(600, P::host("agent", 600).v2(&format!("/docker/{ID_B}")));
+    let (mut child, addr) = watch_with_metrics(&t, &[]);
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "loopback unless told otherwise: {addr}"
+    );
+    let text = scrape(&addr);
+    assert!(text.contains(&format!("pidns_containers_sharing_host_pidns{{runtime=\"docker\",container_id=\"{ID_B}\",name=\"\",allowed=\"false\"}} 1")), "{text}");
+    assert!(
+        text.contains("pidns_findings_total{event=\"host_pidns\",trigger=\"scan\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("pidns_probes_attached 0"), "{text}");
+    // The container stops: the next poll's scan drops it from the gauge.
+    std::fs::remove_dir_all(t.path().join("600")).expect("remove process");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = scrape(&addr);
+        if !text.contains(ID_B) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stopped container stayed in the gauge:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let resp = ureq::get(&format!("http://{addr}/nothing")).call();
+    assert!(
+        matches!(resp, Err(ureq::Error::StatusCode(404))),
+        "{resp:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn metrics_address_errors_exit_2() {
+    pidns()
+        .args(["watch", "--metrics-addr", "not-an-address"])
+        .assert()
+        .code(2);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let t = Tree::new();
+    pidns()
+        .args([
+            "watch",
+            "--mode",
+            "procfs",
+            "--duration",
+            "0.2",
+            "--metrics-addr",
+            &addr,
+            "--proc-root",
+            &t.proc_root(),
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(addr.as_str()));
+}

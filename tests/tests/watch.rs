@@ -475,3 +475,76 @@ fn procfs_mode_reports_new_host_pid_containers() {
     assert_eq!(f["trigger"], "poll");
     assert_eq!(f["pid"], c.init_pid());
 }
+
+#[test]
+fn agent_sheds_capabilities_serves_metrics_and_rescans() {
+    let test = "agent_sheds_capabilities_serves_metrics_and_rescans";
+    let Some(w) = watch(
+        test,
+        &[Rt::Docker],
+        &["--metrics-addr", "0", "--rescan", "1"],
+    ) else {
+        return;
+    };
+    // Least privilege: after start-up only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH remain, in every set.
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", w.pid().expect("pid"))).expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    const KEPT: &str = "0000000000080004"; // CAP_DAC_READ_SEARCH (2) | CAP_SYS_PTRACE (19)
+    for set in ["CapEff:", "CapPrm:", "CapBnd:", "CapInh:", "CapAmb:"] {
+        let expected = if matches!(set, "CapInh:" | "CapAmb:") {
+            "0000000000000000"
+        } else {
+            KEPT
+        };
+        assert_eq!(field(set), expected, "{set}\n{status}");
+    }
+    assert_eq!(field("NoNewPrivs:"), "1");
+    // ... and it still works: a container started now gets a new cgroup that
+    // must be classified in the kernel's map, without CAP_BPF.
+    let mut c =
+        Container::start(&Spec::new(Rt::Docker).pid(Pid::Host)).expect("host-pid container");
+    expect(&w, "a finding after the drop", |e| finding(e, &c.id));
+    let ready = expect(&w, "ready", |e| e["event"] == "ready");
+    let addr = ready["metrics_addr"]
+        .as_str()
+        .expect("metrics_addr")
+        .to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let scrape = || -> String {
+        ureq::get(&format!("http://{addr}/metrics"))
+            .call()
+            .expect("scrape")
+            .into_body()
+            .read_to_string()
+            .expect("body")
+    };
+    let text = scrape();
+    assert!(
+        text.contains(&format!("container_id=\"{}\"", c.id)),
+        "{text}"
+    );
+    assert!(
+        text.contains("pidns_findings_total{event=\"host_pidns\",trigger=\"exec\"}"),
+        "{text}"
+    );
+    assert!(text.contains("pidns_lost_events_total 0"), "{text}");
+    assert!(!text.contains("pidns_probes_attached 0"), "{text}");
+    // The container stops: the next rescan drops it from the gauge.
+    c.remove().expect("remove");
+    let deadline = std::time::Instant::now() + WAIT;
+    while scrape().contains(&c.id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a stopped container stayed in the gauge"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -7,6 +7,7 @@
 pub mod cis;
 pub mod events;
 pub mod json;
+pub mod sarif;
 pub mod table;
 
 use anstyle::{AnsiColor, Style};

@@ -58,6 +58,9 @@ pub enum WatchEvent {
         host_pidns: HostPidns,
         containers: usize,
         sharing: usize,
+        /// Where `/metrics` is served, if anywhere.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metrics_addr: Option<String>,
         pidns_version: &'static str,
         ts: String,
     },

@@ -1,6 +1,6 @@
 //! The eBPF loop: ring buffer → attribution → output and kernel map updates.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use anyhow::Context as _;
 
@@ -15,13 +15,61 @@ use crate::{engine, procfs::ProcRoot, report::HostPidns};
 
 const MAX_CGROUPS_WALKED: usize = 200_000;
 
-fn apply(actions: Vec<Action>, probes: &mut Probes, out: &mut Output) {
-    for a in actions {
-        match a {
-            Action::Emit(e) => out.emit(&e),
-            Action::Classify { cgroup_id, class } => probes.classify(cgroup_id, class),
-            Action::TrackTask { pid } => probes.track(pid),
+/// The loop's state besides the probes: what has been reported, so that a
+/// rescan reports only what the probes missed.
+struct Loop<'a> {
+    probes: Probes,
+    out: &'a mut Output,
+    /// (container id, pid) of every host-PID process reported so far.
+    reported: HashSet<(String, u32)>,
+}
+
+impl Loop<'_> {
+    fn apply(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Emit(e) => {
+                    if let WatchEvent::HostPidns(f) = e.as_ref() {
+                        self.reported
+                            .insert((f.container.container_id.clone(), f.pid));
+                    }
+                    self.out.emit(&e);
+                }
+                Action::Classify { cgroup_id, class } => self.probes.classify(cgroup_id, class),
+                Action::TrackTask { pid } => self.probes.track(pid),
+            }
         }
+    }
+
+    /// A full scan: the metrics gauge follows it, and host-PID processes the
+    /// probes did not report (lost events, an agent restart) are reported now.
+    fn rescan(&mut self, opts: &WatchOptions) {
+        let report = match engine::scan(&opts.scan) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("pidns watch: rescan failed: {e}");
+                return;
+            }
+        };
+        self.out.metrics.scanned(&report);
+        let mut current = HashSet::new();
+        let mut actions = Vec::new();
+        for a in Attributor::scan_findings(&report, Trigger::Scan) {
+            if let Action::Emit(e) = &a
+                && let WatchEvent::HostPidns(f) = e.as_ref()
+            {
+                let key = (f.container.container_id.clone(), f.pid);
+                let new = !self.reported.contains(&key);
+                current.insert(key);
+                if !new {
+                    continue;
+                }
+            }
+            actions.push(a);
+        }
+        self.apply(actions);
+        // Exited processes drop out, so a reused pid is reported again.
+        self.reported = current;
     }
 }
 
@@ -58,24 +106,32 @@ pub async fn run(
     }
 
     let report = engine::scan(&opts.scan).context("start-up scan")?;
-    apply(
-        Attributor::scan_findings(&report, Trigger::Scan),
-        &mut probes,
+    out.metrics.scanned(&report);
+    let attached = probes.attached.clone();
+    let mut lp = Loop {
+        probes,
         out,
-    );
-    out.emit(&WatchEvent::Ready {
+        reported: HashSet::new(),
+    };
+    lp.apply(Attributor::scan_findings(&report, Trigger::Scan));
+    lp.out.emit(&WatchEvent::Ready {
         mode: "ebpf",
-        probes: probes.attached.clone(),
+        probes: attached,
         host_pidns: report.host_pidns.clone(),
         containers: report.summary.containers,
         sharing: report.summary.sharing,
+        metrics_addr: lp.out.metrics_addr.map(|a| a.to_string()),
         pidns_version: env!("CARGO_PKG_VERSION"),
         ts: now_rfc3339(),
     });
-    out.flush().context("writing to stdout")?;
+    lp.out.flush().context("writing to stdout")?;
+    super::shed_privileges();
 
-    let mut lost_seen = probes.lost();
+    let mut lost_seen = lp.probes.lost();
     let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut rescan = opts
+        .rescan
+        .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
     // The kernel wakes us at most once a millisecond per CPU; after a drain
     // that found events, drain again shortly for those that did not wake us.
     let drain_after = Duration::from_nanos(pidns_ebpf::DRAIN_AFTER_NS);
@@ -87,34 +143,39 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
+        let rescan_due = async {
+            match rescan.as_mut() {
+                Some(every) => {
+                    every.tick().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            guard = probes.ring.readable_mut() => {
+            guard = lp.probes.ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
                 let actions = take(&mut attr, guard.get_inner_mut());
                 guard.clear_ready();
                 backstop = Some(tokio::time::Instant::now() + drain_after);
-                apply(actions, &mut probes, out);
-                out.flush().context("writing to stdout")?;
+                lp.apply(actions);
             }
             () = backstop_due => {
-                let actions = take(&mut attr, probes.ring.get_mut());
+                let actions = take(&mut attr, lp.probes.ring.get_mut());
                 backstop = (!actions.is_empty()).then(|| tokio::time::Instant::now() + drain_after);
-                apply(actions, &mut probes, out);
-                out.flush().context("writing to stdout")?;
+                lp.apply(actions);
             }
-            _ = lost_tick.tick() => {
-                report_lost(&probes, &mut lost_seen, out);
-                out.flush().context("writing to stdout")?;
-            }
+            () = rescan_due => lp.rescan(opts),
+            _ = lost_tick.tick() => report_lost(&lp.probes, &mut lost_seen, lp.out),
             () = stop.wait() => break,
         }
+        lp.out.flush().context("writing to stdout")?;
     }
     // Flush what the kernel already handed over, then detach (dropping the probes).
-    let actions = take(&mut attr, probes.ring.get_mut());
-    apply(actions, &mut probes, out);
-    report_lost(&probes, &mut lost_seen, out);
-    out.flush().context("writing to stdout")?;
-    drop(probes);
+    let actions = take(&mut attr, lp.probes.ring.get_mut());
+    lp.apply(actions);
+    report_lost(&lp.probes, &mut lost_seen, lp.out);
+    lp.out.flush().context("writing to stdout")?;
+    drop(lp);
     Ok(())
 }
 

@@ -16,8 +16,10 @@ pub mod cgroupfs;
 pub mod ebpf;
 pub mod events;
 pub mod hostns;
+pub mod metrics;
 pub mod output;
 mod poll;
+pub mod privileges;
 pub mod tracefs;
 
 use std::{path::PathBuf, time::Duration};
@@ -53,6 +55,10 @@ pub struct WatchOptions {
     pub cgroup_root: Option<PathBuf>,
     /// Ring buffer size, a power of two multiple of the page size.
     pub ringbuf_bytes: u32,
+    /// Serve Prometheus metrics here.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Reconcile with a full scan this often (procfs mode scans every `interval` anyway).
+    pub rescan: Option<Duration>,
 }
 
 /// Why watch could not start (exit code 2).
@@ -62,6 +68,12 @@ pub enum WatchError {
     Scan(#[from] ScanError),
     #[error("eBPF mode unavailable: {0}")]
     Ebpf(String),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Runs until SIGINT, SIGTERM or `--duration`.
@@ -74,7 +86,19 @@ pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
         let proc = ProcRoot::open(&opts.scan.proc_root).map_err(WatchError::from)?;
         proc.pids().map_err(WatchError::from)?;
         let host = engine::host_pidns(&proc, opts.scan.host_pid, None).map_err(WatchError::from)?;
-        let mut out = Output::new(opts.format);
+        let metrics = std::sync::Arc::new(metrics::Metrics::new());
+        let metrics_addr = match opts.metrics_addr {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| WatchError::Metrics { addr, source })?;
+                let bound = listener.local_addr().map_err(|source| WatchError::Metrics { addr, source })?;
+                tokio::spawn(metrics::serve(listener, metrics.clone()));
+                Some(bound)
+            }
+            None => None,
+        };
+        let mut out = Output::new(opts.format, metrics.clone(), metrics_addr);
         match opts.mode {
             Mode::Procfs => poll::run(&opts, &mut out).await,
             Mode::Ebpf => match start_ebpf(&opts, &proc, &host) {
@@ -182,5 +206,14 @@ impl Stop {
             _ = self.term.recv() => {}
             () = timer => {}
         }
+    }
+}
+
+/// After start-up: drop what is no longer needed, or say why not.
+pub(crate) fn shed_privileges() {
+    let privileged = nix::unistd::geteuid().is_root()
+        || caps::read(None, caps::CapSet::Effective).is_ok_and(|c| !c.is_empty());
+    if privileged && let Err(e) = privileges::drop_capabilities() {
+        eprintln!("pidns watch: keeping its capabilities: {e}");
     }
 }

@@ -2,7 +2,12 @@
 
 use std::io::{BufWriter, Write};
 
-use crate::{render::events, watch::events::WatchEvent};
+use std::sync::Arc;
+
+use crate::{
+    render::events,
+    watch::{events::WatchEvent, metrics::Metrics},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -19,10 +24,17 @@ pub struct Output {
     out: BufWriter<Box<dyn Write>>,
     /// Lines written.
     pub written: u64,
+    pub metrics: Arc<Metrics>,
+    /// Where metrics are served (after binding, so port 0 shows the real port).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Output {
-    pub fn new(format: Format) -> Output {
+    pub fn new(
+        format: Format,
+        metrics: Arc<Metrics>,
+        metrics_addr: Option<std::net::SocketAddr>,
+    ) -> Output {
         let sink: Box<dyn Write> = match format {
             Format::Json => Box::new(std::io::stdout()),
             Format::Human => Box::new(anstream::stdout()),
@@ -31,10 +43,13 @@ impl Output {
             format,
             out: BufWriter::with_capacity(64 * 1024, sink),
             written: 0,
+            metrics,
+            metrics_addr,
         }
     }
 
     pub fn emit(&mut self, e: &WatchEvent) {
+        self.metrics.record(e);
         // A closed stdout (the reader went away) must not kill the agent
         // mid-batch; the next flush reports it.
         let _ = match self.format {

@@ -32,6 +32,7 @@ fn host_processes(actions: Vec<Action>) -> Vec<(String, u32, WatchEvent)> {
 pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
     let mut stop = Stop::new(opts.duration)?;
     let report = engine::scan(&opts.scan).context("start-up scan")?;
+    out.metrics.scanned(&report);
     let mut seen = HashSet::new();
     for (id, pid, event) in host_processes(Attributor::scan_findings(&report, Trigger::Scan)) {
         out.emit(&event);
@@ -43,10 +44,12 @@ pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
         host_pidns: report.host_pidns.clone(),
         containers: report.summary.containers,
         sharing: report.summary.sharing,
+        metrics_addr: out.metrics_addr.map(|a| a.to_string()),
         pidns_version: env!("CARGO_PKG_VERSION"),
         ts: now_rfc3339(),
     });
     out.flush().context("writing to stdout")?;
+    super::shed_privileges();
 
     let mut tick = tokio::time::interval(opts.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -61,6 +64,7 @@ pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
                         continue;
                     }
                 };
+                out.metrics.scanned(&report);
                 let mut now = HashSet::new();
                 for (id, pid, event) in host_processes(Attributor::scan_findings(&report, Trigger::Poll)) {
                     if !seen.contains(&(id.clone(), pid)) {

@@ -1,0 +1,152 @@
+//! `--format sarif`: SARIF 2.1.0, for CI systems that ingest static-analysis
+//! results (GitHub code scanning, Defect Dojo, ...), as Trivy and kubescape
+//! users expect.
+//!
+//! One rule (the CIS control). A sharing container is an `error` result; an
+//! allowed one is the same result with an external suppression, and an
+//! unknown one a `warning`. The container is the result's logical location;
+//! the physical location is the evidence file, the first host-PID process's
+//! `ns/pid` link under the proc root.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use serde_sarif::sarif::{
+    ArtifactLocation, Invocation, Location, LogicalLocation, Message, MultiformatMessageString,
+    PhysicalLocation, PropertyBag, ReportingConfiguration, ReportingDescriptor,
+    Result as SarifResult, ResultLevel, Run, Sarif, Suppression, Tool, ToolComponent,
+};
+
+use super::{CONTROL_TITLE, REMEDIATION, label, short_id};
+use crate::report::{Container, ScanReport, Verdict};
+
+pub const RULE_ID: &str = "CIS-DOCKER-5.16";
+const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+pub fn render(r: &ScanReport) -> String {
+    let rule = ReportingDescriptor::builder()
+        .id(RULE_ID)
+        .name("HostPidNamespaceShared")
+        .short_description(MultiformatMessageString::builder().text(CONTROL_TITLE).build())
+        .full_description(
+            MultiformatMessageString::builder()
+                .text(
+                    "A container in the host's PID namespace sees every host process, can signal them, and with \
+                     CAP_SYS_ADMIN can nsenter into the host. CIS Docker Benchmark 5.16 (v1.6.0+), numbered 5.15 \
+                     in v1.1.0-v1.5.0.",
+                )
+                .build(),
+        )
+        .help(MultiformatMessageString::builder().text(REMEDIATION).build())
+        .default_configuration(ReportingConfiguration::builder().level(json!("error")).build())
+        .properties(
+            PropertyBag::builder()
+                .tags(vec!["security".to_owned(), "CIS-Docker-5.16".to_owned(), "CIS-Docker-5.15".to_owned()])
+                .build(),
+        )
+        .build();
+    let driver = ToolComponent::builder()
+        .name("pidns")
+        .version(r.pidns_version)
+        .semantic_version(r.pidns_version)
+        .information_uri("https://github.com/pidns/pidns")
+        .rules(vec![rule])
+        .build();
+    let results: Vec<SarifResult> = r.containers.iter().filter_map(|c| result(r, c)).collect();
+    let invocation = Invocation::builder()
+        .execution_successful(true)
+        .start_time_utc(r.scanned_at.clone())
+        .properties(
+            PropertyBag::builder()
+                .additional_properties(summary(r))
+                .build(),
+        )
+        .build();
+    let run = Run::builder()
+        .tool(Tool::builder().driver(driver).build())
+        .results(results)
+        .invocations(vec![invocation])
+        .build();
+    let sarif = Sarif::builder()
+        .schema(SCHEMA)
+        .version(json!("2.1.0"))
+        .runs(vec![run])
+        .build();
+    let mut out =
+        serde_json::to_string_pretty(&sarif).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    out.push('\n');
+    out
+}
+
+fn summary(r: &ScanReport) -> BTreeMap<String, serde_json::Value> {
+    let mut m = BTreeMap::new();
+    m.insert("procRoot".to_owned(), json!(r.proc_root));
+    m.insert("hostPidns".to_owned(), json!(r.host_pidns));
+    m.insert("summary".to_owned(), json!(r.summary));
+    m
+}
+
+fn result(r: &ScanReport, c: &Container) -> Option<SarifResult> {
+    let (level, text) = match c.verdict {
+        Verdict::Isolated => return None,
+        Verdict::Shares | Verdict::Allowed => (
+            ResultLevel::Error,
+            format!(
+                "{} container {} ({}) shares the host PID namespace: {} of its processes live in it (first pid {}).",
+                c.runtime,
+                label(c),
+                short_id(&c.id),
+                c.host_pidns_processes.len(),
+                c.host_pidns_processes.first().map_or(0, |p| p.pid)
+            ),
+        ),
+        Verdict::Unknown => (
+            ResultLevel::Warning,
+            format!(
+                "{} container {} ({}) could not be checked: {}",
+                c.runtime,
+                label(c),
+                short_id(&c.id),
+                c.unknown_reason.as_deref().unwrap_or("unreadable")
+            ),
+        ),
+    };
+    let logical = LogicalLocation::builder()
+        .name(c.id.clone())
+        .fully_qualified_name(format!("{}://{}", c.runtime, c.id))
+        .kind("object")
+        .build();
+    let mut location = Location::builder().logical_locations(vec![logical]).build();
+    if let Some(p) = c.host_pidns_processes.first() {
+        let artifact = ArtifactLocation::builder()
+            .uri(format!(
+                "{}/{}/ns/pid",
+                r.proc_root.trim_end_matches('/'),
+                p.pid
+            ))
+            .build();
+        location.physical_location = Some(
+            PhysicalLocation::builder()
+                .artifact_location(artifact)
+                .build(),
+        );
+    }
+    let mut props = BTreeMap::new();
+    props.insert("container".to_owned(), json!(c));
+    let mut res = SarifResult::builder()
+        .rule_id(RULE_ID)
+        .level(level)
+        .message(Message::builder().text(text).build())
+        .locations(vec![location])
+        .properties(PropertyBag::builder().additional_properties(props).build())
+        .build();
+    if c.verdict == Verdict::Allowed {
+        res.suppressions = Some(vec![
+            Suppression::builder()
+                .kind(json!("external"))
+                .justification("listed with --allow")
+                .build(),
+        ]);
+    }
+    Some(res)
+}

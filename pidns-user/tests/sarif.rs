@@ -1,0 +1,123 @@
+//! `pidns scan --format sarif` is valid SARIF 2.1.0 and says what the scan found.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+fn sarif(tree: &Tree, extra: &[&str]) -> (i32, Value) {
+    let out = pidns()
+        .args([
+            "scan",
+            "--format",
+            "sarif",
+            "--proc-root",
+            &tree.proc_root(),
+        ])
+        .args(extra)
+        .output()
+        .expect("run");
+    (
+        code(&out),
+        serde_json::from_slice(&out.stdout).expect("SARIF is JSON"),
+    )
+}
+
+fn validate(doc: &Value) {
+    let mut schema: Value =
+        serde_json::from_str(include_str!("data/sarif-schema-2.1.0.json")).expect("schema");
+    // The published 2.1.0 schema's `language` patterns have a stray `]` (a
+    // known erratum) and are not valid regexes, so the schema would fail its
+    // own meta-schema. Correct those; everything else is as published.
+    fix_language_patterns(&mut schema);
+    let validator = jsonschema::validator_for(&schema).expect("the SARIF schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "not valid SARIF 2.1.0:\n{}",
+        errors.join("\n")
+    );
+}
+
+fn fix_language_patterns(v: &mut Value) {
+    const BROKEN: &str = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$";
+    match v {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if key == "pattern" && value == BROKEN {
+                    *value = Value::from("^[a-zA-Z]{2}(-[a-zA-Z]{2})?$");
+                } else {
+                    fix_language_patterns(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(fix_language_patterns),
+        _ => {}
+    }
+}
+
+#[test]
+fn valid_sarif_with_sharing_allowed_and_unknown_containers() {
+    let t = Tree::new();
+    t.add(600, P::host("agent", 600).v2(&format!("/docker/{ID_B}")));
+    t.add(
+        601,
+        P::nested("app", 601, 4026532180, 1).v2(&format!("/docker/{ID_A}")),
+    );
+    t.add(700, P::host("exporter", 700).v2(&format!("/docker/{ID_C}")));
+    let (code, doc) = sarif(&t, &["--allow", &ID_C[..12]]);
+    assert_eq!(code, 1);
+    validate(&doc);
+    assert_eq!(doc["version"], "2.1.0");
+    let run = &doc["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "pidns");
+    assert_eq!(run["tool"]["driver"]["rules"][0]["id"], "CIS-DOCKER-5.16");
+    let results = run["results"].as_array().expect("results");
+    assert_eq!(
+        results.len(),
+        2,
+        "the isolated container is not a result: {results:#?}"
+    );
+    let shares = results
+        .iter()
+        .find(|r| r["locations"][0]["logicalLocations"][0]["name"] == ID_B)
+        .expect("sharing result");
+    assert_eq!(shares["level"], "error");
+    assert!(shares.get("suppressions").is_none());
+    assert!(
+        shares["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/600/ns/pid"))
+    );
+    let allowed = results
+        .iter()
+        .find(|r| r["locations"][0]["logicalLocations"][0]["name"] == ID_C)
+        .expect("allowed result");
+    assert_eq!(allowed["suppressions"][0]["kind"], "external");
+}
+
+#[test]
+fn clean_host_is_valid_and_empty() {
+    let t = Tree::new();
+    let (code, doc) = sarif(&t, &[]);
+    assert_eq!(code, 0);
+    validate(&doc);
+    assert_eq!(doc["runs"][0]["results"], serde_json::json!([]));
+    assert_eq!(
+        doc["runs"][0]["invocations"][0]["executionSuccessful"],
+        true
+    );
+}
+
+#[test]
+fn the_validator_rejects_broken_sarif() {
+    let t = Tree::new();
+    t.add(600, P::host("agent", 600).v2(&format!("/docker/{ID_B}")));
+    let (_, mut doc) = sarif(&t, &[]);
+    doc["runs"][0]["results"][0]["level"] = Value::from("fatal");
+    let result = std::panic::catch_unwind(|| validate(&doc));
+    assert!(result.is_err(), "an invalid level must fail validation");
+}
