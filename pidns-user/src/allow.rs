@@ -42,12 +42,24 @@ impl AllowList {
         self.entries.is_empty()
     }
 
+    pub fn push(&mut self, entry: impl Into<String>) {
+        self.entries.push(entry.into());
+    }
+
+    /// The first entry that matches, if any.
+    pub fn matching<'a>(&self, subject: impl Into<Subject<'a>>) -> Option<&str> {
+        let s = subject.into();
+        self.entries
+            .iter()
+            .map(String::as_str)
+            .find(|e| entry_matches(e, &s))
+    }
+
     /// An entry matches a full id, an id prefix of at least 12 characters, the
     /// container's name, its pod's name, `namespace/pod`, the pod UID, or
     /// `<containerd namespace>/<id>`.
     pub fn matches<'a>(&self, subject: impl Into<Subject<'a>>) -> bool {
-        let s = subject.into();
-        self.entries.iter().any(|e| entry_matches(e, &s))
+        self.matching(subject).is_some()
     }
 
     /// Entries that matched none of the containers allowed in this scan.

@@ -226,7 +226,14 @@ pub fn host_pidns(
 /// in it whose link is readable (kernel threads usually are).
 fn learn_inode(proc: &ProcRoot, skip: u32, pids: &[u32]) -> (Option<u64>, Option<u32>) {
     const ATTEMPTS: usize = 64;
-    for &pid in pids.iter().filter(|&&p| p != skip).take(ATTEMPTS) {
+    // Our own link is readable without CAP_SYS_PTRACE; try it first.
+    let own = proc.self_pid();
+    let others = pids
+        .iter()
+        .copied()
+        .filter(|&p| p != skip && Some(p) != own)
+        .take(ATTEMPTS);
+    for pid in own.into_iter().chain(others) {
         let Ok(inode) = proc.ns_inode(pid, "pid") else {
             continue;
         };
@@ -370,6 +377,14 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
         candidates.push(Candidate { pid, placement });
     }
 
+    // pidns's own container (a DaemonSet pod with hostPID, `docker run
+    // --pid=host`) is allowed: it shares the host PID namespace by design.
+    let own = proc.self_pid();
+    let self_key = candidates
+        .iter()
+        .find(|c| Some(c.pid) == own)
+        .map(|c| c.placement.key.clone());
+
     // Pass 2: each container process's PID namespace.
     let mut drafts: BTreeMap<ContainerKey, Draft> = BTreeMap::new();
     for Candidate { pid, placement } in candidates {
@@ -480,10 +495,16 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
             runtime_pids: d.runtime_pids.clone(),
             shares_pidns_with: shares_with.into_iter().map(str::to_owned).collect(),
             unknown_reason: None,
+            allowed_by: None,
         };
         if !c.host_pidns_processes.is_empty() {
             c.shares_host_pidns = Some(true);
-            c.verdict = if opts.allow.matches(&c) {
+            c.allowed_by = if self_key.as_ref() == Some(key) {
+                Some("pidns itself".to_owned())
+            } else {
+                opts.allow.matching(&c).map(|e| format!("--allow {e}"))
+            };
+            c.verdict = if c.allowed_by.is_some() {
                 Verdict::Allowed
             } else {
                 Verdict::Shares
@@ -545,6 +566,17 @@ fn count_error(summary: &mut Summary, e: &ReadError) {
         ReadErrorKind::PermissionDenied => summary.permission_errors += 1,
         ReadErrorKind::Malformed(_) | ReadErrorKind::Io(_) => summary.malformed_entries += 1,
     }
+}
+
+/// The container pidns itself runs in, if any: its `self` entry in the proc
+/// root, placed like any other process.
+pub fn own_container(proc: &ProcRoot) -> Option<ContainerKey> {
+    let pid = proc.self_pid()?;
+    let mut buf = Vec::new();
+    proc.read_into(pid, "cgroup", &mut buf).ok()?;
+    placement(&buf)
+        .filter(|p| p.role == Role::Container && !p.needs_confirmation)
+        .map(|p| p.key)
 }
 
 #[cfg(test)]

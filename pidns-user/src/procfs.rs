@@ -66,6 +66,17 @@ impl ProcRoot {
         Ok(pids)
     }
 
+    /// This process's PID as the proc root numbers it: its `self` link, which
+    /// procfs resolves in its own PID namespace. `None` for a tree that is not
+    /// a live procfs, or one that cannot see us.
+    pub fn self_pid(&self) -> Option<u32> {
+        fs::read_link(self.root.join("self"))
+            .ok()?
+            .to_str()?
+            .parse()
+            .ok()
+    }
+
     /// Whether the process directory is (still) there.
     pub fn exists(&self, pid: u32) -> bool {
         self.root.join(pid.to_string()).is_dir()

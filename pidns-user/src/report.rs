@@ -107,6 +107,9 @@ pub struct Container {
     /// e.g. `--pid=container:<id>`.
     pub shares_pidns_with: Vec<String>,
     pub unknown_reason: Option<String>,
+    /// Why an `allowed` container is: `--allow <entry>`, or `pidns itself`
+    /// (the container pidns runs in, e.g. its DaemonSet pod).
+    pub allowed_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

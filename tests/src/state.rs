@@ -15,6 +15,8 @@ pub const PREFIX: &str = "pidnst-";
 pub const CTR_NAMESPACE: &str = "pidnst";
 /// Image imported into Docker for the tests.
 pub const DOCKER_IMAGE: &str = "pidnst/busybox:latest";
+/// The agent's own image, built by `cargo xtask test` for the image test.
+pub const AGENT_IMAGE: &str = "pidnst/pidns:test";
 
 pub fn state_dir() -> PathBuf {
     PathBuf::from("/run/pidns-tests")

@@ -754,6 +754,7 @@ mod tests {
             runtime_pids: vec![],
             shares_pidns_with: vec![],
             unknown_reason: None,
+            allowed_by: None,
         };
         let report = |c: Container| ScanReport {
             schema: SCHEMA,

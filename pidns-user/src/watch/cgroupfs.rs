@@ -28,6 +28,17 @@ fn unescape(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
+/// The unified hierarchy under a cgroupfs mount given by the user: the
+/// directory itself on a cgroup v2 host, its `unified/` on a hybrid one
+/// (`--cgroup-root /host/sys/fs/cgroup` works on both).
+pub fn resolve_root(dir: &Path) -> PathBuf {
+    if !dir.join("cgroup.controllers").exists() && dir.join("unified/cgroup.controllers").exists() {
+        dir.join("unified")
+    } else {
+        dir.to_path_buf()
+    }
+}
+
 /// Every cgroup below `root`: (id, path relative to the hierarchy, with a leading `/`).
 pub fn walk(root: &Path, limit: usize) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
@@ -59,6 +70,16 @@ pub fn walk(root: &Path, limit: usize) -> Vec<(u64, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hybrid_roots_resolve_to_unified() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("unified")).expect("dirs");
+        std::fs::write(dir.path().join("unified/cgroup.controllers"), "").expect("file");
+        assert_eq!(resolve_root(dir.path()), dir.path().join("unified"));
+        std::fs::write(dir.path().join("cgroup.controllers"), "").expect("file");
+        assert_eq!(resolve_root(dir.path()), dir.path());
+    }
 
     #[test]
     fn walk_gives_relative_paths_and_inodes() {

@@ -89,7 +89,12 @@ pub async fn run(
         host.inode.unwrap_or(0),
     );
     // Classify every cgroup that exists now; new ones arrive as mkdir events.
-    match opts.cgroup_root.clone().or_else(cgroupfs::unified_mount) {
+    match opts
+        .cgroup_root
+        .as_deref()
+        .map(cgroupfs::resolve_root)
+        .or_else(cgroupfs::unified_mount)
+    {
         Some(root) => {
             for (id, path) in cgroupfs::walk(&root, MAX_CGROUPS_WALKED) {
                 if let Some(Action::Classify { cgroup_id, class }) = attr.learn(id, &path) {

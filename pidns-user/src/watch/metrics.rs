@@ -258,16 +258,35 @@ mod tests {
 
     #[test]
     fn exposition_has_every_metric() {
+        use crate::watch::events::{Finding, Trigger};
         let m = Metrics::new();
         m.record(&WatchEvent::Lost {
             count: 3,
             total: 3,
             ts: String::new(),
         });
+        // Families without samples are not exposed; give them one.
+        m.record(&WatchEvent::HostPidns(Finding {
+            trigger: Trigger::Exec,
+            pid: 42,
+            comm: "sleep".into(),
+            container: ContainerRef {
+                container_id: "abc".into(),
+                runtime: crate::parse::layout::Runtime::Docker,
+                name: Some("web".into()),
+                pod: None,
+                cgroup: "/docker/abc".into(),
+            },
+            ts: String::new(),
+            ppid: None,
+            filename: None,
+            clone_flags: None,
+            latency_us: None,
+        }));
         let text = m.encode();
         for name in [
-            "pidns_containers_sharing_host_pidns",
-            "pidns_findings_total",
+            "pidns_containers_sharing_host_pidns{runtime=\"docker\",container_id=\"abc\",name=\"web\",allowed=\"false\"} 1",
+            "pidns_findings_total{event=\"host_pidns\",trigger=\"exec\"} 1",
             "pidns_lost_events_total 3",
             "pidns_probes_attached",
             "pidns_last_scan_timestamp_seconds",

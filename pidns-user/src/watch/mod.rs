@@ -86,6 +86,11 @@ pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
         let proc = ProcRoot::open(&opts.scan.proc_root).map_err(WatchError::from)?;
         proc.pids().map_err(WatchError::from)?;
         let host = engine::host_pidns(&proc, opts.scan.host_pid, None).map_err(WatchError::from)?;
+        // pidns's own container shares the host PID namespace by design: allowed.
+        let mut opts = opts;
+        if let Some(own) = engine::own_container(&proc) {
+            opts.scan.allow.push(own.id);
+        }
         let metrics = std::sync::Arc::new(metrics::Metrics::new());
         let metrics_addr = match opts.metrics_addr {
             Some(addr) => {
