@@ -8,6 +8,7 @@
 
 mod bench;
 mod cmd;
+mod image;
 mod setup;
 mod test;
 
@@ -47,6 +48,8 @@ enum Task {
     Test(test::Options),
     /// Benchmarks: scan throughput and scaling, the cost and latency of watch (root).
     Bench(bench::Options),
+    /// Build the agent's container image (static binary, FROM scratch, offline).
+    Image(image::Options),
     /// (bench helper) one cgroup read and one ns readlink per process.
     #[command(hide = true)]
     BenchFloor,
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Task::Run { args } => run(args),
         Task::Test(opts) => test::run(opts),
         Task::Bench(opts) => bench::run(opts).map(|_| ExitCode::SUCCESS),
+        Task::Image(opts) => image::run(opts).map(|_| ExitCode::SUCCESS),
         Task::BenchFloor => bench::floor().map(|_| ExitCode::SUCCESS),
         Task::BenchSpawn { cgroup, argv } => match argv.as_slice() {
             [n, program, args @ ..] => n

@@ -1,0 +1,73 @@
+//! `cargo xtask image`: the agent's container image, built offline.
+//!
+//! A static (musl) pidns with its probes, in an image `FROM scratch`
+//! (deploy/Dockerfile): no registry is needed to build it.
+
+use std::{fs, path::PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::{cmd, setup, workspace_root};
+
+pub const TARGET: &str = "x86_64-unknown-linux-musl";
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Image tag (default: pidns:<version>).
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+/// Builds the static binary; returns its path.
+pub fn static_binary() -> Result<PathBuf> {
+    setup::run(setup::Mode::Install)?;
+    let installed = cmd::new("rustup")
+        .args(["target", "list", "--installed"])
+        .read()?;
+    if !installed.lines().any(|l| l.trim() == TARGET) {
+        eprintln!("xtask image: adding the {TARGET} target");
+        cmd::new("rustup")
+            .args(["target", "add", TARGET])
+            .run()
+            .context("adding the musl target")?;
+    }
+    cmd::cargo(&[
+        "build",
+        "--release",
+        "--target",
+        TARGET,
+        "-p",
+        "pidns-user",
+        "--bin",
+        "pidns",
+    ])
+    .run()?;
+    Ok(workspace_root()
+        .join("target")
+        .join(TARGET)
+        .join("release/pidns"))
+}
+
+pub fn run(opts: Options) -> Result<()> {
+    let binary = static_binary()?;
+    let tag = opts
+        .tag
+        .unwrap_or_else(|| format!("pidns:{}", env!("CARGO_PKG_VERSION")));
+    build(&binary, &tag)?;
+    println!("built image {tag}");
+    Ok(())
+}
+
+/// `docker build` from a context holding only the binary.
+pub fn build(binary: &std::path::Path, tag: &str) -> Result<()> {
+    let context = workspace_root().join("target/image");
+    fs::create_dir_all(&context)?;
+    fs::copy(binary, context.join("pidns"))
+        .with_context(|| format!("copying {}", binary.display()))?;
+    let dockerfile = workspace_root().join("deploy/Dockerfile");
+    cmd::new("docker")
+        .args(["build", "--quiet", "-t", tag, "-f"])
+        .args([&dockerfile, &context])
+        .run()
+        .context("docker build (is dockerd running?)")
+}
