@@ -455,3 +455,26 @@ fn junk_trees_never_panic() {
         "{json:#}"
     );
 }
+
+#[test]
+fn pidns_own_container_is_allowed() {
+    let t = Tree::new();
+    t.add(600, P::host("pidns", 600).v2(&format!("/docker/{ID_B}")));
+    t.add(700, P::host("sleep", 700).v2(&format!("/docker/{ID_A}")));
+    // As in a live procfs, `self` is a link to the reader's own pid.
+    std::os::unix::fs::symlink("600", t.path().join("self")).expect("self link");
+    let (code, json) = scan_json(&t, &[]);
+    assert_eq!(code, 1, "the other container still fails the scan");
+    let own = container(&json, ID_B);
+    assert_eq!(
+        (own["verdict"].as_str(), own["allowed_by"].as_str()),
+        (Some("allowed"), Some("pidns itself"))
+    );
+    assert_eq!(container(&json, ID_A)["verdict"], "shares");
+    let (code, json) = scan_json(&t, &["--allow", ID_A]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        container(&json, ID_A)["allowed_by"],
+        format!("--allow {ID_A}")
+    );
+}

@@ -18,6 +18,8 @@ use anyhow::{Context as _, Result, anyhow};
 use crate::{cmd, setup, workspace_root};
 
 const PRIVILEGED_PACKAGE: &str = "pidns-tests";
+/// Tag of the image the privileged image test runs (removed by the harness's teardown).
+const AGENT_IMAGE: &str = "pidnst/pidns:test";
 const HARNESS_BIN: &str = "pidns-harness";
 
 #[derive(clap::Args)]
@@ -120,10 +122,20 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         let env = [
             ("PIDNS_BIN", pidns_bin.as_os_str()),
             ("PIDNS_SKIP_LOG", skip_log.as_os_str()),
+            ("PIDNS_TEST_IMAGE", std::ffi::OsStr::new(AGENT_IMAGE)),
         ];
         let harness = harness.ok_or_else(|| anyhow!("the {HARNESS_BIN} binary was not built"))?;
         let ok = run_harness(&harness, runner.as_deref(), "up", &env)?;
         summary.step("runtime bring-up", ok);
+        // The agent's image, for the test that runs it as the DaemonSet would.
+        if ok && cmd::is_root() {
+            let built = crate::image::static_binary()
+                .and_then(|bin| crate::image::build(&bin, AGENT_IMAGE));
+            if let Err(e) = &built {
+                eprintln!("xtask test: building the agent image failed: {e:#}");
+            }
+            summary.step("agent image (static binary, FROM scratch)", built.is_ok());
+        }
         for t in tests.iter().filter(|t| t.package == PRIVILEGED_PACKAGE) {
             let ok = run_binary(
                 t,

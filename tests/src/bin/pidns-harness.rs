@@ -46,7 +46,9 @@ const PACKAGES: [(&str, &str); 7] = [
 ];
 
 /// Where runtimes mount things; mounts that appear here during a run are the run's.
-const RUNTIME_MOUNT_ROOTS: [&str; 8] = [
+const RUNTIME_MOUNT_ROOTS: [&str; 9] = [
+    // pidns watch mounts tracefs when nothing is mounted there
+    "/sys/kernel/tracing",
     "/run/pidns-tests",
     "/run/docker",
     "/var/lib/docker",
@@ -171,7 +173,7 @@ fn down() -> Result<()> {
     let snap = load_snapshot()?.unwrap_or_default();
     sweep_containers();
     if sh::ok("docker", &["version"]) {
-        let _ = sh::run("docker", &["rmi", "-f", DOCKER_IMAGE]);
+        let _ = sh::run("docker", &["rmi", "-f", DOCKER_IMAGE, state::AGENT_IMAGE]);
     }
     if sh::ok("ctr", &["version"]) {
         let _ = sh::run("ctr", &["namespaces", "rm", CTR_NAMESPACE]);
