@@ -97,6 +97,15 @@ fn ignored(class: Option<u32>) -> bool {
     matches!(class, Some(class::HOST) | Some(class::ALLOWED))
 }
 
+/// The current task's cgroup and its class, unless the class says to drop
+/// the event here (a host or allowed cgroup).
+#[inline(always)]
+fn watched_cgroup() -> Option<(u64, Option<u32>)> {
+    let cg = current_cgroup();
+    let class = cgroup_class(cg);
+    (!ignored(class)).then_some((cg, class))
+}
+
 #[inline(always)]
 fn is_container_process(tgid: u32) -> bool {
     // SAFETY: the value is copied out immediately.
@@ -261,11 +270,7 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
 }
 
 fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
-    let cg = current_cgroup();
-    let class = cgroup_class(cg);
-    if ignored(class) {
-        return None;
-    }
+    let (cg, class) = watched_cgroup()?;
     let cfg = CONFIG.load();
     if !current_in_host_pidns(&cfg) {
         return None;
@@ -361,11 +366,7 @@ fn on_fork(ctx: &BtfTracePointContext) -> Option<()> {
     if u64::from(inum) != cfg.host_pidns_ino {
         return None; // a new, isolated PID namespace
     }
-    let cg = current_cgroup();
-    let class = cgroup_class(cg);
-    if ignored(class) {
-        return None;
-    }
+    let (cg, class) = watched_cgroup()?;
     if class == Some(class::CONTAINER) {
         let _ = TASKS.insert(child_tgid as u32, task::CONTAINER_PROCESS, 0);
     }
@@ -509,11 +510,7 @@ pub fn sys_exit_setns(ctx: TracePointContext) -> i32 {
 }
 
 fn on_setns_exit(ctx: &TracePointContext) -> Option<()> {
-    let cg = current_cgroup();
-    let class = cgroup_class(cg);
-    if ignored(class) {
-        return None;
-    }
+    let (cg, class) = watched_cgroup()?;
     let cfg = CONFIG.load();
     let o = &cfg.offsets;
     // SAFETY: the helper takes the current task; the result is only read

@@ -460,26 +460,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
                 }
             }
         }
-        let names = opts
-            .names
-            .as_ref()
-            .and_then(|r| r.resolve(&key.runtime, &key.id, placement.namespace.as_deref()));
-        let (name, pod) = match names {
-            Some(n) => (n.name, n.pod),
-            None => (None, None),
-        };
-        let pod = match (pod, &placement.pod_uid) {
-            (Some(mut p), uid) => {
-                p.uid = p.uid.or_else(|| uid.clone());
-                Some(p)
-            }
-            (None, Some(uid)) => Some(Pod {
-                uid: Some(uid.clone()),
-                name: None,
-                namespace: None,
-            }),
-            (None, None) => None,
-        };
+        let (name, pod) = describe(opts.names.as_ref(), placement);
         let mut c = Container {
             id: key.id.clone(),
             runtime: key.runtime,
@@ -566,6 +547,27 @@ fn count_error(summary: &mut Summary, e: &ReadError) {
         ReadErrorKind::PermissionDenied => summary.permission_errors += 1,
         ReadErrorKind::Malformed(_) | ReadErrorKind::Io(_) => summary.malformed_entries += 1,
     }
+}
+
+/// A container's name and pod: from runtimes' on-disk state where readable,
+/// with the pod UID its cgroup path carries.
+pub fn describe(names: Option<&NameResolver>, p: &Placement) -> (Option<String>, Option<Pod>) {
+    let (name, pod) = names
+        .and_then(|r| r.resolve(&p.key.runtime, &p.key.id, p.namespace.as_deref()))
+        .map_or((None, None), |n| (n.name, n.pod));
+    let pod = match (pod, &p.pod_uid) {
+        (Some(mut pod), uid) => {
+            pod.uid = pod.uid.or_else(|| uid.clone());
+            Some(pod)
+        }
+        (None, Some(uid)) => Some(Pod {
+            uid: Some(uid.clone()),
+            name: None,
+            namespace: None,
+        }),
+        (None, None) => None,
+    };
+    (name, pod)
 }
 
 /// The container pidns itself runs in, if any: its `self` entry in the proc

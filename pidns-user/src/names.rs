@@ -6,7 +6,8 @@ use std::{
     fs,
     io::Read,
     path::{Path, PathBuf},
-    sync::OnceLock,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use serde_json::Value;
@@ -17,6 +18,10 @@ const MAX_STATE_FILE: u64 = 4 * 1024 * 1024;
 const CONTAINERD_TASKS: &str = "run/containerd/io.containerd.runtime.v2.task";
 const PODMAN_CONTAINERS: &str = "var/lib/containers/storage/overlay-containers";
 const CRIO_RUN: &str = "run/containers/storage/overlay-containers";
+const PODMAN_RELOAD: Duration = Duration::from_secs(1);
+
+/// Podman's id → name table and when it was read.
+type PodmanNames = (HashMap<String, String>, Instant);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Names {
@@ -28,7 +33,7 @@ pub struct Names {
 #[derive(Debug, Clone)]
 pub struct NameResolver {
     root: PathBuf,
-    podman: std::sync::Arc<OnceLock<HashMap<String, String>>>,
+    podman: Arc<Mutex<Option<PodmanNames>>>,
 }
 
 impl NameResolver {
@@ -130,27 +135,39 @@ impl NameResolver {
         })
     }
 
+    /// Podman keeps every container's names in one file; it is read once and
+    /// again when an id is missing from it (at most once a second), so a
+    /// long-running watch learns the names of containers created since.
     fn podman(&self, id: &str) -> Option<Names> {
-        let names = self.podman.get_or_init(|| {
-            let mut map = HashMap::new();
-            let Some(Value::Array(list)) =
-                read_json(&self.root.join(PODMAN_CONTAINERS).join("containers.json"))
-            else {
-                return map;
-            };
-            for c in list {
-                let id = c.get("id").and_then(Value::as_str);
-                let name = c.pointer("/names/0").and_then(Value::as_str);
-                if let (Some(id), Some(name)) = (id, name) {
-                    map.insert(id.to_owned(), name.to_owned());
-                }
-            }
-            map
-        });
-        names.get(id).map(|n| Names {
-            name: Some(n.clone()),
+        let mut cache = self.podman.lock().ok()?;
+        let stale = cache
+            .as_ref()
+            .is_none_or(|(map, at)| !map.contains_key(id) && at.elapsed() >= PODMAN_RELOAD);
+        if stale {
+            *cache = Some((self.read_podman(), Instant::now()));
+        }
+        let name = cache.as_ref()?.0.get(id)?.clone();
+        Some(Names {
+            name: Some(name),
             pod: None,
         })
+    }
+
+    fn read_podman(&self) -> HashMap<String, String> {
+        let mut map = HashMap::new();
+        let Some(Value::Array(list)) =
+            read_json(&self.root.join(PODMAN_CONTAINERS).join("containers.json"))
+        else {
+            return map;
+        };
+        for c in list {
+            let id = c.get("id").and_then(Value::as_str);
+            let name = c.pointer("/names/0").and_then(Value::as_str);
+            if let (Some(id), Some(name)) = (id, name) {
+                map.insert(id.to_owned(), name.to_owned());
+            }
+        }
+        map
     }
 }
 
@@ -239,6 +256,28 @@ mod tests {
                 .name
                 .as_deref(),
             Some("web")
+        );
+    }
+
+    #[test]
+    fn podman_names_are_reread_for_new_containers() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = format!("{PODMAN_CONTAINERS}/containers.json");
+        put(dir.path(), &file, "[]");
+        let res = NameResolver::new(dir.path());
+        assert_eq!(res.resolve(&Runtime::Podman, ID, None), None);
+        put(
+            dir.path(),
+            &file,
+            &format!(r#"[{{"id":"{ID}","names":["late"]}}]"#),
+        );
+        std::thread::sleep(PODMAN_RELOAD);
+        assert_eq!(
+            res.resolve(&Runtime::Podman, ID, None)
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("late")
         );
     }
 

@@ -22,7 +22,7 @@ use crate::{
     names::NameResolver,
     parse::layout::{self, Role},
     procfs::ProcRoot,
-    report::{Pod, ScanReport, Verdict},
+    report::{ScanReport, Verdict},
     watch::events::{ContainerRef, Finding, SetnsEvent, Trigger, WatchEvent},
 };
 
@@ -196,23 +196,7 @@ impl Attributor {
     /// The container's reference and allow status, resolving names once.
     fn known(&mut self, p: &engine::Placement) -> &Known {
         if !self.containers.contains_key(&p.key) {
-            let names = self
-                .names
-                .as_ref()
-                .and_then(|r| r.resolve(&p.key.runtime, &p.key.id, p.namespace.as_deref()));
-            let (name, pod) = names.map_or((None, None), |n| (n.name, n.pod));
-            let pod = match (pod, &p.pod_uid) {
-                (Some(mut pod), uid) => {
-                    pod.uid = pod.uid.or_else(|| uid.clone());
-                    Some(pod)
-                }
-                (None, Some(uid)) => Some(Pod {
-                    uid: Some(uid.clone()),
-                    name: None,
-                    namespace: None,
-                }),
-                (None, None) => None,
-            };
+            let (name, pod) = engine::describe(self.names.as_ref(), p);
             let reference = ContainerRef {
                 container_id: p.key.id.clone(),
                 runtime: p.key.runtime,
