@@ -44,6 +44,9 @@ struct TestBinary {
 struct Summary {
     steps: Vec<(String, bool)>,
     results: Vec<(String, String)>,
+    /// Why a step failed, when the step said so: repeated under the summary
+    /// so that the last lines of a red run tell what broke.
+    reasons: Vec<(String, String)>,
 }
 
 impl Summary {
@@ -125,7 +128,7 @@ pub fn run(opts: Options) -> Result<ExitCode> {
             ("PIDNS_TEST_IMAGE", std::ffi::OsStr::new(AGENT_IMAGE)),
         ];
         let harness = harness.ok_or_else(|| anyhow!("the {HARNESS_BIN} binary was not built"))?;
-        let ok = run_harness(&harness, runner.as_deref(), "up", &env)?;
+        let ok = run_harness(&harness, runner.as_deref(), "up", &env, &mut summary)?;
         summary.step("runtime bring-up", ok);
         // The agent's image, for the test that runs it as the DaemonSet would.
         if ok && cmd::is_root() {
@@ -146,7 +149,7 @@ pub fn run(opts: Options) -> Result<ExitCode> {
             )?;
             summary.step(&t.label, ok);
         }
-        let ok = run_harness(&harness, runner.as_deref(), "down", &env)?;
+        let ok = run_harness(&harness, runner.as_deref(), "down", &env, &mut summary)?;
         summary.step("runtime teardown (nothing left behind)", ok);
         // Proves the benchmark still runs; its numbers are not checked here.
         if cmd::is_root() {
@@ -172,6 +175,9 @@ pub fn run(opts: Options) -> Result<ExitCode> {
         if !line.starts_with("test result: ok. 0 passed; 0 failed") {
             println!("{label}: {line}");
         }
+    }
+    for (step, line) in &summary.reasons {
+        println!("{step}: {line}");
     }
     if skipped.trim().is_empty() {
         println!("privileged tests skipped: none");
@@ -292,20 +298,47 @@ fn command(runner: Option<&[String]>, program: &Path) -> Command {
     }
 }
 
+/// Runs `pidns-harness <verb>`, echoing its stderr as it comes; when it
+/// fails, its last words go into the summary.
 fn run_harness(
     harness: &Path,
     runner: Option<&[String]>,
     verb: &str,
     env: &[(&str, &std::ffi::OsStr)],
+    summary: &mut Summary,
 ) -> Result<bool> {
     let mut c = command(runner, harness);
-    c.arg(verb).current_dir(workspace_root());
+    c.arg(verb)
+        .current_dir(workspace_root())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }
-    Ok(c.status()
-        .with_context(|| format!("running {} {verb}", harness.display()))?
-        .success())
+    let mut child = c
+        .spawn()
+        .with_context(|| format!("running {} {verb}", harness.display()))?;
+    let mut tail: Vec<String> = Vec::new();
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            eprintln!("{line}");
+            tail.push(line);
+        }
+    }
+    let ok = child.wait()?.success();
+    if !ok {
+        // The harness's error is its last message; keep it and what it lists.
+        let start = tail
+            .iter()
+            .rposition(|l| l.starts_with("pidns-harness "))
+            .unwrap_or(tail.len().saturating_sub(10));
+        for line in &tail[start..] {
+            summary
+                .reasons
+                .push((format!("pidns-harness {verb}"), line.clone()));
+        }
+    }
+    Ok(ok)
 }
 
 /// Runs one test binary, echoing its output and keeping its `test result:` line.

@@ -191,10 +191,22 @@ fn down() -> Result<()> {
     for m in &new_mounts {
         let _ = nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH);
     }
+    // A container's cgroup can outlive its last process by a moment, so
+    // removal is retried briefly before anything counts as left behind.
     let mut new_cgroups: Vec<PathBuf> = cgroup_dirs()?.difference(&snap.cgroups).cloned().collect();
     new_cgroups.sort_by_key(|c| std::cmp::Reverse(c.components().count()));
-    for c in &new_cgroups {
-        let _ = fs::remove_dir(c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut busy = false;
+        for c in &new_cgroups {
+            if fs::remove_dir(c).is_err() && c.exists() {
+                busy = true;
+            }
+        }
+        if !busy || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
     // Check.
     let mut left = Vec::new();
@@ -437,15 +449,42 @@ fn cgroup_mounts() -> Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// Names that mark a cgroup as the runtimes' (or the tests'): Docker,
+/// Podman and conmon, containerd and ctr's `pidnst` namespace, and the
+/// Kubernetes, CRI-O, nspawn and LXC layouts that the runc tests reproduce.
+const RUNTIME_CGROUP_MARKERS: [&str; 9] = [
+    "docker",
+    "libpod",
+    "conmon",
+    "containerd",
+    state::CTR_NAMESPACE,
+    "kubepods",
+    "crio",
+    "machine",
+    "lxc",
+];
+
+/// Whether a cgroup, by its path below the hierarchy's mount point, lies in
+/// runtime territory. Cgroups that other managers create while the tests
+/// run (a supervisor's per-command cgroups, a systemd timer's unit) are
+/// theirs: neither removed nor counted as left behind.
+fn is_runtime_cgroup(rel: &Path) -> bool {
+    rel.components().any(|c| {
+        let name = c.as_os_str().to_string_lossy();
+        RUNTIME_CGROUP_MARKERS.iter().any(|m| name.contains(m))
+    })
+}
+
+/// Every runtime cgroup, in every hierarchy.
 fn cgroup_dirs() -> Result<BTreeSet<PathBuf>> {
     let mut out = BTreeSet::new();
     for root in cgroup_mounts()? {
-        walk(&root, 0, &mut out);
+        walk(&root, &root, 0, &mut out);
     }
     Ok(out)
 }
 
-fn walk(dir: &Path, depth: usize, out: &mut BTreeSet<PathBuf>) {
+fn walk(root: &Path, dir: &Path, depth: usize, out: &mut BTreeSet<PathBuf>) {
     if depth > 8 {
         return;
     }
@@ -455,8 +494,10 @@ fn walk(dir: &Path, depth: usize, out: &mut BTreeSet<PathBuf>) {
     for e in entries.flatten() {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             let p = e.path();
-            walk(&p, depth + 1, out);
-            out.insert(p);
+            walk(root, &p, depth + 1, out);
+            if p.strip_prefix(root).is_ok_and(is_runtime_cgroup) {
+                out.insert(p);
+            }
         }
     }
 }
@@ -467,4 +508,32 @@ fn mount_points() -> Result<BTreeSet<PathBuf>> {
         .lines()
         .filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_cgroups_are_told_from_other_managers() {
+        for rel in [
+            "docker/0123abcd",
+            "libpod_parent/conmon",
+            "pidnst/pidnst-ctr-1",
+            "kubepods/burstable/pod1234/abcd",
+            "kubepods-besteffort-pod12_34.slice:cri-containerd:abcd",
+            "machine.slice/systemd-nspawn@pidnst-n.service/payload",
+            "lxc.payload.pidnst-l",
+            "system.slice/docker-0123.scope",
+        ] {
+            assert!(is_runtime_cgroup(Path::new(rel)), "{rel}");
+        }
+        for rel in [
+            "process_api/b0d249309c04dfe917154ef8c4b8e6fd",
+            "system.slice/apt-daily.service",
+            "user.slice/user-1000.slice/session-3.scope",
+        ] {
+            assert!(!is_runtime_cgroup(Path::new(rel)), "{rel}");
+        }
+    }
 }
