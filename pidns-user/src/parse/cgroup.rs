@@ -30,6 +30,28 @@ pub fn parse(bytes: &[u8]) -> impl Iterator<Item = Line<'_>> {
     bytes.split(|&b| b == b'\n').filter_map(parse_line)
 }
 
+/// Whether any hierarchy of a cgroup file places the process at `cgroup` or
+/// below it; `None` when the file has no well-formed line.
+pub fn any_within(bytes: &[u8], cgroup: &[u8]) -> Option<bool> {
+    let mut any = false;
+    for line in parse(bytes) {
+        any = true;
+        if is_within(line.path, cgroup) {
+            return Some(true);
+        }
+    }
+    any.then_some(false)
+}
+
+/// Whether `path` is `cgroup` or one of its descendants.
+pub fn is_within(path: &[u8], cgroup: &[u8]) -> bool {
+    let cgroup = cgroup.strip_suffix(b"/").unwrap_or(cgroup);
+    match path.strip_prefix(cgroup) {
+        Some(rest) => rest.is_empty() || rest.starts_with(b"/") || cgroup.is_empty(),
+        None => false,
+    }
+}
+
 fn parse_line(line: &[u8]) -> Option<Line<'_>> {
     let mut parts = line.splitn(3, |&b| b == b':');
     let hierarchy = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
@@ -66,6 +88,24 @@ mod tests {
         let lines: Vec<_> = parse(text).collect();
         assert_eq!(lines[0].path, b"/kubepods-pod1.slice:cri-containerd:abc");
         assert_eq!(lines[1].path, b"/a\xff\xfeb");
+    }
+
+    #[test]
+    fn within_a_cgroup() {
+        let c = b"/docker/abc";
+        assert!(is_within(b"/docker/abc", c));
+        assert!(is_within(b"/docker/abc/init.scope", c));
+        assert!(!is_within(b"/docker/abcd", c), "a sibling sharing a prefix");
+        assert!(!is_within(b"/docker", c));
+        assert!(!is_within(b"/", c));
+        let parent = b"9:name=systemd:/\n4:memory:/docker/abc/sub\n0::/\n";
+        assert_eq!(any_within(parent, c), Some(true), "any hierarchy counts");
+        assert_eq!(
+            any_within(b"0::/system.slice/containerd.service\n", c),
+            Some(false)
+        );
+        assert_eq!(any_within(b"", c), None);
+        assert_eq!(any_within(b"garbage", c), None);
     }
 
     #[test]

@@ -9,16 +9,26 @@
 //! | Docker | `/docker/<id>` | `docker-<id>.scope` |
 //! | containerd (CRI) | `/kubepods/<qos>/pod<uid>/<id>` | `cri-containerd-<id>.scope`, `…slice:cri-containerd:<id>` |
 //! | containerd (`ctr`) | `/<namespace>/<id>` (confirmed by ancestry) | |
+//! | Docker `--cgroup-parent`, containerd | `/<any path>/<64-hex id>` (confirmed by ancestry) | |
 //! | CRI-O | `crio-<id>` | `crio-<id>.scope`; `crio-conmon-<id>` is its monitor |
 //! | Podman | `/libpod_parent/libpod-<id>` | `libpod-<id>.scope[/container]`; `libpod-conmon-<id>.scope` is its monitor |
-//! | LXC | `/lxc/<name>` | `lxc.payload.<name>`; `lxc.monitor.<name>` is its monitor |
+//! | LXC | `/lxc/<name>`, `/lxc.payload/<name>` (`/lxc.monitor/<name>` is its monitor) | `lxc.payload.<name>`; `lxc.monitor.<name>` is its monitor |
 //! | systemd-nspawn | | `systemd-nspawn@<name>.service[/payload]`, `machine-<name>.scope` |
 //!
 //! The deepest segment that names a container wins, so a container nested in
-//! another (Docker in Docker, kind) is attributed to the inner one. Segments
-//! below it (`container`, `payload`, `init.scope`) are the container's own
-//! sub-cgroups. Leading `..` segments, which appear when the reader sits in a
-//! cgroup namespace, are ignored.
+//! another (Docker in Docker, kind) is attributed to the inner one, and the
+//! outer ones are recorded as [`Match::enclosing`]. Segments below it
+//! (`container`, `payload`, `init.scope`) are the container's own
+//! sub-cgroups. A monitor's cgroup (`lxc.monitor.<name>`, `crio-conmon-<id>`,
+//! `…/supervisor`) is a monitor only where no container's cgroup encloses it:
+//! inside a container, it is just one of that container's sub-cgroups, so a
+//! container cannot hide a process by naming a sub-cgroup like a monitor.
+//!
+//! A full 64-hex id as the last segment under a path no layout names (Docker's
+//! `--cgroup-parent=/any/path`, `ctr`'s `/<namespace>/<id>`) is a candidate
+//! that needs a second signal ([`Match::needs_confirmation`]).
+//! Leading `..` segments, which appear when the reader sits in a cgroup
+//! namespace, are ignored.
 
 use serde::Serialize;
 
@@ -88,6 +98,23 @@ pub struct Match {
     /// confirm with a second signal, such as a containerd shim among the
     /// process's ancestors.
     pub needs_confirmation: bool,
+    /// The id is a full 64-hex last segment under a path that names no
+    /// runtime (`docker run --cgroup-parent=/a/b` gives `/a/b/<id>`): Docker or
+    /// containerd, which the caller tells apart from the runtimes' on-disk
+    /// state. Always comes with `needs_confirmation`.
+    pub hex_leaf: bool,
+    /// Containers whose cgroups enclose this one, outermost first (Docker in
+    /// Docker, a kind node around its pods). Empty when not nested.
+    pub enclosing: Vec<Enclosing>,
+}
+
+/// A container whose cgroup encloses the matched one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enclosing {
+    pub runtime: Runtime,
+    pub id: String,
+    /// Length of the path prefix that is this container's cgroup.
+    pub cgroup_len: usize,
 }
 
 struct Segment<'a> {
@@ -119,26 +146,58 @@ fn segments(path: &[u8]) -> Vec<Segment<'_>> {
 /// Classifies a cgroup path (as shown in `/proc/<pid>/cgroup`).
 pub fn classify(path: &[u8]) -> Option<Match> {
     let segs = segments(path);
-    for i in (0..segs.len()).rev() {
+    // Every segment that names a container, outermost first, and the deepest
+    // monitor segment.
+    let mut containers: Vec<(usize, Runtime, String)> = Vec::new();
+    let mut monitor: Option<(usize, Runtime, String)> = None;
+    for i in 0..segs.len() {
         let parent = i.checked_sub(1).map(|p| segs[p].name);
         let child = segs.get(i + 1).map(|s| s.name);
-        if let Some((runtime, id, role)) = classify_segment(segs[i].name, parent, child) {
+        match classify_segment(segs[i].name, parent, child) {
             // A VM registered with machined is not a container.
-            if id.is_empty() {
-                return None;
-            }
-            return Some(Match {
-                runtime,
-                pod_uid: pod_uid(&segs[..=i]),
-                namespace: None,
-                id,
-                role,
-                cgroup_len: segs[i].end,
-                needs_confirmation: false,
-            });
+            Some((_, id, _)) if id.is_empty() => {}
+            Some((runtime, id, Role::Container)) => containers.push((i, runtime, id)),
+            Some((runtime, id, Role::Monitor)) => monitor = Some((i, runtime, id)),
+            None => {}
         }
     }
-    containerd_namespace_layout(&segs)
+    // The innermost container wins, whatever lies below it: a monitor-like
+    // sub-cgroup inside a container is the container's.
+    if let Some((i, runtime, id)) = containers.pop() {
+        let lo = containers.last().map_or(0, |(j, _, _)| j + 1);
+        return Some(Match {
+            runtime,
+            pod_uid: pod_uid(&segs[lo..=i]),
+            namespace: None,
+            id,
+            role: Role::Container,
+            cgroup_len: segs[i].end,
+            needs_confirmation: false,
+            hex_leaf: false,
+            enclosing: containers
+                .into_iter()
+                .map(|(j, runtime, id)| Enclosing {
+                    runtime,
+                    id,
+                    cgroup_len: segs[j].end,
+                })
+                .collect(),
+        });
+    }
+    if let Some((i, runtime, id)) = monitor {
+        return Some(Match {
+            runtime,
+            pod_uid: pod_uid(&segs[..=i]),
+            namespace: None,
+            id,
+            role: Role::Monitor,
+            cgroup_len: segs[i].end,
+            needs_confirmation: false,
+            hex_leaf: false,
+            enclosing: Vec::new(),
+        });
+    }
+    hex_leaf(&segs).or_else(|| containerd_namespace_layout(&segs))
 }
 
 fn classify_segment(
@@ -224,6 +283,8 @@ fn classify_segment(
         Some(b"lxc") | Some(b"lxc.payload") if is_name(text) => {
             Some((Lxc, text.to_owned(), Container))
         }
+        // LXC 3's `lxc.monitor/<name>`, next to `lxc.payload/<name>`.
+        Some(b"lxc.monitor") if is_name(text) => Some((Lxc, text.to_owned(), Monitor)),
         Some(p) if p.starts_with(b"pod") && is_full_hex_id(text) => {
             Some((Kubernetes, text.to_owned(), Container))
         }
@@ -232,9 +293,14 @@ fn classify_segment(
 }
 
 /// Kubernetes pod UID from the `pod<uid>` (cgroupfs) or `kubepods[-<qos>]-pod<uid>.slice`
-/// (systemd) segment nearest to the container.
+/// (systemd) segment nearest to the container. `segs` runs from below the
+/// nearest enclosing container down to the container, so a pod is never
+/// borrowed from an outer container. A kubelet nested in a container names
+/// its slices `kubelet-kubepods-…`, hence `kubepods` anywhere in a segment.
 fn pod_uid(segs: &[Segment<'_>]) -> Option<String> {
-    let in_kubepods = segs.iter().any(|s| s.name.starts_with(b"kubepods"));
+    let in_kubepods = segs
+        .iter()
+        .any(|s| s.name.windows(8).any(|w| w == b"kubepods"));
     if !in_kubepods {
         return None;
     }
@@ -251,6 +317,52 @@ fn pod_uid(segs: &[Segment<'_>]) -> Option<String> {
     })
 }
 
+const SYSTEMD_UNITS: [&str; 6] = [".slice", ".service", ".scope", ".socket", ".mount", ".swap"];
+const RUNTIME_PARENTS: [&str; 6] = [
+    "docker",
+    "kubepods",
+    "libpod_parent",
+    "lxc",
+    "lxc.payload",
+    "lxc.monitor",
+];
+
+/// Whether a segment can be a containerd namespace in `/<namespace>/<id>`.
+fn is_containerd_namespace(ns: &str) -> bool {
+    !SYSTEMD_UNITS.iter().any(|u| ns.ends_with(u))
+        && !RUNTIME_PARENTS.contains(&ns)
+        && is_containerd_identifier(ns)
+}
+
+/// A full 64-hex id as the last segment of a path no layout names: Docker
+/// with `--cgroup-parent` (`/<parent path>/<id>`), or containerd. Where the
+/// path is `/<namespace>/<id>`, the namespace is kept for containerd.
+fn hex_leaf(segs: &[Segment<'_>]) -> Option<Match> {
+    let leaf = segs.last()?;
+    let id = std::str::from_utf8(leaf.name).ok()?;
+    if !is_full_hex_id(id) {
+        return None;
+    }
+    let namespace = match segs {
+        [ns, _] => std::str::from_utf8(ns.name)
+            .ok()
+            .filter(|ns| is_containerd_namespace(ns))
+            .map(str::to_owned),
+        _ => None,
+    };
+    Some(Match {
+        runtime: Runtime::Containerd,
+        id: id.to_owned(),
+        pod_uid: None,
+        namespace,
+        role: Role::Container,
+        cgroup_len: leaf.end,
+        needs_confirmation: true,
+        hex_leaf: true,
+        enclosing: Vec::new(),
+    })
+}
+
 /// `ctr` and other direct containerd clients default to `/<namespace>/<id>`.
 fn containerd_namespace_layout(segs: &[Segment<'_>]) -> Option<Match> {
     let [ns, id] = segs else {
@@ -260,14 +372,8 @@ fn containerd_namespace_layout(segs: &[Segment<'_>]) -> Option<Match> {
         std::str::from_utf8(ns.name).ok()?,
         std::str::from_utf8(id.name).ok()?,
     );
-    const SYSTEMD_UNITS: [&str; 6] = [".slice", ".service", ".scope", ".socket", ".mount", ".swap"];
-    const RUNTIME_PARENTS: [&str; 5] =
-        ["docker", "kubepods", "libpod_parent", "lxc", "lxc.payload"];
-    if SYSTEMD_UNITS
-        .iter()
-        .any(|u| ns_text.ends_with(u) || id_text.ends_with(u))
-        || RUNTIME_PARENTS.contains(&ns_text)
-        || !is_containerd_identifier(ns_text)
+    if SYSTEMD_UNITS.iter().any(|u| id_text.ends_with(u))
+        || !is_containerd_namespace(ns_text)
         || !is_containerd_identifier(id_text)
     {
         return None;
@@ -280,6 +386,8 @@ fn containerd_namespace_layout(segs: &[Segment<'_>]) -> Option<Match> {
         role: Role::Container,
         cgroup_len: id.end,
         needs_confirmation: true,
+        hex_leaf: false,
+        enclosing: Vec::new(),
     })
 }
 
@@ -290,7 +398,7 @@ fn is_hex_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn is_full_hex_id(id: &str) -> bool {
+pub fn is_full_hex_id(id: &str) -> bool {
     id.len() == 64 && is_hex_id(id)
 }
 
@@ -569,6 +677,198 @@ mod tests {
         ] {
             none(p);
         }
+    }
+
+    #[test]
+    fn colon_forms_for_every_runtime() {
+        let us = UID.replace('-', "_");
+        for (prefix, runtime) in [
+            ("cri-containerd", Runtime::Containerd),
+            ("crio", Runtime::CriO),
+            ("docker", Runtime::Docker),
+        ] {
+            let p = format!("/kubepods-besteffort-pod{us}.slice:{prefix}:{ID}");
+            let m = check(&p, runtime, ID, Role::Container, &p);
+            assert_eq!(m.pod_uid.as_deref(), Some(UID), "{p}");
+            // outside Kubernetes: no pod
+            let p = format!("/system.slice:{prefix}:{ID}");
+            assert_eq!(check(&p, runtime, ID, Role::Container, &p).pod_uid, None);
+        }
+        none(&format!("/system.slice:podman:{ID}"));
+        none("/system.slice:crio:notanid");
+    }
+
+    #[test]
+    fn kubernetes_every_qos_class_and_driver() {
+        let us = UID.replace('-', "_");
+        // cgroupfs driver: guaranteed pods sit directly under /kubepods
+        for qos in ["", "burstable/", "besteffort/"] {
+            let p = format!("/kubepods/{qos}pod{UID}/{ID}");
+            let m = check(&p, Runtime::Kubernetes, ID, Role::Container, &p);
+            assert_eq!(m.pod_uid.as_deref(), Some(UID), "{p}");
+        }
+        // systemd driver, with each engine's scope
+        for (qos_slice, pod_slice) in [
+            ("", format!("kubepods-pod{us}.slice")),
+            (
+                "kubepods-burstable.slice/",
+                format!("kubepods-burstable-pod{us}.slice"),
+            ),
+            (
+                "kubepods-besteffort.slice/",
+                format!("kubepods-besteffort-pod{us}.slice"),
+            ),
+        ] {
+            for (scope, runtime) in [
+                (format!("cri-containerd-{ID}.scope"), Runtime::Containerd),
+                (format!("crio-{ID}.scope"), Runtime::CriO),
+                (format!("docker-{ID}.scope"), Runtime::Docker),
+            ] {
+                let p = format!("/kubepods.slice/{qos_slice}{pod_slice}/{scope}");
+                let m = check(&p, runtime, ID, Role::Container, &p);
+                assert_eq!(m.pod_uid.as_deref(), Some(UID), "underscores undone: {p}");
+            }
+        }
+        // dockershim with the cgroupfs driver
+        let p = format!("/kubepods/burstable/pod{UID}/docker-{ID}.scope");
+        assert_eq!(
+            check(&p, Runtime::Docker, ID, Role::Container, &p)
+                .pod_uid
+                .as_deref(),
+            Some(UID)
+        );
+    }
+
+    #[test]
+    fn kubelet_nested_in_a_container_keeps_the_pod() {
+        let us = UID.replace('-', "_");
+        let node = "/system.slice/docker-1111111111111111111111111111111111111111111111111111111111111111.scope";
+        let p = format!(
+            "{node}/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{us}.slice/cri-containerd-{ID}.scope"
+        );
+        let m = check(&p, Runtime::Containerd, ID, Role::Container, &p);
+        assert_eq!(m.pod_uid.as_deref(), Some(UID));
+        assert_eq!(m.enclosing.len(), 1);
+        let e = &m.enclosing[0];
+        assert_eq!(
+            (e.runtime, e.id.as_str(), &p[..e.cgroup_len]),
+            (Runtime::Docker, &node[21..85], node)
+        );
+        // the node itself is not in a pod, and its sub-cgroups are its own
+        let p = format!("{node}/kubelet.slice/kubelet.service");
+        let m = check(&p, Runtime::Docker, &node[21..85], Role::Container, node);
+        assert_eq!((m.pod_uid, m.enclosing.len()), (None, 0));
+    }
+
+    #[test]
+    fn a_pod_uid_is_never_borrowed_from_an_enclosing_container() {
+        let inner = "1111111111111111111111111111111111111111111111111111111111111111";
+        let p = format!("/kubepods/besteffort/pod{UID}/{ID}/docker/{inner}");
+        let m = check(&p, Runtime::Docker, inner, Role::Container, &p);
+        assert_eq!(m.pod_uid, None);
+        assert_eq!(m.enclosing[0].id, ID);
+    }
+
+    #[test]
+    fn monitors_count_only_outside_containers() {
+        let outer = format!("/docker/{ID}");
+        for sub in [
+            "lxc.monitor.web".to_owned(),
+            format!("crio-conmon-{ID}"),
+            format!("machine.slice/libpod-conmon-{ID}.scope"),
+            "systemd-nspawn@box.service/supervisor".to_owned(),
+            "machine.slice/machine-qemu\\x2d1.scope".to_owned(),
+        ] {
+            let p = format!("{outer}/{sub}");
+            let m = check(&p, Runtime::Docker, ID, Role::Container, &outer);
+            assert!(m.enclosing.is_empty(), "{p}");
+        }
+        // a container below a monitor cgroup is still that container
+        let p = format!("/lxc.monitor.web/docker/{ID}");
+        check(&p, Runtime::Docker, ID, Role::Container, &p);
+    }
+
+    #[test]
+    fn nested_containers_record_their_enclosers() {
+        let a = "1111111111111111111111111111111111111111111111111111111111111111";
+        let b = "2222222222222222222222222222222222222222222222222222222222222222";
+        let p = format!("/docker/{a}/docker/{b}/lxc.payload.web/init.scope");
+        let m = check(
+            &p,
+            Runtime::Lxc,
+            "web",
+            Role::Container,
+            &format!("/docker/{a}/docker/{b}/lxc.payload.web"),
+        );
+        let enclosing: Vec<(Runtime, &str, &str)> = m
+            .enclosing
+            .iter()
+            .map(|e| (e.runtime, e.id.as_str(), &p[..e.cgroup_len]))
+            .collect();
+        assert_eq!(
+            enclosing,
+            vec![
+                (Runtime::Docker, a, &*format!("/docker/{a}")),
+                (Runtime::Docker, b, &*format!("/docker/{a}/docker/{b}")),
+            ]
+        );
+    }
+
+    #[test]
+    fn bare_hex_leaves_need_confirmation() {
+        // docker run --cgroup-parent=/scan-cpa/sub
+        let p = format!("/scan-cpa/sub/{ID}");
+        let m = check(&p, Runtime::Containerd, ID, Role::Container, &p);
+        assert!(m.needs_confirmation && m.hex_leaf);
+        assert_eq!(m.namespace, None);
+        // --cgroup-parent=/scan-cp: the `/<namespace>/<id>` shape
+        let p = format!("/scan-cp/{ID}");
+        let m = check(&p, Runtime::Containerd, ID, Role::Container, &p);
+        assert!(m.needs_confirmation && m.hex_leaf);
+        assert_eq!(m.namespace.as_deref(), Some("scan-cp"));
+        let p = format!("/system.slice/{ID}");
+        assert_eq!(classify(p.as_bytes()).unwrap().namespace, None);
+        // a short hex leaf deep down is nobody's
+        none("/a/b/40e9cfb459ea");
+        // ctr names keep the old rule
+        let m = classify(b"/default/web").unwrap();
+        assert!(m.needs_confirmation && !m.hex_leaf);
+        // a bare id below a known container is that container's sub-cgroup
+        let outer = "1111111111111111111111111111111111111111111111111111111111111111";
+        let p = format!("/docker/{outer}/x/{ID}");
+        let m = check(
+            &p,
+            Runtime::Docker,
+            outer,
+            Role::Container,
+            &format!("/docker/{outer}"),
+        );
+        assert!(!m.needs_confirmation);
+    }
+
+    #[test]
+    fn lxc_payload_directory_form() {
+        check(
+            "/lxc.payload/web",
+            Runtime::Lxc,
+            "web",
+            Role::Container,
+            "/lxc.payload/web",
+        );
+        check(
+            "/lxc.payload/web/init.scope",
+            Runtime::Lxc,
+            "web",
+            Role::Container,
+            "/lxc.payload/web",
+        );
+        check(
+            "/lxc.monitor/web",
+            Runtime::Lxc,
+            "web",
+            Role::Monitor,
+            "/lxc.monitor/web",
+        );
     }
 
     #[test]
