@@ -5,12 +5,10 @@ use std::{io, path::PathBuf};
 /// Why the scan as a whole could not run (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("cannot read proc root {path}: {source}")]
-    ProcRoot {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// The reason is part of the message and deliberately not a `source`:
+    /// `{:#}` chains would print it twice.
+    #[error("cannot read proc root {path}: {reason}")]
+    ProcRoot { path: PathBuf, reason: io::Error },
     #[error("{path} is not a procfs root: it has no process directories")]
     NotProcfs { path: PathBuf },
     #[error("cannot tell the host PID namespace: {reason}")]
@@ -41,12 +39,20 @@ pub enum ReadErrorKind {
 
 impl ReadError {
     pub fn from_io(path: PathBuf, err: &io::Error) -> Self {
+        if let Some(not_regular) = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<crate::procfs::NotRegular>())
+        {
+            return ReadError::malformed(path, not_regular.0);
+        }
         let kind = match err.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ESRCH) => ReadErrorKind::Vanished,
             Some(libc::EACCES) | Some(libc::EPERM) => ReadErrorKind::PermissionDenied,
             Some(libc::ENOTDIR) => ReadErrorKind::Malformed("not a process directory"),
             Some(libc::EINVAL) => ReadErrorKind::Malformed("not a symbolic link"),
             Some(libc::EISDIR) => ReadErrorKind::Malformed("a directory where a file belongs"),
+            Some(libc::ELOOP) => ReadErrorKind::Malformed("a symbolic link where a file belongs"),
+            Some(libc::ENXIO) => ReadErrorKind::Malformed("a socket where a file belongs"),
             _ => ReadErrorKind::Io(err.kind()),
         };
         ReadError { path, kind }

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::{parse::layout::Runtime, report::Pod};
 
 const MAX_STATE_FILE: u64 = 4 * 1024 * 1024;
+const DOCKER_CONTAINERS: &str = "var/lib/docker/containers";
 const CONTAINERD_TASKS: &str = "run/containerd/io.containerd.runtime.v2.task";
 const PODMAN_CONTAINERS: &str = "var/lib/containers/storage/overlay-containers";
 const CRIO_RUN: &str = "run/containers/storage/overlay-containers";
@@ -74,7 +75,7 @@ impl NameResolver {
         let v = read_json(
             &self
                 .root
-                .join("var/lib/docker/containers")
+                .join(DOCKER_CONTAINERS)
                 .join(id)
                 .join("config.v2.json"),
         )?;
@@ -181,9 +182,18 @@ fn pod_from(map: &Value, name_key: &str, ns_key: &str) -> Option<Pod> {
     })
 }
 
+/// Whether Docker keeps state for this container id under `root`
+/// (`var/lib/docker/containers/<id>`), which tells a Docker container whose
+/// cgroup names no runtime (`--cgroup-parent`) from a containerd one.
+pub fn docker_state_exists(root: &Path, id: &str) -> bool {
+    crate::parse::layout::is_full_hex_id(id)
+        && fs::symlink_metadata(root.join(DOCKER_CONTAINERS).join(id)).is_ok_and(|m| m.is_dir())
+}
+
 fn read_json(path: &Path) -> Option<Value> {
     let mut buf = Vec::new();
-    fs::File::open(path)
+    // A FIFO or device planted in a host root must not hang or poke anything.
+    crate::procfs::open_regular(path)
         .ok()?
         .take(MAX_STATE_FILE)
         .read_to_end(&mut buf)
@@ -278,6 +288,34 @@ mod tests {
                 .name
                 .as_deref(),
             Some("late")
+        );
+    }
+
+    #[test]
+    fn docker_state_tells_docker_from_containerd() {
+        let dir = tempfile::tempdir().unwrap();
+        put(
+            dir.path(),
+            &format!("{DOCKER_CONTAINERS}/{ID}/config.v2.json"),
+            "{}",
+        );
+        assert!(docker_state_exists(dir.path(), ID));
+        let other = "ee1ce7f35ea818835a188ca162e83d4161ff729138d981a1e6d1b304aea23448";
+        assert!(!docker_state_exists(dir.path(), other));
+        // ids from cgroup paths are never used to walk elsewhere
+        assert!(!docker_state_exists(dir.path(), ".."));
+        assert!(!docker_state_exists(dir.path(), "../containers"));
+    }
+
+    #[test]
+    fn a_fifo_in_the_state_is_no_name_and_no_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join(format!("{DOCKER_CONTAINERS}/{ID}"));
+        fs::create_dir_all(&d).unwrap();
+        nix::unistd::mkfifo(&d.join("config.v2.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(
+            NameResolver::new(dir.path()).resolve(&Runtime::Docker, ID, None),
+            None
         );
     }
 

@@ -29,14 +29,14 @@ impl ProcRoot {
     /// Opens a proc root, checking that it is a readable directory.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, ScanError> {
         let root = root.into();
-        let meta = fs::metadata(&root).map_err(|source| ScanError::ProcRoot {
+        let meta = fs::metadata(&root).map_err(|reason| ScanError::ProcRoot {
             path: root.clone(),
-            source,
+            reason,
         })?;
         if !meta.is_dir() {
             return Err(ScanError::ProcRoot {
                 path: root,
-                source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+                reason: std::io::Error::from_raw_os_error(libc::ENOTDIR),
             });
         }
         Ok(ProcRoot { root })
@@ -48,14 +48,13 @@ impl ProcRoot {
 
     /// PIDs of the process directories, ascending.
     pub fn pids(&self) -> Result<Vec<u32>, ScanError> {
-        let entries = fs::read_dir(&self.root).map_err(|source| ScanError::ProcRoot {
+        let entries = fs::read_dir(&self.root).map_err(|reason| ScanError::ProcRoot {
             path: self.root.clone(),
-            source,
+            reason,
         })?;
         let mut pids: Vec<u32> = entries
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-            .filter(|&pid: &u32| pid > 0)
+            .filter_map(|e| e.file_name().to_str().and_then(parse_pid))
             .collect();
         if pids.is_empty() {
             return Err(ScanError::NotProcfs {
@@ -131,9 +130,60 @@ impl ProcRoot {
     }
 }
 
+/// A process directory's name as procfs writes it: canonical decimal, no
+/// sign, no leading zero, not 0. `+10` or `0010` in a supplied tree is not PID 10.
+pub fn parse_pid(name: &str) -> Option<u32> {
+    let canonical =
+        !name.is_empty() && !name.starts_with('0') && name.bytes().all(|b| b.is_ascii_digit());
+    canonical.then(|| name.parse().ok()).flatten()
+}
+
+/// Opens a file for reading only if it is a regular file: never follows a
+/// final symlink, never blocks (a FIFO planted in a tree would hang a
+/// blocking open forever), never becomes a controlling terminal. Anything
+/// else is refused with `EINVAL`-like errors that map to "malformed".
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)?;
+    let kind = f.metadata()?.file_type();
+    if kind.is_file() {
+        return Ok(f);
+    }
+    let what = if kind.is_fifo() {
+        "a FIFO where a file belongs"
+    } else if kind.is_socket() {
+        "a socket where a file belongs"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device where a file belongs"
+    } else if kind.is_dir() {
+        "a directory where a file belongs"
+    } else {
+        "not a regular file"
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        NotRegular(what),
+    ))
+}
+
+/// The error [`open_regular`] gives for anything but a regular file.
+#[derive(Debug)]
+pub struct NotRegular(pub &'static str);
+
+impl std::fmt::Display for NotRegular {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for NotRegular {}
+
 fn read_capped(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     const CHUNK: usize = 4096;
-    let mut f = File::open(path)?;
+    let mut f = open_regular(path)?;
     loop {
         let len = buf.len();
         if len as u64 >= MAX_FILE {
@@ -194,6 +244,50 @@ mod tests {
         ));
         assert_eq!(root.comm(42).unwrap(), "sleep");
         assert_eq!(root.status(42).unwrap().nspid, Some(vec![42]));
+    }
+
+    #[test]
+    fn pids_are_canonical_decimal() {
+        assert_eq!(parse_pid("1"), Some(1));
+        assert_eq!(parse_pid("4194304"), Some(4194304));
+        for odd in [
+            "",
+            "0",
+            "+10",
+            "-10",
+            "0010",
+            "00",
+            " 10",
+            "10 ",
+            "1e3",
+            "self",
+            "4294967296",
+        ] {
+            assert_eq!(parse_pid(odd), None, "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("5");
+        fs::create_dir_all(p.join("dir")).unwrap();
+        nix::unistd::mkfifo(&p.join("cgroup"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        fs::write(dir.path().join("target"), "Name:\tx\n").unwrap();
+        symlink(dir.path().join("target"), p.join("status")).unwrap();
+        let sock = std::os::unix::net::UnixListener::bind(p.join("comm")).unwrap();
+        let root = ProcRoot::open(dir.path()).unwrap();
+        let mut buf = Vec::new();
+        for (name, why) in [
+            ("cgroup", "a FIFO where a file belongs"),
+            ("status", "a symbolic link where a file belongs"),
+            ("comm", "a socket where a file belongs"),
+            ("dir", "a directory where a file belongs"),
+        ] {
+            let e = root.read_into(5, name, &mut buf).unwrap_err();
+            assert_eq!(e.kind, ReadErrorKind::Malformed(why), "{name}");
+        }
+        drop(sock);
     }
 
     #[test]
