@@ -1,9 +1,9 @@
 //! `--allow`: containers that legitimately need the host PID namespace
 //! (monitoring agents, pidns itself in a DaemonSet).
 
-use crate::report::{Container, Pod};
+use crate::report::{Container, Enclosing, Pod};
 
-/// Short ids (`docker ps` prints 12 characters) match as prefixes.
+/// Short hex ids (`docker ps` prints 12 characters) match as prefixes.
 const MIN_PREFIX: usize = 12;
 
 #[derive(Debug, Clone, Default)]
@@ -27,6 +27,17 @@ impl<'a> From<&'a Container> for Subject<'a> {
             name: c.name.as_deref(),
             pod: c.pod.as_ref(),
             containerd_namespace: c.containerd_namespace.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a Enclosing> for Subject<'a> {
+    fn from(e: &'a Enclosing) -> Self {
+        Subject {
+            id: &e.id,
+            name: e.name.as_deref(),
+            pod: e.pod.as_ref(),
+            containerd_namespace: None,
         }
     }
 }
@@ -55,26 +66,39 @@ impl AllowList {
             .find(|e| entry_matches(e, &s))
     }
 
-    /// An entry matches a full id, an id prefix of at least 12 characters, the
-    /// container's name, its pod's name, `namespace/pod`, the pod UID, or
-    /// `<containerd namespace>/<id>`.
+    /// An entry matches a full id, a prefix of at least 12 characters of a
+    /// hex id (both hex), the container's name, its pod's name,
+    /// `namespace/pod`, the pod UID, or `<containerd namespace>/<id>`.
+    /// Everything but hex ids matches exactly: `--allow monitoring-agent`
+    /// does not allow `monitoring-agent-evil`.
     pub fn matches<'a>(&self, subject: impl Into<Subject<'a>>) -> bool {
         self.matching(subject).is_some()
     }
 
-    /// Entries that matched none of the containers allowed in this scan.
+    /// Entries that matched none of the containers that share the host PID
+    /// namespace in this scan, nor any container enclosing one.
     pub fn unused<'c>(&'c self, containers: &'c [Container]) -> impl Iterator<Item = &'c str> + 'c {
         self.entries.iter().map(String::as_str).filter(move |e| {
             !containers
                 .iter()
                 .filter(|c| c.shares_host_pidns == Some(true))
-                .any(|c| entry_matches(e, &Subject::from(c)))
+                .any(|c| {
+                    entry_matches(e, &Subject::from(c))
+                        || c.enclosed_by
+                            .iter()
+                            .any(|o| entry_matches(e, &Subject::from(o)))
+                })
         })
     }
 }
 
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn entry_matches(e: &str, s: &Subject<'_>) -> bool {
-    if e == s.id || (e.len() >= MIN_PREFIX && s.id.starts_with(e)) || Some(e) == s.name {
+    let hex_prefix = e.len() >= MIN_PREFIX && is_hex(e) && is_hex(s.id) && s.id.starts_with(e);
+    if e == s.id || hex_prefix || Some(e) == s.name {
         return true;
     }
     if let Some(ns) = s.containerd_namespace
@@ -130,6 +154,8 @@ mod tests {
         let no = [
             "40e9cf",
             "node",
+            "node-exporte",
+            &ID[..63].to_uppercase(),
             "default/pidns-x7",
             "kube-system/other",
             "",
@@ -142,5 +168,44 @@ mod tests {
             );
         }
         assert!(!AllowList::default().matches(subject(None)));
+    }
+
+    #[test]
+    fn only_hex_ids_match_by_prefix() {
+        // LXC, nspawn and ctr ids are names; a name never matches as a prefix.
+        for id in ["monitoring-agent-evil", "monitoring-agent-1234567890"] {
+            let s = Subject {
+                id,
+                name: Some(id),
+                pod: None,
+                containerd_namespace: None,
+            };
+            for e in ["monitoring-agent", "monitoring-agent-"] {
+                assert!(!AllowList::new([e.to_string()]).matches(s), "{e} vs {id}");
+            }
+            assert!(AllowList::new([id.to_string()]).matches(s));
+        }
+        // pod names and UIDs match exactly, too
+        let pod = Pod {
+            uid: Some("1c0ffee0-1234-4abc-9def-0123456789ab".into()),
+            name: Some("monitoring-agent-x7".into()),
+            namespace: Some("kube-system".into()),
+        };
+        let s = subject(Some(&pod));
+        for e in [
+            "monitoring-agent",
+            "1c0ffee0-1234",
+            "kube-system/monitoring",
+        ] {
+            assert!(!AllowList::new([e.to_string()]).matches(s), "{e}");
+        }
+        // a 12-character hex prefix of a name that happens to be hex-like is refused too
+        let s = Subject {
+            id: "deadbeefcafe-web",
+            name: None,
+            pod: None,
+            containerd_namespace: None,
+        };
+        assert!(!AllowList::new(["deadbeefcafe".to_string()]).matches(s));
     }
 }

@@ -46,15 +46,18 @@ pub struct Target {
         env = "PIDNS_PROC_ROOT"
     )]
     pub proc_root: PathBuf,
-    /// The process whose PID namespace counts as the host's.
-    #[arg(long, value_name = "PID", default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
-    pub host_pid: u32,
-    /// A container that may share the host PID namespace: id, id prefix (12+
-    /// characters), name, pod name, namespace/pod or pod UID. Repeatable.
+    /// The process whose PID namespace counts as the host's [default: 1].
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub host_pid: Option<u32>,
+    /// A container that may share the host PID namespace: id, hex id prefix
+    /// (12+ characters), name, pod name, namespace/pod or pod UID, matched
+    /// exactly otherwise. A nested container is allowed only if the containers
+    /// enclosing it are allowed too. Repeatable.
     #[arg(long = "allow", value_name = "ID_OR_NAME")]
     pub allow: Vec<String>,
     /// Host filesystem root, where runtimes keep the state pidns reads names
-    /// from. Defaults to / when --proc-root is /proc; otherwise names are off.
+    /// from (and tells Docker's --cgroup-parent containers from containerd's
+    /// by). Defaults to / when --proc-root is /proc; otherwise names are off.
     #[arg(long, value_name = "DIR")]
     pub host_root: Option<PathBuf>,
     /// Do not look up container names.

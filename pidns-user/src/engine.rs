@@ -6,29 +6,34 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
+    path::Path,
     time::Instant,
 };
 
 use crate::{
     allow::AllowList,
     error::{ReadError, ReadErrorKind, ScanError},
-    names::NameResolver,
+    names::{self, NameResolver},
     parse::{
         cgroup,
         layout::{self, Match, Role, Runtime},
     },
     procfs::ProcRoot,
     report::{
-        Container, HostMethod, HostPidns, Method, Pod, ProcessEvidence, SCHEMA, ScanReport,
-        Summary, Verdict,
+        Container, Enclosing, HostMethod, HostPidns, Method, Pod, ProcessEvidence, SCHEMA,
+        ScanReport, Summary, Verdict,
     },
 };
 
-/// Identity of a container, from its cgroup path.
+/// Identity of a container, from its cgroup path: its runtime, its id, and
+/// the cgroup that is the container's, so that the same id at another path
+/// (a sub-cgroup of some other container named after an allowed one) is
+/// another container.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContainerKey {
     pub runtime: Runtime,
     pub id: String,
+    pub cgroup: String,
 }
 
 /// A process's container, from its cgroup file.
@@ -40,21 +45,52 @@ pub struct Placement {
     pub cgroup: String,
     pub role: Role,
     pub needs_confirmation: bool,
+    /// A full 64-hex id under a path no layout names; see [`refine_runtime`].
+    pub hex_leaf: bool,
+    /// Containers whose cgroups enclose this one, outermost first.
+    pub enclosing: Vec<ContainerKey>,
 }
 
 impl Placement {
     pub fn from_match(m: Match, path: &[u8]) -> Self {
+        let cgroup_of = |len: usize| String::from_utf8_lossy(&path[..len]).into_owned();
+        let cgroup = cgroup_of(m.cgroup_len);
         Placement {
-            cgroup: String::from_utf8_lossy(&path[..m.cgroup_len]).into_owned(),
+            enclosing: m
+                .enclosing
+                .into_iter()
+                .map(|e| ContainerKey {
+                    runtime: e.runtime,
+                    id: e.id,
+                    cgroup: cgroup_of(e.cgroup_len),
+                })
+                .collect(),
             key: ContainerKey {
                 runtime: m.runtime,
                 id: m.id,
+                cgroup: cgroup.clone(),
             },
+            cgroup,
             pod_uid: m.pod_uid,
             namespace: m.namespace,
             role: m.role,
             needs_confirmation: m.needs_confirmation,
+            hex_leaf: m.hex_leaf,
         }
+    }
+}
+
+/// Names a confirmed [`Placement::hex_leaf`] container's runtime: Docker when
+/// Docker's state for that id exists under the host root (`docker run
+/// --cgroup-parent=…`), else containerd. Without a host root it stays
+/// containerd.
+pub fn refine_runtime(p: &mut Placement, state_root: Option<&Path>) {
+    if p.hex_leaf
+        && p.key.runtime == Runtime::Containerd
+        && state_root.is_some_and(|root| names::docker_state_exists(root, &p.key.id))
+    {
+        p.key.runtime = Runtime::Docker;
+        p.namespace = None;
     }
 }
 
@@ -88,10 +124,15 @@ pub fn placement(cgroup_file: &[u8]) -> Option<Placement> {
     None
 }
 
-/// Runtime processes that may sit in a container's cgroup, by `comm`
-/// (at most 15 bytes, as the kernel keeps it). runc renames its setup stages
-/// `runc:[0:PARENT]` and `runc:[1:CHILD]`; `runc:[2:INIT]` becomes the
-/// container's init and is a container process.
+/// Whether a process is *named* like a runtime's (`comm`, at most 15 bytes as
+/// the kernel keeps it): runc's setup stages `runc:[0:PARENT]` and
+/// `runc:[1:CHILD]` (`runc:[2:INIT]` becomes the container's init and is a
+/// container process), OCI runtimes, shims and monitors.
+///
+/// A name is no proof: any process can rename itself. The scan counts a
+/// runtime-named process in a container's cgroup as the runtime's only when
+/// [`verify_runtime_process`] confirms it from facts the container cannot
+/// forge.
 pub fn is_runtime_process(comm: &str) -> bool {
     const EXACT: [&str; 9] = [
         "runc",
@@ -104,7 +145,126 @@ pub fn is_runtime_process(comm: &str) -> bool {
         "systemd-nspawn",
         "runsc",
     ];
-    EXACT.contains(&comm) || comm.starts_with("containerd-shim") || comm.starts_with("runsc-")
+    EXACT.contains(&comm)
+        || is_setup_stage(comm)
+        || comm.starts_with("containerd-shim")
+        || comm.starts_with("runsc-")
+}
+
+/// OCI runtime command-line tools: the parent of every setup stage they run
+/// in a container's cgroup (runc clones its stages with `CLONE_PARENT`, so all
+/// of them are the CLI's children).
+const OCI_RUNTIME_CLIS: [&str; 6] = ["runc", "docker-runc", "crun", "krun", "youki", "runsc"];
+
+/// The names an OCI runtime's setup process has while it sits in the
+/// container's cgroup before the container's own program runs: the runtime's
+/// name (its memfd re-exec), `exe` (started through `/proc/self/exe`) and
+/// runc's and youki's numbered stages, except the last (`…INIT]`), which is
+/// the container's init.
+fn is_setup_stage(comm: &str) -> bool {
+    if OCI_RUNTIME_CLIS.contains(&comm) || comm == "exe" {
+        return true;
+    }
+    ["runc:[", "youki:["].iter().any(|p| comm.starts_with(p)) && !comm.contains("INIT")
+}
+
+/// Why a runtime-named process in a container's cgroup is not (provably) the runtime's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unverified {
+    /// Its own or its parent's `status` or `cgroup` could not be read.
+    Unreadable(String),
+    /// Its parent is inside the container's cgroup: it was forked by the container.
+    ParentInside { ppid: u32 },
+    /// Its parent is not what runs this kind of process.
+    ParentNotRuntime { ppid: u32, parent: String },
+    /// Runtimes never run this process in a container's cgroup (shims and
+    /// monitors live in cgroups of their own).
+    NotInContainerCgroups,
+}
+
+impl std::fmt::Display for Unverified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unverified::Unreadable(what) => write!(f, "{what} is unreadable"),
+            Unverified::ParentInside { ppid } => {
+                write!(f, "its parent {ppid} is inside the container's cgroup")
+            }
+            Unverified::ParentNotRuntime { ppid, parent } => {
+                write!(f, "its parent {ppid} ({parent}) is not a runtime")
+            }
+            Unverified::NotInContainerCgroups => {
+                f.write_str("runtimes run no such process in a container's cgroup")
+            }
+        }
+    }
+}
+
+/// Confirms that a process in `placement`'s container cgroup is a runtime's
+/// own, from facts a process in that cgroup cannot forge:
+///
+/// - an OCI runtime's setup stage (`runc`, `runc:[0:PARENT]`, `runc:[1:CHILD]`,
+///   `crun`, …) whose parent is an OCI runtime CLI (`runc create`/`exec`)
+///   *outside* the container's cgroup. A container's init has a shim or
+///   monitor as parent, and what it forks has parents inside the cgroup;
+///   orphans go to a subreaper (the shim) or PID 1. Nothing in the cgroup can
+///   rename a process outside it.
+/// - systemd-nspawn's supervisor, which shares `systemd-nspawn@<name>.service`
+///   with the payload where systemd makes no `payload`/`supervisor`
+///   sub-cgroups (legacy and hybrid hierarchies, systemd before v254): named
+///   `systemd-nspawn`, in an nspawn container, started by a `systemd`
+///   service manager outside the container's cgroup.
+///
+/// Shims, conmon and LXC's monitor live in cgroups of their own in every
+/// layout pidns knows (`crio-conmon-*`, `libpod-conmon-*`, `/libpod_parent/conmon`,
+/// `lxc.monitor.*`, the daemon's cgroup), so one in a container's cgroup is
+/// not verified. Anything unverified is a container process.
+pub fn verify_runtime_process(
+    proc: &ProcRoot,
+    pid: u32,
+    placement: &Placement,
+) -> Result<(), Unverified> {
+    let status = proc
+        .status(pid)
+        .map_err(|e| Unverified::Unreadable(e.path.display().to_string()))?;
+    let name = status.name.as_deref().unwrap_or_default();
+    let expected_parents: &[&str] = if is_setup_stage(name) {
+        &OCI_RUNTIME_CLIS
+    } else if name == "systemd-nspawn" && placement.key.runtime == Runtime::SystemdNspawn {
+        &["systemd"]
+    } else {
+        return Err(Unverified::NotInContainerCgroups);
+    };
+    let ppid = status.ppid.filter(|&p| p > 0 && p != pid).ok_or_else(|| {
+        Unverified::Unreadable(format!("{}'s parent", proc.file(pid, "status").display()))
+    })?;
+    // A lossily decoded path cannot be compared byte for byte.
+    if placement.cgroup.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(Unverified::Unreadable(format!(
+            "the container's cgroup path {:?}",
+            placement.cgroup
+        )));
+    }
+    let mut buf = Vec::new();
+    proc.read_into(ppid, "cgroup", &mut buf)
+        .map_err(|e| Unverified::Unreadable(e.path.display().to_string()))?;
+    match cgroup::any_within(&buf, placement.cgroup.as_bytes()) {
+        Some(false) => {}
+        Some(true) => return Err(Unverified::ParentInside { ppid }),
+        None => {
+            return Err(Unverified::Unreadable(
+                proc.file(ppid, "cgroup").display().to_string(),
+            ));
+        }
+    }
+    let parent = proc
+        .status(ppid)
+        .map_err(|e| Unverified::Unreadable(e.path.display().to_string()))?
+        .name
+        .unwrap_or_default();
+    if !expected_parents.contains(&parent.as_str()) {
+        return Err(Unverified::ParentNotRuntime { ppid, parent });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +277,10 @@ pub struct ScanOptions {
     /// Read `comm` and `ns/pid_for_children` for at most this many host-PID
     /// processes per container (`None`: all of them).
     pub evidence_detail: Option<usize>,
+    /// The host filesystem root where runtimes keep their state (`/` for the
+    /// live /proc), to tell Docker's `--cgroup-parent` containers from
+    /// containerd's ([`refine_runtime`]). Independent of names.
+    pub state_root: Option<std::path::PathBuf>,
 }
 
 /// The default for [`ScanOptions::evidence_detail`] in `pidns scan`: the
@@ -170,14 +334,19 @@ pub fn host_pidns(
             procfs_own,
         }),
         Err(link_err) => {
-            let not_found = || ScanError::HostPidns {
-                reason: format!(
-                    "PID {host_pid} does not exist under {}",
-                    proc.path().display()
-                ),
-            };
-            if link_err.kind == ReadErrorKind::Vanished && explicit {
-                return Err(not_found());
+            // An evidence tree may lack the link of a process it has.
+            if link_err.kind == ReadErrorKind::Vanished && !proc.exists(host_pid) {
+                return Err(ScanError::HostPidns {
+                    reason: format!(
+                        "PID {host_pid} does not exist under {}{}",
+                        proc.path().display(),
+                        if explicit {
+                            ""
+                        } else {
+                            "; name a process in the host PID namespace with --host-pid"
+                        }
+                    ),
+                });
             }
             let status = status.map_err(|e| ScanError::HostPidns {
                 reason: format!(
@@ -365,14 +534,19 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
             count_error(&mut summary, &e);
             continue;
         }
-        let Some(placement) = placement(&buf) else {
+        let Some(mut placement) = placement(&buf) else {
             continue;
         };
+        // A monitor's own cgroup (never one inside a container's: the
+        // layout attributes those to the container).
         if placement.role == Role::Monitor {
             continue;
         }
-        if placement.needs_confirmation && !ancestry.has_shim_ancestor(pid) {
-            continue;
+        if placement.needs_confirmation {
+            if !ancestry.has_shim_ancestor(pid) {
+                continue;
+            }
+            refine_runtime(&mut placement, opts.state_root.as_deref());
         }
         candidates.push(Candidate { pid, placement });
     }
@@ -403,9 +577,17 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
                     .evidence_detail
                     .is_none_or(|limit| draft.detailed < limit);
                 let comm = if detailed { proc.comm(pid).ok() } else { None };
-                if comm.as_deref().is_some_and(is_runtime_process) {
-                    draft.runtime_pids.push(pid);
-                    continue;
+                if let Some(name) = comm.as_deref().filter(|c| is_runtime_process(c)) {
+                    match verify_runtime_process(&proc, pid, &placement) {
+                        Ok(()) => {
+                            draft.runtime_pids.push(pid);
+                            continue;
+                        }
+                        Err(why) => warnings.push(format!(
+                            "{} container {}: pid {pid} is named {name:?} like a runtime process, but {why}; it counts as a container process",
+                            placement.key.runtime, placement.key.id
+                        )),
+                    }
                 }
                 let children_pidns_inode = if detailed {
                     draft.detailed += 1;
@@ -447,8 +629,8 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
     for (key, d) in &drafts {
         let Some(placement) = &d.placement else {
             warnings.push(format!(
-                "{} container {}: only runtime processes ({:?}); it is being set up or torn down",
-                key.runtime, key.id, d.runtime_pids
+                "{} container {} (cgroup {}): only runtime processes ({:?}); it is being set up or torn down",
+                key.runtime, key.id, key.cgroup, d.runtime_pids
             ));
             continue;
         };
@@ -461,6 +643,20 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
             }
         }
         let (name, pod) = describe(opts.names.as_ref(), placement);
+        let enclosed_by: Vec<Enclosing> = placement
+            .enclosing
+            .iter()
+            .map(|e| {
+                let (name, pod) = describe_key(opts.names.as_ref(), e, None, None);
+                Enclosing {
+                    id: e.id.clone(),
+                    runtime: e.runtime,
+                    name,
+                    pod,
+                    cgroup: e.cgroup.clone(),
+                }
+            })
+            .collect();
         let mut c = Container {
             id: key.id.clone(),
             runtime: key.runtime,
@@ -468,6 +664,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
             pod,
             containerd_namespace: placement.namespace.clone(),
             cgroup: placement.cgroup.clone(),
+            enclosed_by,
             shares_host_pidns: None,
             verdict: Verdict::Unknown,
             pids: d.pids.iter().copied().collect(),
@@ -483,7 +680,13 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
             c.allowed_by = if self_key.as_ref() == Some(key) {
                 Some("pidns itself".to_owned())
             } else {
-                opts.allow.matching(&c).map(|e| format!("--allow {e}"))
+                allowed_by(
+                    &opts.allow,
+                    &c,
+                    &placement.enclosing,
+                    self_key.as_ref(),
+                    &mut warnings,
+                )
             };
             c.verdict = if c.allowed_by.is_some() {
                 Verdict::Allowed
@@ -507,6 +710,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
             .cmp(&b.verdict)
             .then_with(|| a.runtime.cmp(&b.runtime))
             .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.cgroup.cmp(&b.cgroup))
     });
 
     summary.containers = containers.len();
@@ -541,6 +745,42 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
     })
 }
 
+/// Which `--allow` entry allows a sharing container, if any. A container
+/// nested in others is allowed only if every enclosing container is allowed
+/// too (or is pidns's own), so a process in another container's sub-cgroup
+/// named after an allowed container borrows nothing.
+fn allowed_by(
+    allow: &AllowList,
+    c: &Container,
+    enclosing: &[ContainerKey],
+    self_key: Option<&ContainerKey>,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    let entry = allow.matching(c)?;
+    let refused: Vec<&Enclosing> = c
+        .enclosed_by
+        .iter()
+        .zip(enclosing)
+        .filter(|(e, key)| Some(*key) != self_key && !allow.matches(*e))
+        .map(|(e, _)| e)
+        .collect();
+    if refused.is_empty() {
+        return Some(format!("--allow {entry}"));
+    }
+    warnings.push(format!(
+        "--allow {entry} matches {} container {} (cgroup {}), but not the container(s) enclosing it ({}); it is not allowed",
+        c.runtime,
+        c.id,
+        c.cgroup,
+        refused
+            .iter()
+            .map(|e| format!("{} {}", e.runtime, e.id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    None
+}
+
 fn count_error(summary: &mut Summary, e: &ReadError) {
     match e.kind {
         ReadErrorKind::Vanished => summary.processes_vanished += 1,
@@ -552,16 +792,26 @@ fn count_error(summary: &mut Summary, e: &ReadError) {
 /// A container's name and pod: from runtimes' on-disk state where readable,
 /// with the pod UID its cgroup path carries.
 pub fn describe(names: Option<&NameResolver>, p: &Placement) -> (Option<String>, Option<Pod>) {
+    describe_key(names, &p.key, p.namespace.as_deref(), p.pod_uid.as_deref())
+}
+
+/// [`describe`] for a container known by its key alone (an enclosing one).
+pub fn describe_key(
+    names: Option<&NameResolver>,
+    key: &ContainerKey,
+    namespace: Option<&str>,
+    pod_uid: Option<&str>,
+) -> (Option<String>, Option<Pod>) {
     let (name, pod) = names
-        .and_then(|r| r.resolve(&p.key.runtime, &p.key.id, p.namespace.as_deref()))
+        .and_then(|r| r.resolve(&key.runtime, &key.id, namespace))
         .map_or((None, None), |n| (n.name, n.pod));
-    let pod = match (pod, &p.pod_uid) {
+    let pod = match (pod, pod_uid) {
         (Some(mut pod), uid) => {
-            pod.uid = pod.uid.or_else(|| uid.clone());
+            pod.uid = pod.uid.or_else(|| uid.map(str::to_owned));
             Some(pod)
         }
         (None, Some(uid)) => Some(Pod {
-            uid: Some(uid.clone()),
+            uid: Some(uid.to_owned()),
             name: None,
             namespace: None,
         }),
@@ -595,7 +845,8 @@ mod tests {
             p.key,
             ContainerKey {
                 runtime: Runtime::Docker,
-                id: ID.into()
+                id: ID.into(),
+                cgroup: format!("/docker/{ID}"),
             }
         );
         assert_eq!(p.cgroup, format!("/docker/{ID}"));
@@ -632,5 +883,80 @@ mod tests {
         for c in ["runc:[2:INIT]", "sleep", "sh", "docker-init", ""] {
             assert!(!is_runtime_process(c), "{c}");
         }
+    }
+
+    #[test]
+    fn setup_stages() {
+        for c in [
+            "runc",
+            "runc:[0:PARENT]",
+            "runc:[1:CHILD]",
+            "exe",
+            "crun",
+            "youki",
+            "youki:[1:INTER]",
+        ] {
+            assert!(is_setup_stage(c), "{c}");
+        }
+        // the container's init, shims and monitors are no setup stage
+        for c in [
+            "runc:[2:INIT]",
+            "youki:[2:INIT]",
+            "conmon",
+            "containerd-shim",
+            "lxc-start",
+            "systemd-nspawn",
+            "runsc-gofer",
+            "sleep",
+        ] {
+            assert!(!is_setup_stage(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn hex_leaf_runtime_from_docker_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |path: &str| {
+            Placement::from_match(layout::classify(path.as_bytes()).unwrap(), path.as_bytes())
+        };
+        let mut a = p(&format!("/scan-cp/{ID}"));
+        refine_runtime(&mut a, Some(dir.path()));
+        assert_eq!(
+            (a.key.runtime, a.namespace.as_deref()),
+            (Runtime::Containerd, Some("scan-cp"))
+        );
+        std::fs::create_dir_all(dir.path().join("var/lib/docker/containers").join(ID)).unwrap();
+        refine_runtime(&mut a, Some(dir.path()));
+        assert_eq!(
+            (a.key.runtime, a.namespace.as_deref()),
+            (Runtime::Docker, None)
+        );
+        assert_eq!(a.key.cgroup, format!("/scan-cp/{ID}"));
+        // only bare hex leaves are refined
+        let mut b = p("/default/web");
+        refine_runtime(&mut b, Some(dir.path()));
+        assert_eq!(b.key.runtime, Runtime::Containerd);
+        let mut c = p(&format!("/scan-cp/{ID}"));
+        refine_runtime(&mut c, None);
+        assert_eq!(c.key.runtime, Runtime::Containerd);
+    }
+
+    #[test]
+    fn placement_keys_include_the_cgroup_and_enclosers() {
+        let inner = "1111111111111111111111111111111111111111111111111111111111111111";
+        let f = format!("0::/docker/{ID}/docker/{inner}/init.scope\n");
+        let p = placement(f.as_bytes()).unwrap();
+        assert_eq!(p.key.id, inner);
+        assert_eq!(p.key.cgroup, format!("/docker/{ID}/docker/{inner}"));
+        assert_eq!(
+            p.enclosing,
+            vec![ContainerKey {
+                runtime: Runtime::Docker,
+                id: ID.into(),
+                cgroup: format!("/docker/{ID}"),
+            }]
+        );
+        let top = placement(format!("0::/docker/{inner}\n").as_bytes()).unwrap();
+        assert_ne!(top.key, p.key, "same id, other cgroup");
     }
 }

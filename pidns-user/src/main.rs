@@ -46,14 +46,26 @@ fn host_root(t: &Target) -> Option<std::path::PathBuf> {
     }
 }
 
+/// Where runtimes keep their state, names or not: `--host-root`, else `/`
+/// for the live /proc.
+fn state_root(t: &Target) -> Option<std::path::PathBuf> {
+    match &t.host_root {
+        Some(root) => Some(root.clone()),
+        None if t.proc_root == std::path::Path::new("/proc") => Some("/".into()),
+        None => None,
+    }
+}
+
 pub fn scan_options(t: &Target) -> ScanOptions {
     let host_root = host_root(t);
     ScanOptions {
         proc_root: t.proc_root.clone(),
-        host_pid: Some(t.host_pid),
+        // PID 1 unless given; the engine tells the user about --host-pid only when it was not.
+        host_pid: t.host_pid,
         allow: AllowList::new(t.allow.iter().cloned()),
         names: host_root.map(NameResolver::new),
         evidence_detail: Some(engine::EVIDENCE_DETAIL),
+        state_root: state_root(t),
     }
 }
 

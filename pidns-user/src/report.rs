@@ -91,6 +91,9 @@ pub struct Container {
     pub containerd_namespace: Option<String>,
     /// The container's cgroup as seen in /proc/<pid>/cgroup.
     pub cgroup: String,
+    /// Containers whose cgroups enclose this one (Docker in Docker, a kind
+    /// node around its pods), outermost first; empty when not nested.
+    pub enclosed_by: Vec<Enclosing>,
     /// `null` when unknown.
     pub shares_host_pidns: Option<bool>,
     pub verdict: Verdict,
@@ -110,6 +113,16 @@ pub struct Container {
     /// Why an `allowed` container is: `--allow <entry>`, or `pidns itself`
     /// (the container pidns runs in, e.g. its DaemonSet pod).
     pub allowed_by: Option<String>,
+}
+
+/// A container that encloses another's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Enclosing {
+    pub id: String,
+    pub runtime: Runtime,
+    pub name: Option<String>,
+    pub pod: Option<Pod>,
+    pub cgroup: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

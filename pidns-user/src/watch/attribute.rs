@@ -715,6 +715,7 @@ mod tests {
             pod: None,
             containerd_namespace: None,
             cgroup: format!("/docker/{ID}"),
+            enclosed_by: Vec::new(),
             shares_host_pidns: Some(true),
             verdict,
             pids: vec![1, 2],
