@@ -1,30 +1,40 @@
 //! `--format cis`: benchmark-style lines, as compliance tooling prints them.
+//!
+//! The control is `[WARN]` when a container shares the host PID namespace
+//! without being allowed, and also when a container could not be checked:
+//! an unverified container is not a pass. `[PASS]` means every container was
+//! checked and none shares it, allowed ones aside. The exit code does not
+//! follow the `[WARN]` of unverified containers: it stays 0 unless one
+//! shares (README, "Exit codes").
 
 use std::fmt::Write as _;
 
-use super::{CONTROL_TITLE, REMEDIATION, label, short_id};
-use crate::report::{ScanReport, Verdict};
+use super::{CONTROL_TITLE, REMEDIATION, enclosure, escape, label, short_id};
+use crate::report::{Container, ScanReport, Verdict};
 
 pub fn render(r: &ScanReport) -> String {
     let mut out = String::new();
-    let sharing: Vec<_> = r
-        .containers
-        .iter()
-        .filter(|c| c.verdict == Verdict::Shares)
-        .collect();
-    let status = if sharing.is_empty() { "PASS" } else { "WARN" };
+    let with = |v: Verdict| -> Vec<&Container> {
+        r.containers.iter().filter(|c| c.verdict == v).collect()
+    };
+    let (sharing, allowed, unknown) = (
+        with(Verdict::Shares),
+        with(Verdict::Allowed),
+        with(Verdict::Unknown),
+    );
+    let pass = sharing.is_empty() && unknown.is_empty();
     let _ = writeln!(out, "[INFO] 5 - Container Runtime");
     let _ = writeln!(
         out,
-        "[{status}] 5.16 - {CONTROL_TITLE} (numbered 5.15 in CIS Docker Benchmark v1.1.0-v1.5.0)"
+        "[{}] 5.16 - {CONTROL_TITLE} (numbered 5.15 in CIS Docker Benchmark v1.1.0-v1.5.0)",
+        if pass { "PASS" } else { "WARN" }
     );
     for c in &sharing {
         let _ = writeln!(
             out,
-            "[WARN]      * Host PID namespace shared with: {} ({} {}) pids {}",
+            "[WARN]      * Host PID namespace shared with: {} ({}) pids {}",
             label(c),
-            c.runtime,
-            short_id(&c.id),
+            who(c),
             pid_list(
                 &c.host_pidns_processes
                     .iter()
@@ -33,48 +43,56 @@ pub fn render(r: &ScanReport) -> String {
             )
         );
     }
-    for c in r
-        .containers
-        .iter()
-        .filter(|c| c.verdict == Verdict::Allowed)
-    {
+    for c in &unknown {
         let _ = writeln!(
             out,
-            "[INFO]      * Allowed to share the host PID namespace: {} ({} {})",
+            "[WARN]      * Unverified, could not be checked: {} ({}): {}",
             label(c),
-            c.runtime,
-            short_id(&c.id)
+            who(c),
+            escape(c.unknown_reason.as_deref().unwrap_or("unreadable"))
         );
     }
-    for c in r
-        .containers
-        .iter()
-        .filter(|c| c.verdict == Verdict::Unknown)
-    {
+    for c in &allowed {
         let _ = writeln!(
             out,
-            "[INFO]      * Could not check: {} ({} {}): {}",
+            "[INFO]      * Allowed to share the host PID namespace: {} ({}), {}",
             label(c),
-            c.runtime,
-            short_id(&c.id),
-            c.unknown_reason.as_deref().unwrap_or("unreadable")
+            who(c),
+            escape(c.allowed_by.as_deref().unwrap_or("allowed"))
         );
     }
-    if sharing.is_empty() {
-        let _ = writeln!(
-            out,
-            "[INFO]      * {} containers checked, none in the host PID namespace",
-            r.summary.containers
-        );
-    } else {
+    let checked = r.summary.containers - unknown.len();
+    let mut tally = format!(
+        "{checked} of {} containers checked: {} in the host PID namespace without being allowed",
+        r.summary.containers,
+        sharing.len()
+    );
+    if !allowed.is_empty() {
+        let _ = write!(tally, ", {} allowed to be", allowed.len());
+    }
+    if !unknown.is_empty() {
+        let _ = write!(tally, ", {} unverified", unknown.len());
+    }
+    let _ = writeln!(out, "[INFO]      * {tally}");
+    if !sharing.is_empty() {
         let _ = writeln!(out, "[INFO]      * Remediation: {REMEDIATION}");
+    } else if !unknown.is_empty() {
+        let _ = writeln!(
+            out,
+            "[INFO]      * Remediation: run pidns as root (or with CAP_SYS_PTRACE) so that every container's namespace links are readable"
+        );
     }
     let _ = writeln!(
         out,
         "[INFO] Checks: 1, Score: {}",
-        if sharing.is_empty() { 1 } else { -1 }
+        if pass { 1 } else { -1 }
     );
     out
+}
+
+/// `docker 3f2a…` (and where it is nested).
+fn who(c: &Container) -> String {
+    format!("{} {}{}", c.runtime, escape(short_id(&c.id)), enclosure(c))
 }
 
 fn pid_list(pids: &[u32]) -> String {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{BOLD, CYAN, DIM, RED, YELLOW, short_id};
+use super::{BOLD, CYAN, DIM, RED, YELLOW, escape, short_id};
 use crate::watch::events::{ContainerRef, WatchEvent};
 
 /// One JSON object, no newline.
@@ -12,13 +12,13 @@ pub fn json(e: &WatchEvent) -> String {
 }
 
 fn who(c: &ContainerRef) -> String {
-    let mut s = format!("{} {}", c.runtime, short_id(&c.container_id));
+    let mut s = format!("{} {}", c.runtime, escape(short_id(&c.container_id)));
     let name = c
         .name
         .clone()
         .or_else(|| c.pod.as_ref().and_then(|p| p.name.clone()));
     if let Some(n) = name {
-        let _ = write!(s, " ({n})");
+        let _ = write!(s, " ({})", escape(&n));
     }
     s
 }
@@ -54,10 +54,10 @@ pub fn human(e: &WatchEvent) -> String {
                 f.trigger.as_str(),
                 who(&f.container),
                 f.pid,
-                f.comm
+                escape(&f.comm)
             );
             if let Some(file) = &f.filename {
-                let _ = write!(line, " {DIM}{file}{DIM:#}");
+                let _ = write!(line, " {DIM}{}{DIM:#}", escape(file));
             }
             line
         }
@@ -78,7 +78,7 @@ pub fn human(e: &WatchEvent) -> String {
                 who(&s.container),
                 s.nstype,
                 s.pid,
-                s.comm
+                escape(&s.comm)
             )
         }
         WatchEvent::Lost { count, total, ts } => {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{BOLD, DIM, RED, display_name, label, short_id, verdict_style};
+use super::{BOLD, DIM, RED, display_name, enclosure, escape, label, short_id, verdict_style};
 use crate::report::{HostMethod, ScanReport, Verdict};
 
 pub fn render(r: &ScanReport) -> String {
@@ -46,8 +46,8 @@ pub fn render(r: &ScanReport) -> String {
                 [
                     verdict_word(c.verdict).to_owned(),
                     c.runtime.to_string(),
-                    short_id(&c.id).to_owned(),
-                    display_name(c).unwrap_or_else(|| "-".to_owned()),
+                    escape(short_id(&c.id)).into_owned(),
+                    display_name(c).map_or_else(|| "-".to_owned(), |n| escape(&n).into_owned()),
                     c.pids.len().to_string(),
                     if pidns.is_empty() { "?".into() } else { pidns },
                 ]
@@ -93,11 +93,12 @@ pub fn render(r: &ScanReport) -> String {
         for c in flagged {
             let _ = writeln!(
                 out,
-                "  {} {} ({}) cgroup {}",
+                "  {} {} ({}) cgroup {}{}",
                 c.runtime,
-                short_id(&c.id),
+                escape(short_id(&c.id)),
                 label(c),
-                c.cgroup
+                escape(&c.cgroup),
+                enclosure(c)
             );
             // The first host-PID process of a container is read in detail;
             // the others are listed (all in detail with --all-evidence).
@@ -106,7 +107,7 @@ pub fn render(r: &ScanReport) -> String {
                 .iter()
                 .partition(|p| p.comm.is_some() || p.children_pidns_inode.is_some());
             for p in detailed {
-                let comm = p.comm.as_deref().unwrap_or("?");
+                let comm = escape(p.comm.as_deref().unwrap_or("?"));
                 let how = match (p.pidns_inode, p.method) {
                     (Some(ino), crate::report::Method::NsLink) => {
                         format!("ns/pid is pid:[{ino}], the host's")
@@ -134,8 +135,11 @@ pub fn render(r: &ScanReport) -> String {
                     pids.join(", ")
                 );
             }
+            if let Some(by) = &c.allowed_by {
+                let _ = writeln!(out, "    allowed by {}", escape(by));
+            }
             if let Some(reason) = &c.unknown_reason {
-                let _ = writeln!(out, "    {DIM}unknown: {reason}{DIM:#}");
+                let _ = writeln!(out, "    {DIM}unknown: {}{DIM:#}", escape(reason));
             }
         }
     }
@@ -179,7 +183,7 @@ pub fn render(r: &ScanReport) -> String {
     ));
     let _ = writeln!(out, "{DIM}{}{DIM:#}", notes.join(", "));
     for w in &r.warnings {
-        let _ = writeln!(out, "{DIM}warning: {w}{DIM:#}");
+        let _ = writeln!(out, "{DIM}warning: {}{DIM:#}", escape(w));
     }
     out
 }
