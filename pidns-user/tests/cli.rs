@@ -57,29 +57,47 @@ fn exit_codes() {
 
 #[test]
 fn unreadable_proc_root_is_exit_2() {
-    if nix_is_root() {
-        // root reads everything; the other exit-2 paths are covered in exit_codes
-        return;
-    }
     let t = sharing_tree();
     std::fs::set_permissions(
         t.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o000),
     )
     .expect("chmod");
-    pidns()
+    // Root reads everything, so as root pidns runs as nobody, without the
+    // capabilities that bypass file permissions.
+    let mut cmd = if nix_is_root() {
+        let mut c = assert_cmd::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(assert_cmd::cargo::cargo_bin("pidns"));
+        c
+    } else {
+        pidns()
+    };
+    let assert = cmd
+        .env_remove("PIDNS_PROC_ROOT")
         .args(["scan", "--proc-root", &t.proc_root()])
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::contains("permission denied")
-                .or(predicate::str::contains("Permission denied")),
-        );
+        .assert();
     std::fs::set_permissions(
         t.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .expect("chmod");
+    assert.code(2).stderr(predicate::str::contains(format!(
+        "cannot read proc root {}: Permission denied",
+        t.proc_root()
+    )));
+}
+
+#[test]
+fn error_reasons_are_given_once() {
+    let out = pidns()
+        .args(["scan", "--proc-root", "/nonexistent/proc"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/proc"), "{err}");
 }
 
 fn nix_is_root() -> bool {
@@ -89,6 +107,59 @@ fn nix_is_root() -> bool {
     })
 }
 
+/// A tree whose names, comms and cgroup paths carry terminal escapes.
+fn hostile_tree() -> Tree {
+    let t = Tree::new();
+    t.add(
+        600,
+        P::host("\x1b]0;pwned\x07", 600).v2(&format!("/docker/{ID_B}")),
+    );
+    // systemd unescapes \x1b in unit names; the cgroup path carries it too.
+    t.add(
+        601,
+        P::host("sh\u{9b}2J", 601)
+            .v2("/machine.slice/systemd-nspawn@ev\\x1b[31mil.service/payload"),
+    );
+    // an unknown one, whose reason quotes the path
+    t.add(900, P::nested("init", 900, 4026532400, 1));
+    t.write(
+        &format!("root/var/lib/docker/containers/{ID_B}/config.v2.json"),
+        "{\"Name\":\"/x\\u001b[2Jname\\u202egpj\"}",
+    );
+    t
+}
+
+#[test]
+fn control_characters_never_reach_the_terminal() {
+    let t = hostile_tree();
+    let root = format!("{}/root", t.proc_root());
+    for format in ["table", "cis"] {
+        let out = pidns()
+            .args(["--color", "never", "scan", "--format", format])
+            .args(["--proc-root", &t.proc_root(), "--host-root", &root])
+            .output()
+            .expect("run");
+        assert_eq!(code(&out), 1);
+        let text = String::from_utf8(out.stdout).expect("utf8");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{format}: raw control characters in\n{text:?}"
+        );
+        assert!(
+            !text.contains('\u{202e}'),
+            "{format}: bidi override in {text:?}"
+        );
+        assert!(
+            text.contains("\\u{1b}"),
+            "{format}: escaped, not dropped: {text}"
+        );
+        if format == "table" {
+            assert!(text.contains("pid 600 \\u{1b}]0;pwned\\u{7}"), "{text}");
+            assert!(text.contains("ev\\u{1b}[31mil"), "{text}");
+            assert!(text.contains("x\\u{1b}[2Jname\\u{202e}gpj"), "{text}");
+        }
+    }
+}
 #[test]
 fn table_is_the_default_and_plain_when_piped() {
     let t = sharing_tree();
@@ -185,13 +256,76 @@ fn cis_format() {
         ))
         .stdout(predicate::str::contains("5.15"))
         .stdout(predicate::str::contains(&ID_B[..12]))
-        .stdout(predicate::str::contains("Remediation"));
+        .stdout(predicate::str::contains("Remediation"))
+        .stdout(predicate::str::contains("Score: -1"));
     let clean = Tree::new();
     pidns()
         .args(["scan", "--format", "cis", "--proc-root", &clean.proc_root()])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("[PASS] 5.16"));
+        .stdout(predicate::str::contains("[PASS] 5.16"))
+        .stdout(predicate::str::contains("Score: 1"));
+}
+
+#[test]
+fn cis_never_passes_unverified_containers() {
+    // The host is PID 900's namespace; PID 901's link is unreadable, so its
+    // container cannot be checked.
+    let t = Tree::new();
+    t.add(900, P::nested("init", 900, 4026532400, 1));
+    t.add(
+        901,
+        P::nested("sleep", 901, 4026532400, 2)
+            .v2(&format!("/docker/{ID_A}"))
+            .link(Link::Unreadable),
+    );
+    let out = pidns()
+        .args(["scan", "--format", "cis", "--host-pid", "900"])
+        .args(["--proc-root", &t.proc_root()])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 0, "unknowns do not fail the scan: {text}");
+    assert!(text.contains("[WARN] 5.16"), "{text}");
+    assert!(!text.contains("[PASS]"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "[WARN]      * Unverified, could not be checked: {} (docker {})",
+            &ID_A[..12],
+            &ID_A[..12]
+        )),
+        "{text}"
+    );
+    assert!(text.contains("901/ns/pid"), "the reason: {text}");
+    assert!(text.contains("0 of 1 containers checked"), "{text}");
+    assert!(text.contains("Score: -1"), "{text}");
+}
+
+#[test]
+fn cis_lists_allowed_containers_as_allowed() {
+    let t = sharing_tree();
+    let out = pidns()
+        .args(["scan", "--format", "cis", "--allow", &ID_B[..12]])
+        .args(["--proc-root", &t.proc_root()])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(text.contains("[PASS] 5.16"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "[INFO]      * Allowed to share the host PID namespace: {} (docker {}), --allow {}",
+            &ID_B[..12],
+            &ID_B[..12],
+            &ID_B[..12]
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 of 2 containers checked: 0 in the host PID namespace without being allowed, 1 allowed"),
+        "{text}"
+    );
+    assert!(!text.contains("none in the host PID namespace"), "{text}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod support;
 
+use predicates::prelude::*;
 use support::*;
 
 const ISO_NS: u64 = 4026532180;
@@ -70,9 +71,10 @@ fn docker_systemd_v2_isolated_passes() {
 #[test]
 fn podman_hybrid_conmon_is_not_a_container() {
     let t = Tree::new();
+    // Monitors get ordinary names: their cgroup, not their name, keeps them out.
     t.add(
         800,
-        P::host("conmon", 800).raw_cgroup("4:memory:/libpod_parent/conmon\n0::/\n"),
+        P::host("sleep", 800).raw_cgroup("4:memory:/libpod_parent/conmon\n0::/\n"),
     );
     t.add(
         801,
@@ -82,7 +84,7 @@ fn podman_hybrid_conmon_is_not_a_container() {
     );
     t.add(
         900,
-        P::host("conmon", 900).v2(&format!("/machine.slice/libpod-conmon-{ID_A}.scope")),
+        P::host("sleep", 900).v2(&format!("/machine.slice/libpod-conmon-{ID_A}.scope")),
     );
     t.add(
         901,
@@ -98,7 +100,11 @@ fn podman_hybrid_conmon_is_not_a_container() {
     );
     assert_eq!(container(&json, ID_C)["verdict"], "shares");
     let a = container(&json, ID_A);
-    assert_eq!(a["verdict"], "isolated");
+    assert_eq!(
+        a["verdict"], "isolated",
+        "the host-PID monitor is not in it: {a:#}"
+    );
+    assert_eq!(a["pids"], serde_json::json!([901]));
     assert_eq!(a["cgroup"], format!("/machine.slice/libpod-{ID_A}.scope"));
 }
 
@@ -111,7 +117,7 @@ fn kubernetes_host_pid_pod_keeps_the_pod_uid() {
     );
     t.add(
         1000,
-        P::host("conmon", 1000).v2(&format!("{slice}/crio-conmon-{ID_A}.scope")),
+        P::host("sleep", 1000).v2(&format!("{slice}/crio-conmon-{ID_A}.scope")),
     );
     t.add(
         1001,
@@ -177,14 +183,14 @@ fn containerd_namespace_layout_needs_a_shim_ancestor() {
 #[test]
 fn lxc_and_nspawn_monitors_and_vms() {
     let t = Tree::new();
-    t.add(1400, P::host("lxc-start", 1400).v2("/lxc.monitor.web"));
+    t.add(1400, P::host("sleep", 1400).v2("/lxc.monitor.web"));
     t.add(
         1401,
         P::nested("init", 1401, ISO_NS, 1).v2("/lxc.payload.web/init.scope"),
     );
     t.add(
         1500,
-        P::host("systemd-nspawn", 1500).v2("/machine.slice/systemd-nspawn@box.service/supervisor"),
+        P::host("sleep", 1500).v2("/machine.slice/systemd-nspawn@box.service/supervisor"),
     );
     t.add(
         1501,
@@ -197,7 +203,11 @@ fn lxc_and_nspawn_monitors_and_vms() {
     t.add(1700, P::host("sleep", 1700).v1("/lxc/legacy"));
     let (code, json) = scan_json(&t, &[]);
     assert_eq!(code, 1);
-    assert_eq!(container(&json, "web")["verdict"], "isolated");
+    assert_eq!(
+        container(&json, "web")["verdict"],
+        "isolated",
+        "the host-PID monitor is not the container: {json:#}"
+    );
     let b = container(&json, "box");
     assert_eq!(
         (b["runtime"].as_str(), b["verdict"].as_str()),
@@ -309,25 +319,45 @@ fn one_process_in_the_host_namespace_is_enough() {
 #[test]
 fn runtime_setup_stages_are_not_container_processes() {
     let t = Tree::new();
+    // `runc create`, run by the shim in the daemon's cgroup; runc clones its
+    // stages with CLONE_PARENT, so all of them are the CLI's children.
+    t.add(
+        1090,
+        P::host("containerd-shim", 1090).v2("/system.slice/containerd.service"),
+    );
+    t.add(
+        1100,
+        P::host("runc", 1100)
+            .v2("/system.slice/containerd.service")
+            .ppid(1090),
+    );
     // runc's first two stages sit in the container's cgroup in the host namespace.
     t.add(
         1101,
-        P::host("runc:[0:PARENT]", 1101).v2(&format!("/docker/{ID_A}")),
+        P::host("runc:[0:PARENT]", 1101)
+            .v2(&format!("/docker/{ID_A}"))
+            .ppid(1100),
     );
     t.add(
         1102,
         P::host("runc:[1:CHILD]", 1102)
             .v2(&format!("/docker/{ID_A}"))
-            .children(ISO_NS),
+            .children(ISO_NS)
+            .ppid(1100),
     );
     t.add(
         1103,
-        P::nested("runc:[2:INIT]", 1103, ISO_NS, 1).v2(&format!("/docker/{ID_A}")),
+        P::nested("runc:[2:INIT]", 1103, ISO_NS, 1)
+            .v2(&format!("/docker/{ID_A}"))
+            .ppid(1100),
     );
-    // A container caught with only its setup stages is not judged.
+    // A container caught with only its setup stages (here the memfd re-exec,
+    // still called `runc`) is not judged.
     t.add(
         1201,
-        P::host("runc:[1:CHILD]", 1201).v2(&format!("/docker/{ID_B}")),
+        P::host("runc", 1201)
+            .v2(&format!("/docker/{ID_B}"))
+            .ppid(1100),
     );
     let (code, json) = scan_json(&t, &[]);
     assert_eq!(code, 0, "{json:#}");
@@ -477,4 +507,476 @@ fn pidns_own_container_is_allowed() {
         container(&json, ID_A)["allowed_by"],
         format!("--allow {ID_A}")
     );
+}
+
+/// A shim in the daemon's cgroup, and a `runc` CLI it runs there.
+fn shim_and_runc_cli(t: &Tree) {
+    t.add(
+        3000,
+        P::host("containerd-shim", 3000).hybrid("/system.slice/containerd.service"),
+    );
+    t.add(
+        3001,
+        P::host("runc", 3001)
+            .hybrid("/system.slice/containerd.service")
+            .ppid(3000),
+    );
+}
+
+#[test]
+fn renaming_a_process_like_a_runtime_hides_nothing() {
+    let t = Tree::new();
+    shim_and_runc_cli(&t);
+    // A --pid=host container whose init renamed itself `runc`: its parent is
+    // the shim, not a runtime CLI.
+    t.add(
+        3100,
+        P::host("runc", 3100)
+            .hybrid(&format!("/docker/{ID_A}"))
+            .ppid(3000),
+    );
+    // One whose processes call themselves conmon and a runc stage, forked
+    // inside the container (parent in the same cgroup).
+    t.add(
+        3200,
+        P::host("conmon", 3200)
+            .hybrid(&format!("/docker/{ID_B}"))
+            .ppid(3000),
+    );
+    t.add(
+        3201,
+        P::host("runc:[1:CHILD]", 3201)
+            .hybrid(&format!("/docker/{ID_B}"))
+            .ppid(3200),
+    );
+    // A fake `runc` CLI inside the container is inside its cgroup.
+    t.add(
+        3300,
+        P::host("runc", 3300)
+            .hybrid(&format!("/docker/{ID_C}/sub"))
+            .ppid(3000),
+    );
+    t.add(
+        3301,
+        P::host("runc:[0:PARENT]", 3301)
+            .hybrid(&format!("/docker/{ID_C}"))
+            .ppid(3300),
+    );
+    let (code, json) = scan_json(&t, &["--all-evidence"]);
+    assert_eq!(code, 1, "{json:#}");
+    for (id, pids) in [
+        (ID_A, serde_json::json!([3100])),
+        (ID_B, serde_json::json!([3200, 3201])),
+        (ID_C, serde_json::json!([3300, 3301])),
+    ] {
+        let c = container(&json, id);
+        assert_eq!(c["verdict"], "shares", "{c:#}");
+        assert_eq!(c["pids"], pids, "{c:#}");
+        assert_eq!(c["runtime_pids"], serde_json::json!([]), "{c:#}");
+    }
+    assert_eq!(json["summary"]["sharing"], 3);
+    let warnings = json["warnings"].to_string();
+    assert!(
+        !warnings.contains("only runtime processes"),
+        "no container is dropped: {warnings}"
+    );
+    assert!(
+        warnings.contains("pid 3100 is named \\\"runc\\\"")
+            && warnings.contains("its parent 3000 (containerd-shim) is not a runtime"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("its parent 3200 is inside the container's cgroup"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("runtimes run no such process in a container's cgroup"),
+        "conmon in a container's cgroup: {warnings}"
+    );
+
+    // The table names the container.
+    let out = pidns()
+        .args(["scan", "--proc-root", &t.proc_root()])
+        .output()
+        .expect("run");
+    assert_eq!(support::code(&out), 1);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&ID_A[..12]) && text.contains("pid 3100 runc"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_runtime_process_whose_parent_cannot_be_read_counts() {
+    let t = Tree::new();
+    // Parent 4242 is gone (or unreadable): nothing proves it was runc.
+    t.add(
+        3400,
+        P::host("runc:[1:CHILD]", 3400)
+            .v2(&format!("/docker/{ID_A}"))
+            .ppid(4242),
+    );
+    let (code, json) = scan_json(&t, &[]);
+    assert_eq!(code, 1, "{json:#}");
+    assert_eq!(container(&json, ID_A)["verdict"], "shares");
+    assert!(
+        json["warnings"]
+            .to_string()
+            .contains("4242/cgroup is unreadable")
+    );
+}
+
+#[test]
+fn nspawn_supervisor_sharing_the_service_cgroup() {
+    // systemd before v254 and any legacy/hybrid host: no payload/supervisor
+    // sub-cgroups, so the supervisor shares systemd-nspawn@box.service with
+    // the payload. Its parent is the service manager outside that cgroup.
+    for v1 in [true, false] {
+        let t = Tree::new();
+        t.add(1, P::host("systemd", 1).v2("/init.scope").ppid(0));
+        let svc = "/machine.slice/systemd-nspawn@box.service";
+        let placed = |p: P| if v1 { p.v1(svc) } else { p.hybrid(svc) };
+        t.add(1500, placed(P::host("systemd-nspawn", 1500)));
+        t.add(
+            1501,
+            placed(P::nested("systemd", 1501, ISO_NS, 1)).ppid(1500),
+        );
+        let (code, json) = scan_json(&t, &[]);
+        assert_eq!(code, 0, "{json:#}");
+        let b = container(&json, "box");
+        assert_eq!(b["verdict"], "isolated");
+        assert_eq!(b["runtime_pids"], serde_json::json!([1500]));
+
+        // The same name in a Docker container, or with another parent, is a container process.
+        t.add(
+            1600,
+            P::host("systemd-nspawn", 1600).v2(&format!("/docker/{ID_A}")),
+        );
+        t.add(1502, placed(P::host("systemd-nspawn", 1502)).ppid(1501));
+        let (code, json) = scan_json(&t, &[]);
+        assert_eq!(code, 1, "{json:#}");
+        assert_eq!(container(&json, ID_A)["verdict"], "shares");
+        let b = container(&json, "box");
+        assert_eq!(b["verdict"], "shares", "{b:#}");
+        assert_eq!(b["host_pidns_processes"][0]["pid"], 1502);
+    }
+}
+
+#[test]
+fn monitor_cgroups_inside_a_container_are_the_containers() {
+    let t = Tree::new();
+    let a = format!("/docker/{ID_A}");
+    t.add(
+        2001,
+        P::host("sleep", 2001).hybrid(&format!("{a}/lxc.monitor.x")),
+    );
+    t.add(
+        2002,
+        P::host("sleep", 2002).hybrid(&format!("{a}/crio-conmon-{ID_B}")),
+    );
+    t.add(
+        2003,
+        P::host("sleep", 2003).hybrid(&format!("{a}/systemd-nspawn@x.service/supervisor")),
+    );
+    t.add(
+        2004,
+        P::host("sleep", 2004).hybrid(&format!("{a}/machine.slice/libpod-conmon-{ID_C}.scope")),
+    );
+    // and a VM scope inside it
+    t.add(
+        2005,
+        P::host("qemu", 2005).hybrid(&format!("{a}/machine.slice/machine-qemu\\x2d1.scope")),
+    );
+    let (code, json) = scan_json(&t, &[]);
+    assert_eq!(code, 1, "{json:#}");
+    let c = container(&json, ID_A);
+    assert_eq!(c["verdict"], "shares");
+    assert_eq!(c["pids"], serde_json::json!([2001, 2002, 2003, 2004, 2005]));
+    assert_eq!(c["cgroup"], a);
+    assert_eq!(json["summary"]["containers"], 1, "{json:#}");
+}
+
+#[test]
+fn a_nested_cgroup_named_after_an_allowed_container_borrows_nothing() {
+    let t = Tree::new();
+    // The allowed agent, and an attacker's sub-cgroup named after it.
+    t.add(
+        2100,
+        P::host("agent", 2100).hybrid(&format!("/docker/{ID_B}")),
+    );
+    let nested = format!("/docker/{ID_A}/docker/{ID_B}");
+    t.add(2200, P::host("sh", 2200).hybrid(&nested));
+    t.write(
+        &format!("root/var/lib/docker/containers/{ID_A}/config.v2.json"),
+        r#"{"Name":"/outer"}"#,
+    );
+    let root = format!("{}/root", t.proc_root());
+    let (code, json) = scan_json(&t, &["--host-root", &root, "--allow", ID_B]);
+    assert_eq!(code, 1, "{json:#}");
+    let same_id: Vec<&serde_json::Value> = json["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter(|c| c["id"] == ID_B)
+        .collect();
+    assert_eq!(
+        same_id.len(),
+        2,
+        "same id, other cgroup, other container: {json:#}"
+    );
+    let top = same_id
+        .iter()
+        .find(|c| c["cgroup"] == format!("/docker/{ID_B}"))
+        .expect("top-level agent");
+    assert_eq!(top["verdict"], "allowed");
+    assert_eq!(top["enclosed_by"], serde_json::json!([]));
+    let inner = same_id
+        .iter()
+        .find(|c| c["cgroup"] == nested)
+        .expect("nested one");
+    assert_eq!(inner["verdict"], "shares", "{inner:#}");
+    assert_eq!(inner["pids"], serde_json::json!([2200]));
+    assert_eq!(
+        inner["enclosed_by"],
+        serde_json::json!([{
+            "id": ID_A,
+            "runtime": "docker",
+            "name": "outer",
+            "pod": null,
+            "cgroup": format!("/docker/{ID_A}"),
+        }])
+    );
+    assert!(
+        json["warnings"]
+            .to_string()
+            .contains("but not the container(s) enclosing it"),
+        "{json:#}"
+    );
+    // Allowing the enclosing container too (here by name) allows the nested one.
+    let (code, json) = scan_json(
+        &t,
+        &["--host-root", &root, "--allow", ID_B, "--allow", "outer"],
+    );
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["summary"]["allowed"], 2);
+    assert!(
+        !json["warnings"]
+            .to_string()
+            .contains("matched no container"),
+        "the outer entry is used: {json:#}"
+    );
+}
+
+#[test]
+fn kind_node_pods_keep_their_pod_and_name_the_node() {
+    let t = Tree::new();
+    let node = format!("/system.slice/docker-{ID_A}.scope");
+    let uid_ = POD_UID.replace('-', "_");
+    let pod = format!(
+        "{node}/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{uid_}.slice"
+    );
+    // the node's own processes (systemd, containerd, kubelet) in their pidns
+    t.add(
+        2300,
+        P::nested("systemd", 2300, ISO_NS, 1).v2(&format!("{node}/init.scope")),
+    );
+    t.add(
+        2301,
+        P::nested("kubelet", 2301, ISO_NS, 90).v2(&format!("{node}/kubelet.slice/kubelet.service")),
+    );
+    // a hostPID pod inside the node shares the node's namespace, not the host's
+    t.add(
+        2400,
+        P::nested("agent", 2400, ISO_NS, 200).v2(&format!("{pod}/cri-containerd-{ID_B}.scope")),
+    );
+    let (code, json) = scan_json(&t, &[]);
+    assert_eq!(code, 0, "{json:#}");
+    let n = container(&json, ID_A);
+    assert_eq!(
+        (n["runtime"].as_str(), n["pids"].clone()),
+        (Some("docker"), serde_json::json!([2300, 2301]))
+    );
+    assert_eq!(n["enclosed_by"], serde_json::json!([]));
+    let p = container(&json, ID_B);
+    assert_eq!(p["runtime"], "containerd");
+    assert_eq!(p["pod"]["uid"], POD_UID);
+    assert_eq!(p["cgroup"], format!("{pod}/cri-containerd-{ID_B}.scope"));
+    assert_eq!(p["enclosed_by"][0]["id"], ID_A);
+    assert_eq!(p["enclosed_by"][0]["cgroup"], node);
+    assert_eq!(p["shares_pidns_with"], serde_json::json!([ID_A]));
+}
+
+#[test]
+fn docker_cgroup_parent_needs_a_shim_and_docker_state() {
+    let t = Tree::new();
+    t.add(
+        3000,
+        P::host("containerd-shim", 3000).hybrid("/system.slice/containerd.service"),
+    );
+    t.add(
+        3101,
+        P::host("sleep", 3101)
+            .hybrid(&format!("/scan-cpa/sub/{ID_A}"))
+            .ppid(3000),
+    );
+    t.add(
+        3102,
+        P::nested("sleep", 3102, ISO_NS, 1)
+            .hybrid(&format!("/scan-cp/{ID_B}"))
+            .ppid(3000),
+    );
+    // the same shapes with no shim behind them are not containers
+    t.add(
+        3103,
+        P::host("job", 3103).hybrid(&format!("/ci/jobs/{ID_C}")),
+    );
+    t.write(
+        &format!("root/var/lib/docker/containers/{ID_A}/config.v2.json"),
+        r#"{"Name":"/cpa"}"#,
+    );
+    t.write(
+        &format!("root/var/lib/docker/containers/{ID_B}/config.v2.json"),
+        r#"{"Name":"/cp"}"#,
+    );
+    let root = format!("{}/root", t.proc_root());
+    let (code, json) = scan_json(&t, &["--host-root", &root]);
+    assert_eq!(code, 1, "{json:#}");
+    let a = container(&json, ID_A);
+    assert_eq!(
+        (
+            a["runtime"].as_str(),
+            a["name"].as_str(),
+            a["verdict"].as_str()
+        ),
+        (Some("docker"), Some("cpa"), Some("shares"))
+    );
+    assert_eq!(a["cgroup"], format!("/scan-cpa/sub/{ID_A}"));
+    let b = container(&json, ID_B);
+    assert_eq!(
+        (
+            b["runtime"].as_str(),
+            b["name"].as_str(),
+            b["verdict"].as_str()
+        ),
+        (Some("docker"), Some("cp"), Some("isolated"))
+    );
+    assert_eq!(b["containerd_namespace"], serde_json::Value::Null);
+    assert_eq!(json["summary"]["containers"], 2, "{json:#}");
+    // --no-names still tells Docker from containerd
+    let (_, json) = scan_json(&t, &["--host-root", &root, "--no-names"]);
+    assert_eq!(container(&json, ID_A)["runtime"], "docker");
+    assert_eq!(container(&json, ID_A)["name"], serde_json::Value::Null);
+    // Without Docker's state, a bare id is containerd's (namespace kept for /<ns>/<id>).
+    let (_, json) = scan_json(&t, &[]);
+    assert_eq!(container(&json, ID_A)["runtime"], "containerd");
+    let b = container(&json, ID_B);
+    assert_eq!(b["runtime"], "containerd");
+    assert_eq!(b["containerd_namespace"], "scan-cp");
+}
+
+#[test]
+fn fifos_and_odd_files_never_hang_the_scan() {
+    let t = Tree::new();
+    t.add(30, P::host("sleep", 30).v2(&format!("/docker/{ID_A}")));
+    t.add(31, P::host("sleep", 31).v2(&format!("/docker/{ID_B}")));
+    t.add(32, P::host("sleep", 32).v2(&format!("/docker/{ID_C}")));
+    let fifo = |rel: &str| {
+        let p = t.path().join(rel);
+        let _ = std::fs::remove_file(&p);
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    };
+    fifo("30/cgroup");
+    fifo("31/status");
+    fifo("31/comm");
+    // a symlink where a file belongs is not followed
+    std::fs::remove_file(t.path().join("32/cgroup")).expect("rm");
+    std::fs::write(t.path().join("elsewhere"), format!("0::/docker/{ID_C}\n")).expect("write");
+    std::os::unix::fs::symlink(t.path().join("elsewhere"), t.path().join("32/cgroup"))
+        .expect("symlink");
+    let out = pidns()
+        .args(["scan", "--format", "json", "--proc-root", &t.proc_root()])
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .expect("run");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}); a FIFO hung the scan? {out:?}"));
+    // 30 and 32 are not placed; 31 is, and its link decides.
+    assert_eq!(json["summary"]["containers"], 1, "{json:#}");
+    assert_eq!(container(&json, ID_B)["verdict"], "shares");
+    assert!(
+        json["summary"]["malformed_entries"].as_u64() >= Some(2),
+        "{json:#}"
+    );
+}
+
+#[test]
+fn only_canonical_pid_directories_are_processes() {
+    let t = Tree::new();
+    t.add(600, P::host("sleep", 600).v2(&format!("/docker/{ID_A}")));
+    for odd in ["+600", "0600", "00", "6e2", " 600"] {
+        let d = t.path().join(odd);
+        std::fs::create_dir_all(&d).expect("dir");
+        std::fs::write(d.join("cgroup"), format!("0::/docker/{ID_B}\n")).expect("cgroup");
+    }
+    let (code, json) = scan_json(&t, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        json["summary"]["processes_scanned"], 3,
+        "1, 2 and 600: {json:#}"
+    );
+    assert_eq!(json["summary"]["processes_vanished"], 0);
+}
+
+#[test]
+fn allow_matches_names_exactly() {
+    let t = Tree::new();
+    t.add(
+        700,
+        P::host("agent", 700).v2("/lxc.payload.monitoring-agent-evil"),
+    );
+    let (code, json) = scan_json(&t, &["--allow", "monitoring-agent"]);
+    assert_eq!(code, 1, "a name is not a prefix: {json:#}");
+    assert_eq!(
+        container(&json, "monitoring-agent-evil")["verdict"],
+        "shares"
+    );
+    let (code, _) = scan_json(&t, &["--allow", "monitoring-agent-evil"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn host_pid_one_without_links_falls_back_to_nspid() {
+    // An evidence tree where PID 1 was captured without its ns/ links.
+    let t = Tree::new();
+    t.add(1, P::host("init", 1).link(Link::Missing).ppid(0));
+    t.add(600, P::host("sleep", 600).v2(&format!("/docker/{ID_A}")));
+    let (code, json) = scan_json(&t, &[]);
+    assert_eq!(code, 1, "{json:#}");
+    assert_eq!(json["host_pidns"]["method"], "nspid");
+    assert_eq!(container(&json, ID_A)["verdict"], "shares");
+    // naming PID 1 explicitly changes nothing
+    let (code, json) = scan_json(&t, &["--host-pid", "1"]);
+    assert_eq!(
+        (code, json["host_pidns"]["method"].as_str()),
+        (1, Some("nspid"))
+    );
+}
+
+#[test]
+fn no_pid_one_suggests_host_pid() {
+    let t = Tree::empty();
+    t.add(2, P::host("kthreadd", 2).ppid(0));
+    pidns()
+        .args(["scan", "--proc-root", &t.proc_root()])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("PID 1 does not exist"))
+        .stderr(predicates::str::contains("--host-pid"));
+    pidns()
+        .args(["scan", "--proc-root", &t.proc_root(), "--host-pid", "3"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("PID 3 does not exist"))
+        .stderr(predicates::str::contains("--host-pid").not());
 }
