@@ -231,28 +231,250 @@ fn scanning_while_containers_come_and_go() {
         return;
     };
     let _serial = serial();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Settled containers are there for every scan and must get their verdict
+    // every time; churned ones start and stop during the scans (runc's setup
+    // stages, exits) and may only be unknown, never wrong.
+    let host = Container::start(&Spec::new(Rt::Docker).pid(Pid::Host)).expect("host-pid container");
+    let isolated = Container::start(&Spec::new(Rt::Docker)).expect("isolated container");
+    const CHURNED: usize = 8;
+    let churned: std::sync::Arc<Mutex<Vec<(String, bool)>>> = Default::default();
     let churn = {
-        let stop = stop.clone();
+        let churned = churned.clone();
         std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                Container::run_to_completion(&Spec::new(Rt::Docker).pid(Pid::Host).cmd(&["true"]))
-                    .expect("short-lived container");
-                n += 1;
+            for n in 0..CHURNED {
+                let host_pid = n % 2 == 0;
+                let spec = Spec::new(Rt::Docker).cmd(&["sleep", "0.3"]);
+                let spec = if host_pid { spec.pid(Pid::Host) } else { spec };
+                let c = Container::start(&spec).expect("short-lived container");
+                churned
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((c.id.clone(), host_pid));
+                drop(c); // docker rm -f, maybe while it still runs
             }
-            n
         })
     };
-    let mut scans = 0;
-    while scans < 30 || !churn.is_finished() && scans < 200 {
+    let mut scans = Vec::new();
+    while !churn.is_finished() && scans.len() < 5000 {
         let s = Scan::run(&[]).expect("scan must not fail while containers come and go");
-        assert!(matches!(s.code, 0 | 1), "exit {}: {}", s.code, s.stderr);
-        scans += 1;
-        if scans >= 30 {
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            s.code, 1,
+            "the host-pid container fails every scan: {}",
+            s.stderr
+        );
+        for (c, verdict) in [(&host, "shares"), (&isolated, "isolated")] {
+            assert_eq!(
+                reported(&s, c)["verdict"],
+                verdict,
+                "settled {} in scan {}: {:#}",
+                c.name,
+                scans.len(),
+                reported(&s, c)
+            );
+        }
+        scans.push(s);
+    }
+    churn.join().expect("churn thread");
+    let churned = churned.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(churned.len(), CHURNED);
+    let mut seen = 0;
+    for s in &scans {
+        for (id, host_pid) in &churned {
+            let Some(r) = s.container(id) else { continue };
+            let right = if *host_pid { "shares" } else { "isolated" };
+            assert!(
+                r["verdict"] == right || r["verdict"] == "unknown",
+                "churned container {id} (host pid: {host_pid}) got a wrong verdict: {r:#}"
+            );
+            if r["verdict"] == right {
+                seen += 1;
+            }
         }
     }
-    let started = churn.join().expect("churn thread");
-    assert!(started > 0);
+    eprintln!(
+        "{} scans saw churned containers with a settled verdict {seen} times",
+        scans.len()
+    );
+}
+
+/// A --pid=host container whose every process renamed itself like a runtime
+/// process (`runc`, `conmon`) must still fail the scan.
+#[test]
+fn renamed_processes_do_not_hide_a_host_pid_container() {
+    let Some(()) = ready(
+        "renamed_processes_do_not_hide_a_host_pid_container",
+        &[Rt::Docker],
+    ) else {
+        return;
+    };
+    let _serial = serial();
+    // Two processes that block forever on a FIFO, after renaming themselves;
+    // nothing else runs in the container.
+    let script = "busybox mkfifo /tmp/f; \
+        ( echo -n conmon > /proc/self/comm; read y < /tmp/f ) & \
+        echo -n runc > /proc/self/comm; read x < /tmp/f";
+    let c = Container::start(
+        &Spec::new(Rt::Docker)
+            .pid(Pid::Host)
+            .cmd(&["sh", "-c", script]),
+    )
+    .expect("renamed container");
+    let init = c.init_pid();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let comms = loop {
+        let mut comms: Vec<String> = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .is_ok_and(|cg| cg.contains(&c.id))
+            })
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
+            .map(|s| s.trim_end().to_owned())
+            .collect();
+        comms.sort();
+        if comms == ["conmon", "runc"] || std::time::Instant::now() > deadline {
+            break comms;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(
+        comms,
+        ["conmon", "runc"],
+        "the container's processes renamed themselves"
+    );
+    let scan = Scan::run(&[]).expect("scan");
+    assert_eq!(scan.code, 1, "{}", scan.stderr);
+    let r = reported(&scan, &c);
+    assert_eq!(r["verdict"], "shares", "{r:#}");
+    assert_eq!(r["runtime_pids"], serde_json::json!([]), "{r:#}");
+    assert_eq!(
+        r["pids"].as_array().map(Vec::len),
+        Some(2),
+        "both renamed processes are container processes: {r:#}"
+    );
+    assert!(
+        r["pids"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == init))
+    );
+    // The table names the container too.
+    let bin = pidns_tests::pidns::bin().expect("pidns binary");
+    let out = pidns_tests::sh::output_with(
+        &bin.display().to_string(),
+        &["scan", "--format", "table"],
+        pidns_tests::sh::DEFAULT_TIMEOUT,
+    )
+    .expect("table scan");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.contains(&c.name) && out.stdout.contains(&c.id[..12]),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `docker run --cgroup-parent=...`, cgroupfs driver: the container's cgroup
+/// is `<parent>/<64 hex>`, which names no runtime.
+#[test]
+fn docker_cgroup_parent_containers_are_found() {
+    let Some(()) = ready("docker_cgroup_parent_containers_are_found", &[Rt::Docker]) else {
+        return;
+    };
+    let _serial = serial();
+    let base = pidns_tests::state::unique_name();
+    let deep = CgroupParent::new(&format!("/{base}-cpa/sub"), true).expect("--cgroup-parent=/a/b");
+    let flat = CgroupParent::new(&format!("/{base}-cp"), false).expect("--cgroup-parent=/a");
+    let scan = Scan::run(&[]).expect("scan");
+    for (c, verdict) in [(&deep, "shares"), (&flat, "isolated")] {
+        let r = scan.container(&c.id).unwrap_or_else(|| {
+            panic!(
+                "{} not found; reported {:#}",
+                c.name, scan.json["containers"]
+            )
+        });
+        assert_eq!(r["runtime"], "docker", "{r:#}");
+        assert_eq!(r["name"], c.name.as_str(), "{r:#}");
+        assert_eq!(r["verdict"], verdict, "{r:#}");
+        assert_eq!(r["cgroup"], format!("{}/{}", c.parent, c.id), "{r:#}");
+        assert_eq!(r["containerd_namespace"], Value::Null, "{r:#}");
+    }
+}
+
+/// A Docker container started with `--cgroup-parent`, removed (with the
+/// cgroup directories Docker leaves behind) on drop.
+struct CgroupParent {
+    name: String,
+    id: String,
+    parent: String,
+}
+
+impl CgroupParent {
+    fn new(parent: &str, host_pid: bool) -> anyhow::Result<CgroupParent> {
+        let name = pidns_tests::state::unique_name();
+        let mut args = vec![
+            "run".to_owned(),
+            "-d".into(),
+            "--name".into(),
+            name.clone(),
+            "--network=none".into(),
+            "--ulimit".into(),
+            "nofile=1024:1024".into(),
+            format!("--cgroup-parent={parent}"),
+        ];
+        if host_pid {
+            args.push("--pid=host".into());
+        }
+        args.extend([
+            pidns_tests::state::DOCKER_IMAGE.into(),
+            "sleep".into(),
+            "3600".into(),
+        ]);
+        let mut c = CgroupParent {
+            name,
+            id: String::new(),
+            parent: parent.to_owned(),
+        };
+        c.id = pidns_tests::sh::run("docker", &args)?.trim().to_owned();
+        Ok(c)
+    }
+}
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        if let Err(e) = pidns_tests::runtimes::remove_named(Rt::Docker, &self.name) {
+            eprintln!("cleanup of {}: {e:#}", self.name);
+        }
+        // Docker removes the container's cgroup but not the parents it made,
+        // in every hierarchy; remove them deepest first.
+        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (pre, post) = l.split_once(" - ")?;
+                (post.starts_with("cgroup ") || post.starts_with("cgroup2 "))
+                    .then(|| pre.split_whitespace().nth(4).map(str::to_owned))
+                    .flatten()
+            })
+            .collect();
+        let mut dirs: Vec<String> = Vec::new();
+        let mut p = self.parent.as_str();
+        while p.len() > 1 {
+            dirs.push(p.to_owned());
+            p = p.rsplit_once('/').map_or("", |(head, _)| head);
+        }
+        for mount in &mounts {
+            for d in &dirs {
+                let path = format!("{mount}{d}");
+                for _ in 0..50 {
+                    match std::fs::remove_dir(&path) {
+                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                            std::thread::sleep(std::time::Duration::from_millis(20))
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
 }
