@@ -36,12 +36,6 @@ pub fn skip_ebpf() {
     SKIP_EBPF.store(true, Ordering::Relaxed);
 }
 
-/// Whether [`skip_ebpf`] was called (or `PIDNS_SKIP_EBPF` was already set).
-pub fn ebpf_skipped() -> bool {
-    SKIP_EBPF.load(Ordering::Relaxed)
-        || std::env::var_os("PIDNS_SKIP_EBPF").is_some_and(|v| v == "1" || v == "true")
-}
-
 /// `cargo` from the current toolchain, run in the workspace root.
 pub fn cargo(args: &[&str]) -> Cmd {
     let mut c = new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
