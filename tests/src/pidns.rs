@@ -148,8 +148,9 @@ impl Watch {
             return Ok(w);
         }
         if w.closed() {
-            // It exited: its status and all it said are the reason.
-            let status = w.child.as_mut().and_then(|c| c.wait().ok());
+            // It exited: its status and all it said are the reason. Taken
+            // out of `w`, so that Drop never signals a reaped (reusable) pid.
+            let status = w.child.take().and_then(|mut c| c.wait().ok());
             if let Some(reader) = w.stderr_reader.take() {
                 let _ = reader.join();
             }
