@@ -69,6 +69,9 @@ const RUNTIME_MOUNT_ROOTS: [&str; 8] = [
     "/run/netns",
 ];
 
+/// Cgroup parents of the cgroupfs drivers of the runtimes `up` brings up.
+const RUNTIME_PARENTS: [&str; 2] = ["docker", "libpod_parent"];
+
 fn main() -> ExitCode {
     let verb = std::env::args().nth(1).unwrap_or_default();
     let result = match verb.as_str() {
@@ -156,6 +159,17 @@ fn up() -> Result<()> {
     let killed = remove_tied_cgroups(&records);
     if killed > 0 {
         eprintln!("pidns-harness up: killed {killed} processes a previous run left in its cgroups");
+    }
+    // The parents Docker and Podman create for the run's containers, also
+    // for those not started through the harness API (the image test's
+    // agent): recorded while missing, so that down removes them once empty.
+    for h in cgroups::hierarchies()? {
+        for parent in RUNTIME_PARENTS {
+            let dir = h.join(parent);
+            if !dir.exists() {
+                state::record(&Record::Cgroup(dir));
+            }
+        }
     }
     build_rootfs()?;
     if !sh::ok("docker", &["image", "inspect", DOCKER_IMAGE]) {
