@@ -7,8 +7,12 @@
 //!   the `pidns-harness up` binary that `cargo xtask test` runs, and one small
 //!   API to create containers in every PID mode with RAII cleanup.
 //! - [`pidns`]: running the pidns binary under test.
+//! - [`state`], [`cgroups`], [`mounts`]: where the harness keeps its files,
+//!   what a run records so that a killed run can be cleaned up, and removing
+//!   it without reaching into anything else.
 
 pub mod cgroups;
+pub mod mounts;
 pub mod pidns;
 pub mod runtimes;
 pub mod sh;

@@ -13,16 +13,30 @@ use serde_json::Value;
 
 use crate::sh;
 
-/// The binary: `$PIDNS_BIN` (set by `cargo xtask test`), else the workspace's debug build.
+/// The binary: `$PIDNS_BIN` (set by `cargo xtask test`), else `pidns` built
+/// next to this test binary (`<target dir>/<profile>/pidns`, wherever
+/// `CARGO_TARGET_DIR` put it).
 pub fn bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("PIDNS_BIN") {
         return Ok(PathBuf::from(p));
     }
-    let fallback = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pidns");
+    let fallback = profile_dir()?.join("pidns");
     if fallback.is_file() {
         return Ok(fallback);
     }
-    bail!("pidns binary not found: set PIDNS_BIN or build it with `cargo build -p pidns-user`")
+    bail!(
+        "pidns binary not found at {}: set PIDNS_BIN or build it with `cargo build -p pidns-user`",
+        fallback.display()
+    )
+}
+
+/// `<target dir>/<profile>`: test binaries live in its `deps/`.
+fn profile_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from)
+        .context("test binary location")
 }
 
 /// A `pidns scan --format json` run.
@@ -68,12 +82,21 @@ impl Scan {
 /// A running `pidns watch --format json`, whose lines are collected as they come.
 pub struct Watch {
     child: Option<Child>,
-    lines: Arc<(Mutex<Vec<Value>>, Condvar)>,
+    lines: Arc<(Mutex<Lines>, Condvar)>,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Lines {
+    events: Vec<Value>,
+    /// Stdout reached EOF: pidns exited (or closed it); nothing more will come.
+    closed: bool,
 }
 
 impl Watch {
-    /// Starts watch and waits for its `ready` event.
+    /// Starts watch and waits for its `ready` event. If pidns exits first
+    /// (no BPF here: exit 2), this returns at once with what it printed.
     pub fn start(extra: &[&str]) -> Result<Watch> {
         let mut child = Command::new(bin()?)
             .args(["watch", "--format", "json"])
@@ -83,22 +106,27 @@ impl Watch {
             .stderr(Stdio::piped())
             .spawn()
             .context("starting pidns watch")?;
-        let lines: Arc<(Mutex<Vec<Value>>, Condvar)> = Arc::default();
+        let lines: Arc<(Mutex<Lines>, Condvar)> = Arc::default();
         let stderr: Arc<Mutex<String>> = Arc::default();
         let out = child.stdout.take().context("stdout")?;
         let err = child.stderr.take().context("stderr")?;
         {
             let lines = lines.clone();
             std::thread::spawn(move || {
+                let (lock, cv) = &*lines;
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
                     let v = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                    let (lock, cv) = &*lines;
-                    lock.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+                    lock.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .events
+                        .push(v);
                     cv.notify_all();
                 }
+                lock.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+                cv.notify_all();
             });
         }
-        {
+        let stderr_reader = {
             let stderr = stderr.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
@@ -106,19 +134,36 @@ impl Watch {
                     s.push_str(&line);
                     s.push('\n');
                 }
-            });
-        }
-        let w = Watch {
+            })
+        };
+        let mut w = Watch {
             child: Some(child),
             lines,
             stderr,
+            stderr_reader: Some(stderr_reader),
         };
         if w.wait_for(Duration::from_secs(60), |e| e["event"] == "ready")
-            .is_none()
+            .is_some()
         {
-            bail!("pidns watch never became ready; stderr:\n{}", w.stderr());
+            return Ok(w);
         }
-        Ok(w)
+        if w.closed() {
+            // It exited: its status and all it said are the reason. Taken
+            // out of `w`, so that Drop never signals a reaped (reusable) pid.
+            let status = w.child.take().and_then(|mut c| c.wait().ok());
+            if let Some(reader) = w.stderr_reader.take() {
+                let _ = reader.join();
+            }
+            let status = status.map_or_else(|| "unknown status".into(), |s| s.to_string());
+            bail!(
+                "pidns watch exited ({status}) before `ready`: {}",
+                w.stderr().trim()
+            );
+        }
+        bail!(
+            "pidns watch never became ready within 60s; stderr:\n{}",
+            w.stderr()
+        );
     }
 
     pub fn stderr(&self) -> String {
@@ -133,20 +178,31 @@ impl Watch {
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .events
             .clone()
     }
 
-    /// Waits until an event matches, returning it.
+    /// Whether watch's stdout is closed (it exited).
+    pub fn closed(&self) -> bool {
+        self.lines
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed
+    }
+
+    /// Waits until an event matches, returning it; `None` at the timeout,
+    /// or at once when watch has exited and no event matched.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
         let deadline = Instant::now() + timeout;
         let (lock, cv) = &*self.lines;
         let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(v) = guard.iter().find(|v| pred(v)) {
+            if let Some(v) = guard.events.iter().find(|v| pred(v)) {
                 return Some(v.clone());
             }
             let now = Instant::now();
-            if now >= deadline {
+            if guard.closed || now >= deadline {
                 return None;
             }
             guard = cv
@@ -170,7 +226,15 @@ impl Watch {
         signal: nix::sys::signal::Signal,
     ) -> Result<std::process::ExitStatus> {
         let mut child = self.child.take().context("already stopped")?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)?;
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal) {
+            // Already exited (a zombie still takes signals; this is a race at most).
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e).context("signalling pidns watch");
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait()? {
@@ -178,6 +242,7 @@ impl Watch {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
+                let _ = child.wait();
                 bail!("pidns watch did not exit within 30s of {signal}");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -190,7 +255,12 @@ impl Watch {
 }
 
 impl Drop for Watch {
+    /// SIGTERM first, so that watch detaches its probes and undoes what it
+    /// set up (a tracefs it mounted); SIGKILL if it does not exit.
     fn drop(&mut self) {
+        if self.child.is_some() && self.stop_with(nix::sys::signal::Signal::SIGTERM).is_ok() {
+            return;
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -200,12 +270,7 @@ impl Drop for Watch {
 
 /// `pidns-synth`, built next to the test binaries.
 pub fn synth() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("test binary location")?;
-    let p = dir.join("pidns-synth");
+    let p = profile_dir()?.join("pidns-synth");
     if p.is_file() {
         return Ok(p);
     }

@@ -15,8 +15,9 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::{
-    sh,
-    state::{self, CTR_NAMESPACE, DOCKER_IMAGE},
+    cgroups::{self, Claim},
+    mounts, sh,
+    state::{self, CTR_NAMESPACE, DOCKER_IMAGE, Record},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +95,9 @@ pub enum Layout {
     Nspawn,
     /// LXC 4+: `/lxc.payload.<name>`.
     Lxc,
+    /// CRI-O under the cgroupfs driver: `/kubepods/besteffort/pod<uid>/crio-<id>`.
+    /// Not in [`Layout::ALL`]: the scan tests cover it on its own.
+    CrioCgroupfs,
 }
 
 impl Layout {
@@ -154,6 +158,12 @@ impl Layout {
                 None,
             ),
             Layout::Lxc => (format!("/lxc.payload.{name}"), "lxc", name.to_owned(), None),
+            Layout::CrioCgroupfs => (
+                format!("/kubepods/besteffort/pod{uid}/crio-{id}"),
+                "cri-o",
+                id,
+                Some(uid),
+            ),
         }
     }
 }
@@ -217,6 +227,10 @@ pub struct Container {
     pub asked_pid_mode: String,
     init_pid: u32,
     bundle: Option<PathBuf>,
+    /// The cgroup directories the runtime creates for it and that did not
+    /// exist before (a pod's `pod<uid>`, `/docker`, `kubepods*.slice`):
+    /// removed with it unless another container of ours still needs them.
+    claim: Claim,
     removed: bool,
 }
 
@@ -246,6 +260,7 @@ impl Container {
             asked_pid_mode,
             init_pid: 0,
             bundle: None,
+            claim: Claim::default(),
             removed: false,
         };
         match spec.rt {
@@ -281,11 +296,21 @@ impl Container {
                     args.push(DOCKER_IMAGE.into());
                 }
                 args.extend(spec.cmd.iter().cloned());
+                // The cgroupfs drivers' parents (Podman's conmon goes below its own).
+                c.claim = cgroups::claim(
+                    if spec.rt == Rt::Docker {
+                        "docker"
+                    } else {
+                        "libpod_parent/conmon"
+                    },
+                    cgroups::Leaf::Parent,
+                );
                 c.id = sh::run(program, &args)?
                     .lines()
                     .last()
                     .unwrap_or_default()
                     .to_owned();
+                state::record(&Record::ContainerId(c.id.clone()));
                 c.runtime = if spec.rt == Rt::Docker {
                     "docker"
                 } else {
@@ -325,6 +350,7 @@ impl Container {
                         .take(1),
                 );
                 args.extend(spec.cmd.iter().skip(1).cloned());
+                c.claim = cgroups::claim(&format!("{CTR_NAMESPACE}/{name}"), cgroups::Leaf::Own);
                 sh::run("ctr", &args)?;
                 c.id = name.clone();
                 c.runtime = "containerd";
@@ -342,6 +368,7 @@ impl Container {
                 c.id = id;
                 c.runtime = runtime;
                 c.pod_uid = pod_uid;
+                c.claim = cgroups::claim(&cgroups_path, cgroups::Leaf::Own);
                 runc_detaching(&[
                     "run",
                     "-d",
@@ -508,8 +535,9 @@ impl Container {
         self.removed = true;
         let result = remove_named(self.rt, &self.name);
         if let Some(bundle) = &self.bundle {
-            let _ = fs::remove_dir_all(bundle);
+            let _ = mounts::remove_tree(bundle);
         }
+        self.claim.release();
         result
     }
 }

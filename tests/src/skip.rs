@@ -12,17 +12,26 @@ pub fn required() -> bool {
     std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
+/// Why the runtimes could not be brought up, when `cargo xtask test` saw
+/// `pidns-harness up` fail: the tests that need them say so when skipping.
+pub const BRINGUP_ERROR_ENV: &str = "PIDNS_BRINGUP_ERROR";
+
 /// Records a skip (or fails the test when privileged tests are required).
+///
+/// The reason goes to stderr through `std::io::stderr()` itself, not
+/// `eprintln!`: libtest captures only the print macros, so it shows under
+/// plain `cargo test` too. It is written, like the skip log's line, in one
+/// `write_all`, so that tests skipping at the same time do not interleave.
 #[track_caller]
 pub fn skip(test: &str, reason: &str) {
     if required() {
         panic!("{test} cannot run: {reason} ({REQUIRE_ENV}=1 turns this skip into a failure)");
     }
-    eprintln!("SKIPPED {test}: {reason}");
+    let _ = std::io::stderr().write_all(format!("SKIPPED {test}: {reason}\n").as_bytes());
     if let Some(log) = std::env::var_os(SKIP_LOG_ENV)
         && let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log)
     {
-        let _ = writeln!(f, "{test}: {reason}");
+        let _ = f.write_all(format!("{test}: {reason}\n").as_bytes());
     }
 }
 
@@ -50,12 +59,11 @@ pub fn ready(test: &str, needs: &[Rt]) -> Option<()> {
     }
     for rt in needs {
         if let Err(why) = runtimes::available(*rt) {
-            skip(
-                test,
-                &format!(
-                    "{rt:?} is not available: {why:#}; `cargo xtask test` brings the runtimes up"
-                ),
-            );
+            let how = match std::env::var(BRINGUP_ERROR_ENV) {
+                Ok(e) if !e.is_empty() => format!("bringing the runtimes up failed: {e}"),
+                _ => "`cargo xtask test` brings the runtimes up".into(),
+            };
+            skip(test, &format!("{rt:?} is not available: {why:#}; {how}"));
             return None;
         }
     }

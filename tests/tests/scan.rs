@@ -478,3 +478,37 @@ impl Drop for CgroupParent {
         }
     }
 }
+
+/// Modes the tests above do not reach: runc sharing another runc
+/// container's PID namespace, and CRI-O's layout under the cgroupfs driver
+/// (`/kubepods/<qos>/pod<uid>/crio-<id>`).
+#[test]
+fn runc_container_pid_mode_in_the_crio_cgroupfs_layout() {
+    let test = "runc_container_pid_mode_in_the_crio_cgroupfs_layout";
+    let Some(()) = ready(test, &[Rt::Runc]) else {
+        return;
+    };
+    let _serial = serial();
+    let spec = Spec::new(Rt::Runc).layout(Layout::CrioCgroupfs);
+    let isolated = Container::start(&spec).expect("isolated runc container");
+    let host = Container::start(&spec.clone().pid(Pid::Host)).expect("host-pid runc container");
+    let shared = Container::start(&spec.clone().pid(Pid::Container(&isolated)))
+        .expect("runc container in the isolated one's pid namespace");
+    let scan = Scan::run(&[]).expect("scan");
+    assert_eq!(scan.code, 1, "a host-pid container must fail the scan");
+    for c in [&isolated, &host, &shared] {
+        assert_eq!(c.runtime, "cri-o");
+        check(&scan, c);
+    }
+    let r = reported(&scan, &shared);
+    assert_eq!(
+        r["pidns_inodes"],
+        reported(&scan, &isolated)["pidns_inodes"]
+    );
+    assert!(
+        r["shares_pidns_with"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|x| x == isolated.id.as_str())),
+        "{r:#}"
+    );
+}

@@ -2,10 +2,18 @@
 
 use std::{
     ffi::OsStr,
+    io::{BufRead as _, BufReader},
     process::{Command, Output, Stdio},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use anyhow::{Context as _, Result, bail};
+
+#[derive(Clone, Copy)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
 
 pub struct Cmd {
     inner: Command,
@@ -20,10 +28,21 @@ pub fn new(program: impl AsRef<OsStr>) -> Cmd {
     }
 }
 
+static SKIP_EBPF: AtomicBool = AtomicBool::new(false);
+
+/// From now on, every cargo this process starts builds pidns without its
+/// eBPF probes (`PIDNS_SKIP_EBPF=1`).
+pub fn skip_ebpf() {
+    SKIP_EBPF.store(true, Ordering::Relaxed);
+}
+
 /// `cargo` from the current toolchain, run in the workspace root.
 pub fn cargo(args: &[&str]) -> Cmd {
     let mut c = new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.inner.current_dir(crate::workspace_root());
+    if SKIP_EBPF.load(Ordering::Relaxed) {
+        c.env("PIDNS_SKIP_EBPF", "1");
+    }
     c.args(args);
     c
 }
@@ -64,13 +83,45 @@ impl Cmd {
         Ok(())
     }
 
-    /// Runs and returns whether it succeeded, with inherited stdio.
-    pub fn succeeds(&mut self) -> Result<bool> {
-        Ok(self
+    /// Runs with one stream piped and echoed line by line as it comes (the
+    /// other inherited); returns whether it succeeded and that stream's lines,
+    /// so that a failure can be explained afterwards.
+    pub fn tee(&mut self, stream: Stream) -> Result<(bool, Vec<String>)> {
+        match stream {
+            Stream::Stdout => self.inner.stdout(Stdio::piped()),
+            Stream::Stderr => self.inner.stderr(Stdio::piped()),
+        };
+        let mut child = self
             .inner
-            .status()
-            .with_context(|| format!("cannot start `{}`", self.display))?
-            .success())
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", self.display))?;
+        let mut lines = Vec::new();
+        let pipe: Option<Box<dyn std::io::Read>> = match stream {
+            Stream::Stdout => child.stdout.take().map(|p| Box::new(p) as _),
+            Stream::Stderr => child.stderr.take().map(|p| Box::new(p) as _),
+        };
+        if let Some(pipe) = pipe {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                match stream {
+                    Stream::Stdout => println!("{line}"),
+                    Stream::Stderr => eprintln!("{line}"),
+                }
+                lines.push(line);
+            }
+        }
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for `{}`", self.display))?;
+        Ok((status.success(), lines))
+    }
+
+    /// Starts it with stdout piped (stderr inherited) and returns the child.
+    pub fn spawn_stdout(&mut self) -> Result<std::process::Child> {
+        self.inner
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", self.display))
     }
 
     /// Runs quietly and returns its output, whatever the exit status.
@@ -97,6 +148,5 @@ impl Cmd {
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }

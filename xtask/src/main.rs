@@ -2,7 +2,8 @@
 //!
 //! - `setup`: install what the eBPF build needs (idempotent, quiet when done).
 //! - `build`: setup, then build the `pidns` binary with its probes.
-//! - `run -- <args>`: setup, release build, run pidns (under sudo when not root).
+//! - `run -- <args>`: setup, release build, run pidns (under sudo when not
+//!   root and sudo exists; without eBPF probes when setup cannot install them).
 //! - `test`: setup, then formatting, clippy (user space and eBPF), unit and
 //!   CLI tests, and the privileged tests against the real kernel and runtimes.
 
@@ -12,9 +13,9 @@ mod image;
 mod setup;
 mod test;
 
-use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, sync::OnceLock};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, anyhow};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -106,28 +107,70 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
+/// `cargo metadata --no-deps` for the workspace, read once.
+pub fn metadata() -> Result<&'static cargo_metadata::Metadata> {
+    static META: OnceLock<cargo_metadata::Metadata> = OnceLock::new();
+    if let Some(m) = META.get() {
+        return Ok(m);
+    }
+    let mut command = cargo_metadata::MetadataCommand::new();
+    command.current_dir(workspace_root()).no_deps();
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        command.cargo_path(cargo);
+    }
+    let meta = command.exec().context("running `cargo metadata`")?;
+    Ok(META.get_or_init(|| meta))
+}
+
+/// Where cargo puts build output: `CARGO_TARGET_DIR`, `build.target-dir` or
+/// `<workspace>/target`, as cargo itself resolves it. Every path to a built
+/// artifact starts here.
+pub fn target_dir() -> Result<PathBuf> {
+    Ok(metadata()?.target_directory.clone().into_std_path_buf())
+}
+
 fn build(release: bool) -> Result<PathBuf> {
     let mut args = vec!["build", "-p", "pidns-user", "--bin", "pidns"];
     if release {
         args.push("--release");
     }
     cmd::cargo(&args).run().context("building pidns")?;
-    Ok(workspace_root()
-        .join("target")
+    Ok(target_dir()?
         .join(if release { "release" } else { "debug" })
         .join("pidns"))
 }
 
 fn run(args: Vec<OsString>) -> Result<ExitCode> {
-    setup::run(setup::Mode::Install)?;
+    // `scan` needs no eBPF: when the toolchain cannot be installed (offline,
+    // no rustup), build without probes rather than not at all.
+    if let Err(e) = setup::run(setup::Mode::Install) {
+        eprintln!("xtask: warning: the eBPF toolchain is not available: {e:#}");
+        eprintln!(
+            "xtask: warning: building pidns without eBPF probes (PIDNS_SKIP_EBPF=1); `scan` is complete, `watch` will poll /proc"
+        );
+        cmd::skip_ebpf();
+    }
     let bin = build(true)?;
+    if !bin.is_file() {
+        return Err(anyhow!(
+            "cargo built pidns but {} does not exist",
+            bin.display()
+        ));
+    }
     let mut command = if cmd::is_root() {
         std::process::Command::new(&bin)
-    } else {
+    } else if which::which("sudo").is_ok() {
         eprintln!("xtask: not root; running pidns through sudo for complete results");
         let mut c = std::process::Command::new("sudo");
         c.arg("-E").arg(&bin);
         c
+    } else {
+        eprintln!(
+            "xtask: warning: not root and sudo is not installed; running pidns unprivileged. \
+             Other users' namespace links are unreadable, so their containers may come out as `unknown`; \
+             run as root for complete results."
+        );
+        std::process::Command::new(&bin)
     };
     let status = command
         .args(&args)

@@ -163,7 +163,10 @@ fn nightly_libllvm(sysroot: &Path) -> Result<PathBuf> {
         })
         .ok_or_else(|| {
             anyhow!(
-                "no libLLVM.so.* in {}: this nightly does not ship a shared LLVM",
+                "no libLLVM.so.* in {}: this nightly does not ship a shared LLVM, so bpf-linker \
+                 cannot be built against it. Reinstall nightly (`rustup toolchain uninstall nightly` \
+                 then `cargo xtask setup`), or install bpf-linker against an LLVM of your own (see \
+                 DEVELOPERS.md). Meanwhile `PIDNS_SKIP_EBPF=1 cargo build -p pidns-user` builds pidns without probes.",
                 lib.display()
             )
         })
@@ -201,6 +204,7 @@ fn install_bpf_linker(t: &Toolchain) -> Result<()> {
             "--no-default-features",
             "--features",
             &feature,
+            "--locked",
             "--force",
         ])
         .env("LLVM_PREFIX", &prefix)
@@ -208,8 +212,13 @@ fn install_bpf_linker(t: &Toolchain) -> Result<()> {
         .run()
         .with_context(|| {
             format!(
-                "building bpf-linker with LLVM_PREFIX={} and feature {feature}",
-                prefix.display()
+                "building bpf-linker {BPF_LINKER_VERSION} with LLVM_PREFIX={} and feature {feature} \
+                 failed (the compiler's errors are above). Check that crates.io is reachable and run \
+                 `cargo xtask setup` again; if no bpf-linker {BPF_LINKER_VERSION} supports LLVM {}, raise \
+                 BPF_LINKER_VERSION in xtask/src/setup.rs. Meanwhile `PIDNS_SKIP_EBPF=1 cargo build -p \
+                 pidns-user` builds pidns without probes.",
+                prefix.display(),
+                t.llvm_major
             )
         })
 }

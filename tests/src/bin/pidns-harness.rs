@@ -1,29 +1,39 @@
 //! `pidns-harness up|down|status`: brings the container runtimes up for the
-//! privileged tests and takes everything down again. `cargo xtask test` runs
-//! `up` before the privileged suite and `down` after it, pass or fail.
+//! privileged tests and takes down what the run created. `cargo xtask test`
+//! runs `up` before the privileged suite and `down` after it, pass or fail.
 //!
-//! - `up` (root only): installs missing runtimes from Debian packages, starts
-//!   containerd and dockerd when they are not running (reusing them when they
-//!   are), builds a busybox rootfs and imports it into Docker, and sweeps
-//!   whatever a killed run left behind. It first records which cgroups and
-//!   mounts exist, so that `down` can tell what the run created.
-//! - `down`: removes every `pidnst-` container from all four runtimes, the
-//!   test image and containerd namespace, stops the daemons `up` started,
-//!   unmounts and removes what the run created, and fails if anything is left.
+//! - `up` (root): first records which runtime cgroups and mounts exist (the
+//!   snapshot), then installs missing runtimes from Debian packages, starts
+//!   containerd and dockerd when they are not running (reusing them when
+//!   they are), sweeps what a killed run left behind, builds a busybox rootfs
+//!   and imports it into Docker.
+//! - `down` (root): removes only what can be tied to the run: containers
+//!   named `pidnst-…` in all four runtimes, the test images, the `pidnst`
+//!   containerd namespace, the daemons `up` started, mounts whose path names
+//!   one of the run's containers, cgroups named after the run or recorded by
+//!   the tests as created for their containers (processes are killed only in
+//!   the run's own cgroups), and the harness's state directory, never
+//!   reaching into a mount. The snapshot is then used only to report: a
+//!   runtime cgroup or mount that appeared during the run and is still there
+//!   fails `down`, listed, but is not touched. Without a snapshot (`up` did
+//!   not run) nothing is compared.
+//!
+//! `PIDNS_TEST_STATE_DIR` moves the state directory (default
+//! `/run/pidns-tests`) elsewhere.
 
 use std::{
     collections::BTreeSet,
     fs,
     os::unix::process::CommandExt as _,
-    path::{Path, PathBuf},
+    path::{Component, Path, PathBuf},
     process::{Command, ExitCode, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use pidns_tests::{
-    runtimes, sh, skip,
-    state::{self, CTR_NAMESPACE, DOCKER_IMAGE},
+    cgroups, mounts, runtimes, sh, skip,
+    state::{self, CTR_NAMESPACE, DOCKER_IMAGE, PREFIX, Record},
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,11 +55,11 @@ const PACKAGES: [(&str, &str); 7] = [
     ("busybox", "busybox-static"),
 ];
 
-/// Where runtimes mount things; mounts that appear here during a run are the run's.
-const RUNTIME_MOUNT_ROOTS: [&str; 9] = [
+/// Where runtimes mount things: mounts that appear here during a run and
+/// stay are reported by `down`.
+const RUNTIME_MOUNT_ROOTS: [&str; 8] = [
     // pidns watch mounts tracefs when nothing is mounted there
     "/sys/kernel/tracing",
-    "/run/pidns-tests",
     "/run/docker",
     "/var/lib/docker",
     "/run/containerd",
@@ -58,6 +68,9 @@ const RUNTIME_MOUNT_ROOTS: [&str; 9] = [
     "/var/lib/containers",
     "/run/netns",
 ];
+
+/// Cgroup parents of the cgroupfs drivers of the runtimes `up` brings up.
+const RUNTIME_PARENTS: [&str; 2] = ["docker", "libpod_parent"];
 
 fn main() -> ExitCode {
     let verb = std::env::args().nth(1).unwrap_or_default();
@@ -104,20 +117,21 @@ fn up() -> Result<()> {
     }
     let started = Instant::now();
     fs::create_dir_all(state::state_dir())?;
-    install_packages()?;
-    // Keep the oldest snapshot: a killed run's leftovers are then this run's to clean.
+    // Before anything else changes the machine. Keep the oldest: what a
+    // killed run left is then reported by this run's `down`.
     let mut snap = match load_snapshot()? {
         Some(s) => s,
         None => {
             let s = Snapshot {
-                cgroups: cgroup_dirs()?,
-                mounts: mount_points()?,
+                cgroups: runtime_cgroups()?,
+                mounts: mounts::mount_points()?,
                 started: Vec::new(),
             };
             save_snapshot(&s)?;
             s
         }
     };
+    install_packages()?;
     if !sh::ok("ctr", &["version"]) {
         let pid = spawn_daemon("containerd", &[])?;
         snap.started.push(("containerd".into(), pid));
@@ -138,7 +152,25 @@ fn up() -> Result<()> {
             sh::ok("docker", &["version", "--format", "{{.Server.Version}}"])
         })?;
     }
+    // What a killed run left behind.
     sweep_containers();
+    let records = state::records();
+    unmount_tied(&records);
+    let killed = remove_tied_cgroups(&records);
+    if killed > 0 {
+        eprintln!("pidns-harness up: killed {killed} processes a previous run left in its cgroups");
+    }
+    // The parents Docker and Podman create for the run's containers, also
+    // for those not started through the harness API (the image test's
+    // agent): recorded while missing, so that down removes them once empty.
+    for h in cgroups::hierarchies()? {
+        for parent in RUNTIME_PARENTS {
+            let dir = h.join(parent);
+            if !dir.exists() {
+                state::record(&Record::Cgroup(dir));
+            }
+        }
+    }
     build_rootfs()?;
     if !sh::ok("docker", &["image", "inspect", DOCKER_IMAGE]) {
         import_image()?;
@@ -170,76 +202,116 @@ fn down() -> Result<()> {
     if !skip::is_root() {
         return Ok(());
     }
-    let snap = load_snapshot()?.unwrap_or_default();
+    let snap = load_snapshot()?;
+    let records = state::records();
+    let mut left = Vec::new();
+
     sweep_containers();
     if sh::ok("docker", &["version"]) {
-        let _ = sh::run("docker", &["rmi", "-f", DOCKER_IMAGE, state::AGENT_IMAGE]);
-    }
-    if sh::ok("ctr", &["version"]) {
-        let _ = sh::run("ctr", &["namespaces", "rm", CTR_NAMESPACE]);
-    }
-    for (name, pid) in snap.started.iter().rev() {
-        stop_daemon(name, *pid);
-    }
-    // What the run created: mounts first (deepest first), then cgroups.
-    let mut new_mounts: Vec<PathBuf> = mount_points()?
-        .difference(&snap.mounts)
-        .filter(|m| is_runtime_mount(m))
-        .cloned()
-        .collect();
-    new_mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
-    for m in &new_mounts {
-        let _ = nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH);
-    }
-    // A container's cgroup can outlive its last process by a moment, so
-    // removal is retried briefly before anything counts as left behind.
-    let mut new_cgroups: Vec<PathBuf> = cgroup_dirs()?.difference(&snap.cgroups).cloned().collect();
-    new_cgroups.sort_by_key(|c| std::cmp::Reverse(c.components().count()));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut busy = false;
-        for c in &new_cgroups {
-            if fs::remove_dir(c).is_err() && c.exists() {
-                busy = true;
+        for image in [DOCKER_IMAGE, state::AGENT_IMAGE] {
+            if sh::ok("docker", &["image", "inspect", image]) {
+                if let Err(e) = sh::run("docker", &["rmi", "-f", image]) {
+                    left.push(format!("docker image {image}: {e:#}"));
+                } else if sh::ok("docker", &["image", "inspect", image]) {
+                    left.push(format!("docker image {image}"));
+                }
             }
         }
-        if !busy || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
-    // Check.
-    let mut left = Vec::new();
+    if sh::ok("ctr", &["version"]) && ctr_namespace_exists() {
+        if let Err(e) = sh::run("ctr", &["namespaces", "rm", CTR_NAMESPACE]) {
+            left.push(format!("containerd namespace {CTR_NAMESPACE}: {e:#}"));
+        } else if ctr_namespace_exists() {
+            left.push(format!("containerd namespace {CTR_NAMESPACE}"));
+        }
+    }
+    let started = snap.as_ref().map(|s| s.started.as_slice()).unwrap_or(&[]);
+    for (name, pid) in started.iter().rev() {
+        stop_daemon(name, *pid);
+    }
+    let unmounted = unmount_tied(&records);
+    remove_tied_cgroups(&records);
+
+    // Check what is tied to the run.
     for rt in runtimes::ALL {
+        // A runtime whose daemon is gone (stopped above) has no containers left.
         if let Ok(names) = runtimes::leftovers(rt) {
             left.extend(names.into_iter().map(|n| format!("{rt:?} container {n}")));
         }
     }
+    let runc_left = left.iter().any(|l| l.starts_with("Runc container"));
+    // A recorded parent that others' containers use by now is theirs.
+    let all_tied = tied_cgroups(&records);
+    let tied: Vec<&PathBuf> = all_tied
+        .iter()
+        .filter(|c| c.exists() && (may_kill_in(c, &records) || !in_use_by_others(c, &all_tied)))
+        .collect();
+    left.extend(tied.iter().map(|c| format!("cgroup {}", c.display())));
+    let ids = container_ids(&records);
     left.extend(
-        cgroup_dirs()?
-            .difference(&snap.cgroups)
-            .map(|c| format!("cgroup {}", c.display())),
-    );
-    left.extend(
-        mount_points()?
-            .difference(&snap.mounts)
-            .filter(|m| is_runtime_mount(m))
+        mounts::mount_points()?
+            .into_iter()
+            .filter(|m| is_tied_mount(m, &ids))
             .map(|m| format!("mount {}", m.display())),
     );
-    for (name, pid) in &snap.started {
-        if process_alive(*pid) {
+    for (name, pid) in started {
+        if is_daemon(name, *pid) {
             left.push(format!("{name} (pid {pid}) still running"));
         }
     }
-    let _ = fs::remove_dir_all(state::state_dir());
+    // The harness's own files, unless runc still has a container there.
+    let dir = state::state_dir();
+    if runc_left {
+        left.push(format!(
+            "{} kept: runc still lists containers in its root there",
+            dir.display()
+        ));
+    } else {
+        for kept in mounts::remove_tree(&dir)? {
+            left.push(format!(
+                "mount point {} in {}: not the run's, kept (with the directories above it)",
+                kept.display(),
+                dir.display()
+            ));
+        }
+    }
+
+    // Report, never remove: what appeared during the run and stayed.
+    match &snap {
+        Some(snap) => {
+            let mut appeared: Vec<String> = runtime_cgroups()?
+                .difference(&snap.cgroups)
+                .map(|c| format!("cgroup {} (appeared during the run)", c.display()))
+                .collect();
+            appeared.extend(
+                mounts::mount_points()?
+                    .difference(&snap.mounts)
+                    .filter(|m| is_runtime_mount(m))
+                    .map(|m| format!("mount {} (appeared during the run)", m.display())),
+            );
+            for a in appeared {
+                let already = a
+                    .strip_suffix(" (appeared during the run)")
+                    .is_some_and(|base| left.iter().any(|l| l == base));
+                if !already {
+                    left.push(a);
+                }
+            }
+        }
+        None => eprintln!(
+            "pidns-harness down: no snapshot at {}: `up` did not record one, so nothing was compared; \
+             removed only what carries the run's names or was recorded by its tests",
+            snapshot_path().display()
+        ),
+    }
     if !left.is_empty() {
         bail!("left behind:\n  {}", left.join("\n  "));
     }
     eprintln!(
-        "pidns-harness down: removed all test containers, {} cgroups, {} mounts; stopped {:?}",
-        new_cgroups.len(),
-        new_mounts.len(),
-        snap.started.iter().map(|(n, _)| n).collect::<Vec<_>>()
+        "pidns-harness down: removed all test containers, {} tied mounts, {} tied cgroups; stopped {:?}",
+        unmounted,
+        tied_cgroups(&records).len(),
+        started.iter().map(|(n, _)| n).collect::<Vec<_>>()
     );
     Ok(())
 }
@@ -252,6 +324,137 @@ fn status() -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn ctr_namespace_exists() -> bool {
+    sh::run("ctr", &["namespaces", "ls", "-q"])
+        .is_ok_and(|l| l.lines().any(|n| n.trim() == CTR_NAMESPACE))
+}
+
+/// Docker and Podman container ids the tests recorded.
+fn container_ids(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::ContainerId(id) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A component that names the run: the `pidnst` containerd namespace, or
+/// anything carrying the `pidnst-` prefix (`pidnst-<run>-3`,
+/// `systemd-nspawn@pidnst-<run>-3.service`, `lxc.payload.pidnst-<run>-3`).
+fn names_the_run(component: &str) -> bool {
+    component == CTR_NAMESPACE || component.contains(PREFIX)
+}
+
+/// A mount of the run's containers: its path names one of them
+/// (`/run/containerd/io.containerd.runtime.v2.task/pidnst/pidnst-…/rootfs`,
+/// `/var/lib/docker/containers/<id>/mounts/shm`).
+fn is_tied_mount(m: &Path, ids: &[String]) -> bool {
+    m.components().any(|c| {
+        let Component::Normal(c) = c else {
+            return false;
+        };
+        let c = c.to_string_lossy();
+        names_the_run(&c) || ids.iter().any(|id| c.contains(id.as_str()))
+    })
+}
+
+/// Unmounts the mounts of the run's containers that their runtimes left,
+/// deepest first. Returns how many.
+fn unmount_tied(records: &[Record]) -> usize {
+    let ids = container_ids(records);
+    let Ok(all) = mounts::mount_points() else {
+        return 0;
+    };
+    let mut tied: Vec<PathBuf> = all.into_iter().filter(|m| is_tied_mount(m, &ids)).collect();
+    tied.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+    for m in &tied {
+        if let Err(e) = nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH) {
+            eprintln!("pidns-harness: cannot unmount {}: {e}", m.display());
+        }
+    }
+    tied.len()
+}
+
+/// Cgroups of the run, deepest first: those whose path names the run and
+/// those the tests recorded (their containers' own and the parents a
+/// runtime created for them).
+fn tied_cgroups(records: &[Record]) -> Vec<PathBuf> {
+    let mut all: BTreeSet<PathBuf> = BTreeSet::new();
+    for root in cgroup_mounts() {
+        for dir in cgroups::walkdirs(&root) {
+            if dir.strip_prefix(&root).is_ok_and(|rel| {
+                rel.components()
+                    .any(|c| names_the_run(&c.as_os_str().to_string_lossy()))
+            }) {
+                all.insert(dir);
+            }
+        }
+    }
+    for r in records {
+        if let Record::Cgroup(p) | Record::OwnCgroup(p) = r {
+            all.insert(p.clone());
+        }
+    }
+    let mut v: Vec<PathBuf> = all.into_iter().collect();
+    v.sort_by_key(|c| std::cmp::Reverse(c.components().count()));
+    v
+}
+
+/// Whether processes in a cgroup are the run's to kill: it names the run, or
+/// it is one of the run's containers' own. Never a recorded parent, where
+/// someone else's containers may live by now.
+fn may_kill_in(dir: &Path, records: &[Record]) -> bool {
+    records
+        .iter()
+        .any(|r| matches!(r, Record::OwnCgroup(p) if dir.starts_with(p)))
+        || cgroup_mounts().iter().any(|root| {
+            dir.strip_prefix(root).is_ok_and(|rel| {
+                rel.components()
+                    .any(|c| names_the_run(&c.as_os_str().to_string_lossy()))
+            })
+        })
+}
+
+/// Whether a cgroup holds anything the run cannot be tied to: a process, or
+/// a child cgroup that is not the run's.
+fn in_use_by_others(dir: &Path, tied: &[PathBuf]) -> bool {
+    cgroups::walkdirs(dir).iter().any(|d| {
+        (d != dir && !tied.contains(d))
+            || fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
+    })
+}
+
+/// Kills what is left in the run's own cgroups and removes the run's
+/// cgroups, deepest first; a recorded parent only when empty. A cgroup can
+/// outlive its last process by a moment, so removal is retried briefly.
+/// Returns how many processes were killed one by one.
+fn remove_tied_cgroups(records: &[Record]) -> usize {
+    let tied = tied_cgroups(records);
+    let mut killed = 0;
+    for c in tied
+        .iter()
+        .filter(|c| c.exists() && may_kill_in(c, records))
+    {
+        killed += cgroups::kill_all(c);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut busy = false;
+        for c in &tied {
+            if fs::remove_dir(c).is_err() && c.exists() {
+                busy = true;
+            }
+        }
+        if !busy || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    killed
 }
 
 fn install_packages() -> Result<()> {
@@ -358,9 +561,21 @@ fn process_alive(pid: u32) -> bool {
     })
 }
 
+/// Whether `pid` is still the daemon `name` (and not a process that got its pid since).
+fn is_daemon(name: &str, pid: u32) -> bool {
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    process_alive(pid) && comm.trim() == name.get(..15).unwrap_or(name)
+}
+
+/// Stops a daemon `up` started, if that pid is still that daemon.
 fn stop_daemon(name: &str, pid: u32) {
     use nix::{sys::signal, unistd::Pid};
-    if !process_alive(pid) {
+    if !is_daemon(name, pid) {
+        if process_alive(pid) {
+            eprintln!(
+                "pidns-harness down: pid {pid} is no longer the {name} this run started; left alone"
+            );
+        }
         return;
     }
     let _ = signal::kill(Pid::from_raw(pid as i32), signal::Signal::SIGTERM);
@@ -434,19 +649,9 @@ fn is_runtime_mount(m: &Path) -> bool {
     RUNTIME_MOUNT_ROOTS.iter().any(|r| m.starts_with(r))
 }
 
-/// Mount points of cgroup hierarchies, from our mountinfo.
-fn cgroup_mounts() -> Result<Vec<PathBuf>> {
-    let info = fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(info
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split_whitespace().next()?;
-            (fstype == "cgroup" || fstype == "cgroup2")
-                .then(|| pre.split_whitespace().nth(4).map(PathBuf::from))
-                .flatten()
-        })
-        .collect())
+/// Mount points of cgroup hierarchies.
+fn cgroup_mounts() -> Vec<PathBuf> {
+    cgroups::hierarchies().unwrap_or_default()
 }
 
 /// Names that mark a cgroup as the runtimes' (or the tests'): Docker,
@@ -476,9 +681,9 @@ fn is_runtime_cgroup(rel: &Path) -> bool {
 }
 
 /// Every runtime cgroup, in every hierarchy.
-fn cgroup_dirs() -> Result<BTreeSet<PathBuf>> {
+fn runtime_cgroups() -> Result<BTreeSet<PathBuf>> {
     let mut out = BTreeSet::new();
-    for root in cgroup_mounts()? {
+    for root in cgroups::hierarchies()? {
         walk(&root, &root, 0, &mut out);
     }
     Ok(out)
@@ -500,14 +705,6 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut BTreeSet<PathBuf>) {
             }
         }
     }
-}
-
-fn mount_points() -> Result<BTreeSet<PathBuf>> {
-    let info = fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from))
-        .collect())
 }
 
 #[cfg(test)]
@@ -535,5 +732,62 @@ mod tests {
         ] {
             assert!(!is_runtime_cgroup(Path::new(rel)), "{rel}");
         }
+    }
+
+    #[test]
+    fn only_what_names_the_run_or_was_recorded_is_tied_to_it() {
+        let ids = ["c6e94367ab9335599a46308fb7deaf45f923aae7c1e7f971dc89871f499e4cfc".to_owned()];
+        for m in [
+            "/run/containerd/io.containerd.runtime.v2.task/pidnst/pidnst-0a1b2c-3/rootfs",
+            "/var/lib/docker/containers/c6e94367ab9335599a46308fb7deaf45f923aae7c1e7f971dc89871f499e4cfc/mounts/shm",
+        ] {
+            assert!(is_tied_mount(Path::new(m), &ids), "{m}");
+        }
+        for m in [
+            "/sys/kernel/tracing",
+            "/var/lib/docker/overlay2/0123/merged",
+            "/run/pidns-tests",
+            "/run/containerd/io.containerd.runtime.v2.task/moby/0123/rootfs",
+            "/mnt/sandboxing/model_tools_env/v1/python",
+        ] {
+            assert!(!is_tied_mount(Path::new(m), &ids), "{m}");
+        }
+        for c in [
+            "pidnst",
+            "pidnst-0a1b2c-3",
+            "systemd-nspawn@pidnst-0a1b2c-3.service",
+            "lxc.payload.pidnst-0a1b2c-3",
+        ] {
+            assert!(names_the_run(c), "{c}");
+        }
+        for c in [
+            "docker",
+            "pidns-tests",
+            "kubepods.slice",
+            "pod1234",
+            "machine.slice",
+        ] {
+            assert!(!names_the_run(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn processes_are_killed_only_in_the_runs_own_cgroups() {
+        let records = [
+            Record::Cgroup(PathBuf::from("/sys/fs/cgroup/unified/docker")),
+            Record::OwnCgroup(PathBuf::from("/sys/fs/cgroup/unified/docker/0123")),
+        ];
+        assert!(may_kill_in(
+            Path::new("/sys/fs/cgroup/unified/docker/0123"),
+            &records
+        ));
+        assert!(!may_kill_in(
+            Path::new("/sys/fs/cgroup/unified/docker"),
+            &records
+        ));
+        assert!(!may_kill_in(
+            Path::new("/sys/fs/cgroup/unified/docker/4567"),
+            &records
+        ));
     }
 }
