@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{BOLD, CYAN, DIM, RED, YELLOW, escape, short_id};
-use crate::watch::events::{ContainerRef, WatchEvent};
+use crate::watch::events::{ContainerRef, NewPidnsVia, WatchEvent};
 
 /// One JSON object, no newline.
 pub fn json(e: &WatchEvent) -> String {
@@ -59,6 +59,11 @@ pub fn human(e: &WatchEvent) -> String {
             if let Some(file) = &f.filename {
                 let _ = write!(line, " {DIM}{}{DIM:#}", escape(file));
             }
+            if let Some(flags) = &f.clone_flags
+                && !flags.names.is_empty()
+            {
+                let _ = write!(line, " {DIM}{}{DIM:#}", flags.names.join("|"));
+            }
             line
         }
         WatchEvent::Setns(s) => {
@@ -72,13 +77,44 @@ pub fn human(e: &WatchEvent) -> String {
                 .as_deref()
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default();
+            let how = match (s.target_pid, s.compat) {
+                (Some(t), false) => format!(" (pidfd of pid {t})"),
+                (Some(t), true) => format!(" (pidfd of pid {t}, 32-bit syscall)"),
+                (None, true) => " (32-bit syscall)".to_owned(),
+                (None, false) => String::new(),
+            };
             format!(
-                "{} {style}SETNS{style:#}      {} {what} the host's {} namespace{err}  pid {} {}",
+                "{} {style}SETNS{style:#}      {} {what} the host's {} namespace{how}{err}  pid {} {}",
                 s.ts,
                 who(&s.container),
                 s.nstype,
                 s.pid,
                 escape(&s.comm)
+            )
+        }
+        WatchEvent::NewPidns(n) => {
+            let how = match n.via {
+                NewPidnsVia::Clone => "cloned with CLONE_NEWPID",
+                NewPidnsVia::UnshareOrSetns => "after unshare/setns of its PID namespace",
+            };
+            format!(
+                "{} {CYAN}NEW PIDNS{CYAN:#}  {} child {} in pid:[{}], {how}  pid {} {}",
+                n.ts,
+                who(&n.container),
+                n.child_pid,
+                n.pidns_inode,
+                n.pid,
+                escape(&n.comm)
+            )
+        }
+        WatchEvent::Stats {
+            events,
+            unattributed,
+            lost,
+            ts,
+        } => {
+            format!(
+                "{ts} {DIM}stats{DIM:#}: {events} kernel events, {unattributed} unattributed (process gone, cgroup unknown), {lost} lost"
             )
         }
         WatchEvent::Lost { count, total, ts } => {

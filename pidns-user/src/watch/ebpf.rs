@@ -7,29 +7,27 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
-use pidns_ebpf::{Config, maps, task};
+use pidns_ebpf::{Config, TaskState, maps, task};
 use tokio::io::unix::AsyncFd;
 
 /// The probes, built and embedded by build.rs.
 static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pidns-probes"));
 
-/// (program, attach point, required): the required ones are what every
-/// finding rests on; the others add detail or a namespace type the kernel
-/// may lack (time namespaces need CONFIG_TIME_NS).
-const TRACEPOINTS: [(&str, bool); 6] = [
-    ("sched_process_exec", true),
-    ("sched_process_fork", true),
-    ("sched_process_exit", true),
-    ("cgroup_attach_task", true),
-    ("cgroup_mkdir", true),
-    ("cgroup_rmdir", true),
+/// (program, BTF tracepoint, required): the required ones are what every
+/// finding rests on.
+const TRACEPOINTS: [(&str, &str, bool); 6] = [
+    ("sched_process_exec", "sched_process_exec", true),
+    ("task_newtask", "task_newtask", true),
+    ("sched_process_exit", "sched_process_exit", true),
+    ("cgroup_attach_task", "cgroup_attach_task", true),
+    ("cgroup_mkdir", "cgroup_mkdir", true),
+    ("cgroup_rmdir", "cgroup_rmdir", true),
 ];
-/// Syscall tracepoints: setns (the escape), clone and clone3 (flags).
-const SYSCALL_TRACEPOINTS: [(&str, bool); 3] = [
-    ("sys_exit_setns", false),
-    ("sys_enter_clone", false),
-    ("sys_enter_clone3", false),
-];
+/// Syscall tracepoints: setns (the escape), at exit.
+const SYSCALL_TRACEPOINTS: [(&str, bool); 1] = [("sys_exit_setns", false)];
+/// setns through the 32-bit compat entry: hooks every syscall's exit, so
+/// only attached on request (see [`Probes::load`]).
+pub const COMPAT_SETNS: (&str, &str) = ("sys_exit_compat_setns", "sys_exit");
 
 pub struct Probes {
     // Dropping `Ebpf` detaches every program; keep it last to drop.
@@ -37,7 +35,7 @@ pub struct Probes {
     pub skipped: Vec<(String, String)>,
     pub ring: AsyncFd<RingBuf<MapData>>,
     cgroups: BpfHashMap<MapData, u64, u32>,
-    tasks: BpfHashMap<MapData, u32, u32>,
+    tasks: BpfHashMap<MapData, u32, TaskState>,
     lost: PerCpuArray<MapData, u64>,
     _ebpf: Ebpf,
 }
@@ -47,6 +45,16 @@ impl Probes {
         config: &Config,
         ringbuf_bytes: u32,
         tracefs: Result<std::path::PathBuf, String>,
+    ) -> anyhow::Result<Probes> {
+        Self::load_with(config, ringbuf_bytes, tracefs, compat_requested())
+            .map_err(|e| anyhow::anyhow!(describe(&e)))
+    }
+
+    fn load_with(
+        config: &Config,
+        ringbuf_bytes: u32,
+        tracefs: Result<std::path::PathBuf, String>,
+        compat: bool,
     ) -> anyhow::Result<Probes> {
         use anyhow::Context as _;
         raise_memlock();
@@ -73,13 +81,18 @@ impl Probes {
                     Err(e) => Err(e.context(format!("attaching {name}"))),
                 }
             };
-        for (name, required) in TRACEPOINTS {
+        let compat = (compat && config.offsets.task_thread_info_status != 0).then_some((
+            COMPAT_SETNS.0,
+            COMPAT_SETNS.1,
+            false,
+        ));
+        for (name, tracepoint, required) in TRACEPOINTS.into_iter().chain(compat) {
             let r = (|| -> anyhow::Result<()> {
                 let p: &mut BtfTracePoint = ebpf
                     .program_mut(name)
                     .context("missing from the object")?
                     .try_into()?;
-                p.load(name, &btf)?;
+                p.load(tracepoint, &btf)?;
                 p.attach()?;
                 Ok(())
             })();
@@ -129,7 +142,9 @@ impl Probes {
     }
 
     pub fn track(&mut self, pid: u32) {
-        let _ = self.tasks.insert(pid, task::CONTAINER_PROCESS, 0);
+        let _ = self
+            .tasks
+            .insert(pid, TaskState::new(task::CONTAINER_PROCESS), 0);
     }
 
     /// Events the kernel dropped so far, over all CPUs.
@@ -146,6 +161,28 @@ impl Probes {
             each(&item);
         }
     }
+}
+
+/// Whether to attach [`COMPAT_SETNS`]: `PIDNS_WATCH_COMPAT_SETNS=1`.
+fn compat_requested() -> bool {
+    std::env::var_os("PIDNS_WATCH_COMPAT_SETNS").is_some_and(|v| v == "1")
+}
+
+/// An error and its causes on one line, each said once. aya's errors repeat
+/// their source in their own message (`map error: failed to create map
+/// `LOST``, whose source is `failed to create map `LOST``), which `{:#}`
+/// would print twice.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        match parts.last_mut() {
+            Some(prev) if prev.contains(&text) => {}
+            Some(prev) if text.starts_with(prev.as_str()) => *prev = text,
+            _ => parts.push(text),
+        }
+    }
+    parts.join(": ")
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Raising it needs
@@ -186,4 +223,48 @@ fn has_bpf_caps() -> bool {
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .unwrap_or(0);
     eff & (1 << CAP_BPF) != 0 && eff & (1 << CAP_PERFMON) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As aya 0.14 nests them: `EbpfError::MapError(MapError::CreateError { io_error })`.
+    #[derive(Debug, thiserror::Error)]
+    #[error("map error: {source}")]
+    struct Wrapper {
+        #[source]
+        source: Outer,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to create map `LOST`")]
+    struct Outer {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn error_chains_name_each_cause_once() {
+        let e = anyhow::Error::new(Wrapper {
+            source: Outer {
+                source: std::io::Error::from_raw_os_error(libc::EPERM),
+            },
+        })
+        .context("loading the eBPF probes");
+        assert_eq!(
+            format!("{e:#}").matches("failed to create map").count(),
+            2,
+            "the repetition this removes"
+        );
+        assert_eq!(
+            describe(&e),
+            "loading the eBPF probes: map error: failed to create map `LOST`: Operation not permitted (os error 1)"
+        );
+        // a cause that starts with its parent's message replaces it
+        let e = anyhow::anyhow!("no BTF: gone").context("no BTF");
+        assert_eq!(describe(&e), "no BTF: gone");
+        let plain = anyhow::anyhow!("no BTF").context("reading");
+        assert_eq!(describe(&plain), "reading: no BTF");
+    }
 }

@@ -71,3 +71,117 @@ fn kernel_thread(proc: &ProcRoot) -> Option<u32> {
 pub fn nsfs_dev() -> std::io::Result<u64> {
     std::fs::metadata("/proc/self/ns/pid").map(|m| m.dev())
 }
+
+/// Whose a process is, for telling whose a namespace is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// Not a container's: a host process.
+    Host,
+    Container(crate::engine::ContainerKey),
+    /// Gone, or its cgroup unreadable.
+    Unknown,
+}
+
+/// A host process holding namespace `ino` of type `name` (`ns/<name>`), if
+/// any: one readlink per process, and `owner` only for those that match.
+pub fn host_holder(
+    proc: &ProcRoot,
+    name: &str,
+    ino: u64,
+    mut owner: impl FnMut(u32) -> Owner,
+) -> Option<u32> {
+    let pids = proc.pids().ok()?;
+    pids.into_iter()
+        .filter(|&pid| proc.ns_inode(pid, name).ok() == Some(ino))
+        .find(|&pid| owner(pid) == Owner::Host)
+}
+
+/// The longest-running of `pids` (the container's init, for a container's
+/// processes) and its namespaces by [`NS_TYPES`] index.
+pub fn oldest(
+    proc: &ProcRoot,
+    pids: impl IntoIterator<Item = u32>,
+) -> Option<(u32, [Option<u64>; 8])> {
+    let mut buf = Vec::new();
+    let (pid, _) = pids
+        .into_iter()
+        .filter_map(|pid| {
+            proc.read_into(pid, "stat", &mut buf).ok()?;
+            Some((pid, starttime(&buf)?))
+        })
+        .min_by_key(|&(pid, start)| (start, pid))?;
+    let mut inodes = [None; 8];
+    for (slot, (_, name)) in inodes.iter_mut().zip(NS_TYPES) {
+        *slot = proc.ns_inode(pid, name).ok();
+    }
+    Some((pid, inodes))
+}
+
+/// A process's start time (clock ticks after boot) from its `stat`.
+pub fn starttime(stat: &[u8]) -> Option<u64> {
+    use procfs::FromRead as _;
+    procfs::process::Stat::from_read(stat)
+        .ok()
+        .map(|s| s.starttime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT: &str = "4242 (my (odd) comm) S 1 4242 4242 0 -1 4194560 109 0 0 0 0 0 0 0 20 0 1 0 987654 2367488 189 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+
+    #[test]
+    fn start_time_from_stat() {
+        assert_eq!(starttime(STAT.as_bytes()), Some(987654));
+        assert_eq!(starttime(b"garbage"), None);
+    }
+
+    fn fixture() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tmp");
+        // (pid, start, mnt, net)
+        for (pid, start, mnt, net) in [
+            (10, 500, 4026531840u64, 4026531992u64),
+            (11, 400, 4026532500, 4026532600),
+            (12, 900, 4026532500, 4026532700),
+        ] {
+            let p = dir.path().join(pid.to_string());
+            std::fs::create_dir_all(p.join("ns")).expect("dirs");
+            std::fs::write(
+                p.join("stat"),
+                STAT.replace("4242", &pid.to_string())
+                    .replace("987654", &start.to_string()),
+            )
+            .expect("stat");
+            std::os::unix::fs::symlink(format!("mnt:[{mnt}]"), p.join("ns/mnt")).expect("ln");
+            std::os::unix::fs::symlink(format!("net:[{net}]"), p.join("ns/net")).expect("ln");
+        }
+        dir
+    }
+
+    #[test]
+    fn holders_are_found_by_link_text_and_owner() {
+        let dir = fixture();
+        let proc = ProcRoot::open(dir.path()).expect("proc");
+        let key = crate::engine::ContainerKey {
+            runtime: crate::parse::layout::Runtime::Docker,
+            id: "c".into(),
+            cgroup: "/docker/c".into(),
+        };
+        let owner = |pid: u32| match pid {
+            11 => Owner::Host,
+            12 => Owner::Container(key.clone()),
+            _ => Owner::Unknown,
+        };
+        assert_eq!(host_holder(&proc, "mnt", 4026532500, owner), Some(11));
+        assert_eq!(host_holder(&proc, "net", 4026532700, owner), None);
+        assert_eq!(host_holder(&proc, "mnt", 4026531840, owner), None);
+        // the longest-running process and its namespaces
+        let (pid, inodes) = oldest(&proc, [10, 12, 99]).expect("oldest");
+        assert_eq!(pid, 10);
+        assert_eq!(inodes[0], Some(4026531840));
+        assert_eq!(inodes[5], Some(4026531992));
+        assert_eq!(inodes[1], None);
+        assert_eq!(oldest(&proc, [11, 12]).map(|(p, _)| p), Some(11));
+    }
+}

@@ -86,7 +86,7 @@ pub async fn run(
         opts.scan.allow.clone(),
         opts.scan.names.clone(),
         opts.host_root.clone(),
-        host.inode.unwrap_or(0),
+        &host,
     );
     // Classify every cgroup that exists now; new ones arrive as mkdir events.
     match opts
@@ -96,6 +96,7 @@ pub async fn run(
         .or_else(cgroupfs::unified_mount)
     {
         Some(root) => {
+            attr.set_cgroup_root(root.clone());
             for (id, path) in cgroupfs::walk(&root, MAX_CGROUPS_WALKED) {
                 if let Some(Action::Classify { cgroup_id, class }) = attr.learn(id, &path) {
                     probes.classify(cgroup_id, class);
@@ -179,6 +180,7 @@ pub async fn run(
     let actions = take(&mut attr, lp.probes.ring.get_mut());
     lp.apply(actions);
     report_lost(&lp.probes, &mut lost_seen, lp.out);
+    lp.out.emit(&attr.stats(lost_seen));
     lp.out.flush().context("writing to stdout")?;
     drop(lp);
     Ok(())

@@ -147,6 +147,7 @@ impl Metrics {
             WatchEvent::Lost { count, .. } => {
                 self.lost.inc_by(*count);
             }
+            WatchEvent::NewPidns(_) | WatchEvent::Stats { .. } => {}
         }
     }
 

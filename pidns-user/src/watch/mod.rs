@@ -150,7 +150,7 @@ fn start_ebpf(
 #[cfg(pidns_ebpf)]
 fn start_ebpf(
     opts: &WatchOptions,
-    proc: &ProcRoot,
+    _proc: &ProcRoot,
     host: &crate::report::HostPidns,
 ) -> Result<ebpf::Probes, String> {
     ebpf::precheck()?;
@@ -159,19 +159,16 @@ fn start_ebpf(
         .ok_or("the host PID namespace's inode is unreadable")?;
     let mut offsets =
         btf::offsets(std::path::Path::new(btf::VMLINUX)).map_err(|e| e.to_string())?;
-    // The syscall tracepoints (setns, clone flags) are optional: without
-    // tracefs, their probes are skipped and said so.
+    // The setns tracepoint is optional: without tracefs, its probe is
+    // skipped and said so.
     let tracefs = tracefs::ensure_mounted().and_then(|t| {
-        let (arg0, ret) = tracefs::syscall_layout(&t)?;
-        offsets.syscall_enter_arg0 = arg0;
+        let (_, ret) = tracefs::syscall_layout(&t)?;
         offsets.syscall_exit_ret = ret;
         Ok(t)
     });
-    let ns = hostns::HostNamespaces::find(proc, host);
     let config = pidns_ebpf::Config {
         host_pidns_dev: hostns::nsfs_dev().map_err(|e| format!("stat /proc/self/ns/pid: {e}"))?,
         host_pidns_ino: ino,
-        host_ns_inum: ns.inums,
         offsets,
     };
     ebpf::Probes::load(&config, opts.ringbuf_bytes, tracefs).map_err(|e| format!("{e:#}"))

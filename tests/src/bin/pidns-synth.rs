@@ -4,14 +4,32 @@
 //! - `join-cgroup DIR -- CMD...`: move into cgroup DIR, then exec CMD.
 //! - `clone FLAGS -- CMD...`: clone(2) a child with namespace FLAGS
 //!   (comma-separated: newns, newpid, newuts, none) that execs CMD; wait for it.
+//! - `spawn -- CMD...`: posix_spawn(3) CMD (glibc: clone with CLONE_VM|CLONE_VFORK); wait.
+//! - `fork -- CMD...`: the bare fork(2) syscall, as musl's fork makes it; the child execs CMD.
+//! - `unshare-pid -- CMD...`: unshare(CLONE_NEWPID), then fork a child (the new
+//!   namespace's init) that execs CMD; wait.
+//! - `clone3-into DIR -- CMD...`: clone3(2) with CLONE_INTO_CGROUP: a child created
+//!   directly in cgroup DIR, which execs CMD; wait.
 //! - `setns TYPE PATH`: setns(2) into the namespace file PATH; exit 0 on success, 1 on failure.
+//! - `pidfd-setns PID TYPES`: setns(2) through a pidfd of PID into its namespaces of
+//!   TYPES (comma-separated); exit 0 on success, 1 on failure.
+//!
+//! Each waiting verb prints the child's PID on stdout.
 
-use std::{ffi::CString, os::fd::AsFd as _, process::ExitCode};
+use std::{
+    ffi::CString,
+    os::{
+        fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd},
+        unix::ffi::OsStringExt as _,
+    },
+    process::ExitCode,
+};
 
 use nix::{
-    sched::{CloneFlags, clone, setns},
-    sys::wait::waitpid,
-    unistd::execvp,
+    sched::{CloneFlags, clone, setns, unshare},
+    spawn::{PosixSpawnAttr, PosixSpawnFileActions, posix_spawnp},
+    sys::wait::{WaitStatus, waitpid},
+    unistd::{ForkResult, execvp, fork},
 };
 
 fn main() -> ExitCode {
@@ -24,9 +42,16 @@ fn main() -> ExitCode {
     let result = match head {
         [verb, dir] if verb == "join-cgroup" => join_cgroup(dir, cmd),
         [verb, flags] if verb == "clone" => clone_child(flags, cmd),
+        [verb] if verb == "spawn" => spawn(cmd),
+        [verb] if verb == "fork" => bare_fork(cmd),
+        [verb] if verb == "unshare-pid" => unshare_pid(cmd),
+        [verb, dir] if verb == "clone3-into" => clone3_into(dir, cmd),
         [verb, kind, path] if verb == "setns" => join_ns(kind, path),
+        [verb, pid, kinds] if verb == "pidfd-setns" => pidfd_setns(pid, kinds),
         _ => Err(
-            "usage: pidns-synth join-cgroup DIR -- CMD | clone FLAGS -- CMD | setns TYPE PATH"
+            "usage: pidns-synth join-cgroup DIR -- CMD | clone FLAGS -- CMD | spawn -- CMD | \
+             fork -- CMD | unshare-pid -- CMD | clone3-into DIR -- CMD | setns TYPE PATH | \
+             pidfd-setns PID TYPES"
                 .into(),
         ),
     };
@@ -39,17 +64,115 @@ fn main() -> ExitCode {
     }
 }
 
-fn exec(cmd: &[String]) -> Result<ExitCode, String> {
+fn argv(cmd: &[String]) -> Result<Vec<CString>, String> {
     let argv: Vec<CString> = cmd
         .iter()
         .map(|a| CString::new(a.as_str()).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
-    let first = argv.first().ok_or("no command")?;
-    Err(format!(
-        "exec {cmd:?}: {}",
-        execvp(first, &argv).unwrap_err()
-    ))
+    if argv.is_empty() {
+        return Err("no command".into());
+    }
+    Ok(argv)
 }
+
+fn exec(cmd: &[String]) -> Result<ExitCode, String> {
+    exec_argv(&argv(cmd)?)
+}
+
+/// Execs an argv prepared beforehand (after a bare fork, the child allocates nothing).
+fn exec_argv(argv: &[CString]) -> Result<ExitCode, String> {
+    let err = match execvp(&argv[0], argv) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    Err(format!("exec {:?}: {err}", argv[0]))
+}
+
+/// In a child: exec, or say why not and exit at once.
+fn child_exec(argv: &[CString]) -> ! {
+    if let Err(e) = exec_argv(argv) {
+        eprintln!("pidns-synth: {e}");
+    }
+    // SAFETY: _exit ends the child without running the parent's atexit handlers.
+    unsafe { libc::_exit(127) }
+}
+
+fn wait_child(child: nix::unistd::Pid) -> Result<ExitCode, String> {
+    println!("{child}");
+    match waitpid(child, None).map_err(|e| format!("waitpid: {e}"))? {
+        WaitStatus::Exited(_, 0) => Ok(ExitCode::SUCCESS),
+        other => Err(format!("child {child}: {other:?}")),
+    }
+}
+
+fn spawn(cmd: &[String]) -> Result<ExitCode, String> {
+    let argv = argv(cmd)?;
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend(v.into_vec());
+            CString::new(kv).ok()
+        })
+        .collect();
+    let actions = PosixSpawnFileActions::init().map_err(|e| e.to_string())?;
+    let attr = PosixSpawnAttr::init().map_err(|e| e.to_string())?;
+    let child = posix_spawnp(&argv[0], &actions, &attr, &argv, &env)
+        .map_err(|e| format!("posix_spawnp {cmd:?}: {e}"))?;
+    wait_child(child)
+}
+
+fn bare_fork(cmd: &[String]) -> Result<ExitCode, String> {
+    let argv = argv(cmd)?;
+    // SAFETY: the raw fork syscall (no glibc fork handlers, as musl's fork()
+    // makes it); this process is single-threaded, and the child only execs.
+    let pid = unsafe { libc::syscall(libc::SYS_fork) };
+    match pid {
+        -1 => Err(format!("fork: {}", nix::errno::Errno::last())),
+        0 => child_exec(&argv),
+        pid => wait_child(nix::unistd::Pid::from_raw(pid as i32)),
+    }
+}
+
+fn unshare_pid(cmd: &[String]) -> Result<ExitCode, String> {
+    let argv = argv(cmd)?;
+    unshare(CloneFlags::CLONE_NEWPID).map_err(|e| format!("unshare(CLONE_NEWPID): {e}"))?;
+    // SAFETY: single-threaded; the child only execs.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => child_exec(&argv),
+        ForkResult::Parent { child } => wait_child(child),
+    }
+}
+
+fn clone3_into(dir: &str, cmd: &[String]) -> Result<ExitCode, String> {
+    let argv = argv(cmd)?;
+    let cgroup = std::fs::File::open(dir).map_err(|e| format!("open {dir}: {e}"))?;
+    // SAFETY: clone_args is plain data; zero is "unset" for every field.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = CLONE_INTO_CGROUP;
+    args.exit_signal = libc::SIGCHLD as u64;
+    args.cgroup = cgroup.as_raw_fd() as u64;
+    // SAFETY: clone3 without a stack behaves like fork; single-threaded, and
+    // the child only execs.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    match pid {
+        -1 => Err(format!(
+            "clone3(CLONE_INTO_CGROUP): {}",
+            nix::errno::Errno::last()
+        )),
+        0 => child_exec(&argv),
+        pid => wait_child(nix::unistd::Pid::from_raw(pid as i32)),
+    }
+}
+
+/// `CLONE_INTO_CGROUP` (`include/uapi/linux/sched.h`).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 fn join_cgroup(dir: &str, cmd: &[String]) -> Result<ExitCode, String> {
     std::fs::write(
@@ -89,23 +212,51 @@ fn clone_child(flags: &str, cmd: &[String]) -> Result<ExitCode, String> {
         )
     }
     .map_err(|e| format!("clone({flags}): {e}"))?;
-    waitpid(child, None).map_err(|e| format!("waitpid: {e}"))?;
-    Ok(ExitCode::SUCCESS)
+    wait_child(child)
 }
 
-fn join_ns(kind: &str, path: &str) -> Result<ExitCode, String> {
-    let flag = match kind {
+fn ns_flag(kind: &str) -> Result<CloneFlags, String> {
+    Ok(match kind {
         "mnt" => CloneFlags::CLONE_NEWNS,
         "uts" => CloneFlags::CLONE_NEWUTS,
         "net" => CloneFlags::CLONE_NEWNET,
         "ipc" => CloneFlags::CLONE_NEWIPC,
+        "pid" => CloneFlags::CLONE_NEWPID,
+        "cgroup" => CloneFlags::CLONE_NEWCGROUP,
+        "user" => CloneFlags::CLONE_NEWUSER,
         other => return Err(format!("unknown namespace type {other}")),
-    };
+    })
+}
+
+fn join_ns(kind: &str, path: &str) -> Result<ExitCode, String> {
+    let flag = ns_flag(kind)?;
     let file = std::fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
     Ok(match setns(file.as_fd(), flag) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pidns-synth: setns {path}: {e}");
+            ExitCode::from(1)
+        }
+    })
+}
+
+fn pidfd_setns(pid: &str, kinds: &str) -> Result<ExitCode, String> {
+    let pid: libc::pid_t = pid.parse().map_err(|e| format!("pid {pid}: {e}"))?;
+    let mut flags = CloneFlags::empty();
+    for kind in kinds.split(',') {
+        flags |= ns_flag(kind)?;
+    }
+    // SAFETY: pidfd_open(pid, 0) returns a new fd or -1; nix has no wrapper.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(format!("pidfd_open({pid}): {}", nix::errno::Errno::last()));
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    Ok(match setns(pidfd.as_fd(), flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pidns-synth: setns(pidfd of {pid}, {kinds}): {e}");
             ExitCode::from(1)
         }
     })
