@@ -826,11 +826,14 @@ pub fn sys_exit_compat_setns(ctx: BtfTracePointContext) -> i32 {
 
 fn on_compat_exit(ctx: &BtfTracePointContext) -> Option<()> {
     let regs: *const u8 = ctx.arg(0);
-    let regs = regs as u64;
-    let nr: u64 = read(regs, off!(pt_regs_orig_ax))?;
+    // A direct load: `regs` is a BTF pointer the verifier checks the access
+    // against (`pt_regs.orig_ax`), and this runs for every syscall.
+    // SAFETY: in bounds of struct pt_regs; the verifier guards the load.
+    let nr = unsafe { read_volatile(regs.add(off!(pt_regs_orig_ax) as usize).cast::<u64>()) };
     if nr != COMPAT_NR_SETNS {
         return None;
     }
+    let regs = regs as u64;
     let status: u32 = read(current_task(), off!(task_thread_info_status))?;
     if status & TS_COMPAT == 0 {
         return None; // a native syscall 346, which x86_64 does not have

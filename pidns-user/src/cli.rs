@@ -112,6 +112,11 @@ pub struct WatchArgs {
     /// Size of the kernel-to-user ring buffer in KiB (a power of two).
     #[arg(long, value_name = "KIB", default_value = "4096", value_parser = parse_ring_kib)]
     pub ring_buffer_kib: u32,
+    /// Also watch setns made through the 32-bit compat entry (`int 0x80`,
+    /// x86_64 with IA32 emulation), which the setns tracepoint does not see.
+    /// Costs every syscall on the host a few tens of nanoseconds.
+    #[arg(long, env = "PIDNS_WATCH_COMPAT_SETNS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub compat_setns: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

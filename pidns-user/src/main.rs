@@ -117,6 +117,7 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         ringbuf_bytes: args.ring_buffer_kib * 1024,
         metrics_addr: args.metrics_addr,
         rescan: args.rescan,
+        compat_setns: args.compat_setns,
     };
     watch::run(opts)?;
     Ok(ExitCode::SUCCESS)

@@ -75,6 +75,10 @@ pub enum Pid<'a> {
     Private,
     /// The host's: `--pid=host`, `hostPID: true`, or joining a host process's namespace.
     Host,
+    /// The host's, joined by path (`/proc/<host pid>/ns/pid`) even where the
+    /// runtime could share it outright: runc's and Podman's `ns:` path
+    /// (runc then setns-es into it), ctr's `--with-ns`. Not for Docker.
+    HostPath,
     /// Another container's: `--pid=container:<id>`.
     Container(&'a Container),
 }
@@ -178,6 +182,12 @@ pub struct Spec<'a> {
     pub caps: Vec<String>,
     /// runc only.
     pub layout: Layout,
+    /// Extra arguments to the runtime's `run` (Docker, Podman, ctr), e.g.
+    /// `--network=host` (which replaces the default `--network=none`).
+    pub args: Vec<String>,
+    /// runc only: a cgroupsPath of the test's own, with the runtime and id
+    /// pidns should report for it (instead of [`Layout`]'s).
+    pub cgroups_path: Option<(String, &'static str, String)>,
 }
 
 impl<'a> Spec<'a> {
@@ -188,7 +198,19 @@ impl<'a> Spec<'a> {
             cmd: vec!["sleep".into(), "3600".into()],
             caps: Vec::new(),
             layout: Layout::KubepodsCgroupfs,
+            args: Vec::new(),
+            cgroups_path: None,
         }
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
+    pub fn cgroups_path(mut self, path: &str, runtime: &'static str, id: &str) -> Self {
+        self.cgroups_path = Some((path.to_owned(), runtime, id.to_owned()));
+        self
     }
 
     pub fn pid(mut self, pid: Pid<'a>) -> Self {
@@ -238,7 +260,7 @@ fn pid_ns_path(pid: &Pid<'_>) -> Option<String> {
     match pid {
         Pid::Private => None,
         // Any process of ours is in the host PID namespace; /proc/1/ns may be unreadable.
-        Pid::Host => Some(format!("/proc/{}/ns/pid", std::process::id())),
+        Pid::Host | Pid::HostPath => Some(format!("/proc/{}/ns/pid", std::process::id())),
         Pid::Container(c) => Some(format!("/proc/{}/ns/pid", c.init_pid)),
     }
 }
@@ -248,7 +270,7 @@ impl Container {
         let name = state::unique_name();
         let asked_pid_mode = match spec.pid {
             Pid::Private => "private".to_owned(),
-            Pid::Host => "host".to_owned(),
+            Pid::Host | Pid::HostPath => "host".to_owned(),
             Pid::Container(c) => format!("container:{}", c.name),
         };
         let mut c = Container {
@@ -267,25 +289,26 @@ impl Container {
             Rt::Docker | Rt::Podman => {
                 let (program, mut args) = engine_cmd(spec.rt);
                 args.extend(
-                    [
-                        "run",
-                        "-d",
-                        "--name",
-                        &name,
-                        "--network=none",
-                        "--ulimit",
-                        "nofile=1024:1024",
-                    ]
-                    .map(String::from),
+                    ["run", "-d", "--name", &name, "--ulimit", "nofile=1024:1024"]
+                        .map(String::from),
                 );
+                if !spec.args.iter().any(|a| a.starts_with("--net")) {
+                    args.push("--network=none".into());
+                }
                 if spec.rt == Rt::Podman {
                     args.extend(["--ulimit", "nproc=1024:1024"].map(String::from));
                 }
                 match spec.pid {
                     Pid::Private => {}
                     Pid::Host => args.push("--pid=host".into()),
+                    Pid::HostPath if spec.rt == Rt::Podman => args.push(format!(
+                        "--pid=ns:{}",
+                        pid_ns_path(&spec.pid).unwrap_or_default()
+                    )),
+                    Pid::HostPath => bail!("Docker cannot join a PID namespace by path"),
                     Pid::Container(other) => args.push(format!("--pid=container:{}", other.name)),
                 }
+                args.extend(spec.args.iter().cloned());
                 for cap in &spec.caps {
                     args.push(format!("--cap-add={cap}"));
                 }
@@ -325,8 +348,9 @@ impl Container {
                     CTR_NAMESPACE.into(),
                     "run".into(),
                     "-d".into(),
-                    "--rootfs".into(),
                 ];
+                args.extend(spec.args.iter().cloned());
+                args.push("--rootfs".into());
                 if let Some(path) = pid_ns_path(&spec.pid) {
                     args.push("--with-ns".into());
                     args.push(format!("pid:{path}"));
@@ -357,7 +381,10 @@ impl Container {
                 c.init_pid = ctr_task_pid(&name)?;
             }
             Rt::Runc => {
-                let (cgroups_path, runtime, id, pod_uid) = spec.layout.place(&name);
+                let (cgroups_path, runtime, id, pod_uid) = match &spec.cgroups_path {
+                    Some((path, runtime, id)) => (path.clone(), *runtime, id.clone(), None),
+                    None => spec.layout.place(&name),
+                };
                 let bundle = state::state_dir().join("bundles").join(&name);
                 fs::create_dir_all(&bundle)?;
                 fs::write(
@@ -629,7 +656,7 @@ fn runc_config(spec: &Spec<'_>, cgroups_path: &str) -> Value {
     match spec.pid {
         Pid::Private => namespaces.push(json!({"type": "pid"})),
         Pid::Host => {}
-        Pid::Container(_) => {
+        Pid::HostPath | Pid::Container(_) => {
             namespaces.push(json!({"type": "pid", "path": pid_ns_path(&spec.pid)}))
         }
     }

@@ -72,6 +72,27 @@ fn runtime_host_pid_cases(rt: Rt, test: &str) {
     expect(&w, "a short-lived container", |e| {
         finding(e, &short.id) && e["comm"] == "true" && e["trigger"] == "exec"
     });
+    // The runtime's own setup processes (runc:[1:CHILD] joining the host PID
+    // namespace for ctr --with-ns) are no container processes: no setns
+    // event, no `setns` finding. Everything about `c` came before `short`.
+    assert_no_runtime_noise(&w, &c.id);
+}
+
+/// No setns event and no finding with trigger `setns` or `cgroup_attach`
+/// for a container started by a runtime.
+#[track_caller]
+fn assert_no_runtime_noise(w: &Watch, id: &str) {
+    let noise: Vec<Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| e["container_id"] == id)
+        .filter(|e| {
+            e["event"] == "setns"
+                || (e["event"] == "host_pidns"
+                    && matches!(e["trigger"].as_str(), Some("setns" | "cgroup_attach")))
+        })
+        .collect();
+    assert!(noise.is_empty(), "runtime setup reported: {noise:#?}");
 }
 
 #[test]
@@ -100,6 +121,11 @@ fn kubernetes_host_pid_pods_in_every_layout() {
             .expect("hostPID pod container");
         let f = expect(&w, &format!("{layout:?}"), |e| finding(e, &c.id));
         assert_eq!(f["runtime"], c.runtime, "{layout:?}");
+        assert_eq!(
+            (f["trigger"].as_str(), f["pid"].as_u64(), f["comm"].as_str()),
+            (Some("exec"), Some(u64::from(c.init_pid())), Some("sleep")),
+            "{layout:?}: {f}"
+        );
         if let Some(uid) = &c.pod_uid {
             assert_eq!(f["pod"]["uid"], uid.as_str(), "{layout:?}: {f}");
         }
@@ -112,8 +138,144 @@ fn kubernetes_host_pid_pods_in_every_layout() {
     )
     .expect("short-lived pod container");
     expect(&w, "a short-lived hostPID pod container", |e| {
-        finding(e, &short.id) && e["comm"] == "true"
+        finding(e, &short.id) && e["comm"] == "true" && e["trigger"] == "exec"
     });
+}
+
+#[test]
+fn runc_and_podman_joining_the_host_pid_namespace_by_path() {
+    let test = "runc_and_podman_joining_the_host_pid_namespace_by_path";
+    let Some(w) = watch(test, &[Rt::Runc, Rt::Podman], &[]) else {
+        return;
+    };
+    for rt in [Rt::Runc, Rt::Podman] {
+        // runc:[1:CHILD] setns-es into /proc/<host pid>/ns/pid: that is the
+        // runtime at work; the container's init exec'ing there is the finding.
+        let c = Container::start(&Spec::new(rt).pid(Pid::HostPath)).expect("container");
+        let f = expect(&w, &format!("{rt:?} joining by path"), |e| {
+            finding(e, &c.id)
+        });
+        assert_eq!(
+            (f["trigger"].as_str(), f["pid"].as_u64(), f["comm"].as_str()),
+            (Some("exec"), Some(u64::from(c.init_pid())), Some("sleep")),
+            "{rt:?}: {f}"
+        );
+        let sentinel = Container::run_to_completion(&Spec::new(rt).pid(Pid::Host).cmd(&["true"]))
+            .expect("sentinel");
+        expect(&w, "the sentinel", |e| finding(e, &sentinel.id));
+        assert_no_runtime_noise(&w, &c.id);
+    }
+}
+
+#[test]
+fn a_payload_named_like_a_runtime_is_reported() {
+    let test = "a_payload_named_like_a_runtime_is_reported";
+    let Some(w) = watch(test, &[Rt::Docker], &[]) else {
+        return;
+    };
+    let c = Container::start(&Spec::new(Rt::Docker).pid(Pid::Host)).expect("host-pid container");
+    let out = c
+        .exec(&[
+            "sh",
+            "-c",
+            "cat /bin/busybox > /tmp/runc && busybox chmod 755 /tmp/runc",
+        ])
+        .expect("copy");
+    assert!(out.status.success(), "{}", out.stderr);
+    // busybox has no applet called runc: it fails, but it ran.
+    c.exec(&["/tmp/runc", "true"]).expect("exec");
+    let f = expect(&w, "the exec of /tmp/runc", |e| {
+        finding(e, &c.id) && e["comm"] == "runc"
+    });
+    assert_eq!(
+        (f["trigger"].as_str(), f["filename"].as_str()),
+        (Some("exec"), Some("/tmp/runc")),
+        "{f}"
+    );
+}
+
+/// cgroup directories a runc container left above its own (runc removes
+/// only the container's), in every hierarchy, deepest first.
+struct CgroupChain(Vec<std::path::PathBuf>);
+
+impl Drop for CgroupChain {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+#[test]
+fn long_cgroup_paths_name_the_innermost_container() {
+    let test = "long_cgroup_paths_name_the_innermost_container";
+    let Some(w) = watch(test, &[Rt::Runc], &[]) else {
+        return;
+    };
+    // kind: a Kubernetes node in a Docker container, whose pods' cgroups
+    // nest below the node container's; longer than the probe's 256 bytes.
+    let outer = format!("docker-{}.scope", pidns_tests::state::random_hex(32));
+    let pod = pidns_tests::state::random_hex(16);
+    let pod = format!(
+        "{}_{}_{}_{}_{}",
+        &pod[..8],
+        &pod[8..12],
+        &pod[12..16],
+        &pod[16..20],
+        &pod[20..]
+    );
+    let id = pidns_tests::state::random_hex(32);
+    let nested = [
+        "kubelet.slice".to_owned(),
+        "kubelet-kubepods.slice".to_owned(),
+        "kubelet-kubepods-besteffort.slice".to_owned(),
+        format!("kubelet-kubepods-besteffort-pod{pod}.slice"),
+    ];
+    let path = format!(
+        "/system.slice/{outer}/{}/cri-containerd-{id}.scope",
+        nested.join("/")
+    );
+    assert!(path.len() > 300, "{} bytes", path.len());
+    // What runc will create and leave behind, deepest first.
+    let mut chain = Vec::new();
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .expect("cgroupfs")
+        .flatten()
+    {
+        let mut dirs = vec![hierarchy.path().join("system.slice").join(&outer)];
+        for n in &nested {
+            let next = dirs.last().expect("dir").join(n);
+            dirs.push(next);
+        }
+        if !hierarchy.path().join("system.slice").exists() {
+            dirs.insert(0, hierarchy.path().join("system.slice"));
+        }
+        chain.extend(dirs.into_iter().rev());
+    }
+    let _chain = CgroupChain(chain);
+    let c = Container::start(&Spec::new(Rt::Runc).pid(Pid::Host).cgroups_path(
+        &path,
+        "containerd",
+        &id,
+    ))
+    .expect("runc container");
+    let f = expect(&w, "the container with a long cgroup path", |e| {
+        e["event"] == "host_pidns" && e["pid"] == c.init_pid()
+    });
+    assert_eq!(
+        (
+            f["container_id"].as_str(),
+            f["runtime"].as_str(),
+            f["trigger"].as_str()
+        ),
+        (Some(id.as_str()), Some("containerd"), Some("exec")),
+        "{f}"
+    );
 }
 
 #[test]
@@ -157,6 +319,47 @@ fn isolated_containers_produce_nothing() {
     assert!(
         wrong.is_empty(),
         "false findings for isolated containers: {wrong:#?}"
+    );
+}
+
+#[test]
+fn isolated_containers_sharing_other_host_namespaces_produce_nothing() {
+    let test = "isolated_containers_sharing_other_host_namespaces_produce_nothing";
+    let Some(w) = watch(test, &[Rt::Docker, Rt::Podman, Rt::Ctr], &[]) else {
+        return;
+    };
+    let me = std::process::id();
+    let ns = |ty: &str| format!("/proc/{me}/ns/{ty}");
+    // Each runtime joins host namespaces for these (runc:[1:CHILD] setns-es
+    // into them) while the container keeps a PID namespace of its own.
+    let specs = [
+        Spec::new(Rt::Docker).arg("--network=host"),
+        Spec::new(Rt::Ctr)
+            .arg("--with-ns")
+            .arg(&format!("network:{}", ns("net"))),
+        Spec::new(Rt::Podman)
+            .arg(&format!("--uts=ns:{}", ns("uts")))
+            .arg(&format!("--ipc=ns:{}", ns("ipc"))),
+    ];
+    let mut ids = Vec::new();
+    for spec in &specs {
+        let c = Container::start(spec).expect("container");
+        let out = c.exec(&["sh", "-c", "sleep 0.1 & wait"]).expect("exec");
+        assert!(out.status.success(), "{:?}: {}", spec.rt, out.stderr);
+        ids.push(c.id.clone());
+    }
+    let sentinel =
+        Container::run_to_completion(&Spec::new(Rt::Docker).pid(Pid::Host).cmd(&["true"]))
+            .expect("sentinel");
+    expect(&w, "the sentinel", |e| finding(e, &sentinel.id));
+    let wrong: Vec<Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| ids.iter().any(|id| e["container_id"] == id.as_str()))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "events for isolated containers: {wrong:#?}"
     );
 }
 
@@ -315,6 +518,7 @@ fn synthetic_attach_exec_fork_clone_and_setns() {
             "/bin/sleep",
             "0.1",
         ])
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
     let parent = child.id();
@@ -350,6 +554,325 @@ fn synthetic_attach_exec_fork_clone_and_setns() {
     assert!(
         isolated_child.is_empty(),
         "a CLONE_NEWPID child is not in the host PID namespace: {isolated_child:#?}"
+    );
+}
+
+/// A process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs pidns-synth and returns the child PID it printed.
+fn synth_child(args: &[&str]) -> u32 {
+    let out = run_synth(args);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("pidns-synth {args:?} printed no child pid"))
+}
+
+fn all_for(w: &Watch, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    w.events().into_iter().filter(|e| pred(e)).collect()
+}
+
+/// A fake container and the sentinel that proves the watcher has seen
+/// everything before it: a process moved into the container that execs.
+struct Synthetic {
+    fake: FakeContainer,
+    dir: String,
+    synth: String,
+}
+
+impl Synthetic {
+    fn new() -> Synthetic {
+        let fake = FakeContainer::docker().expect("fake container cgroup");
+        let dir = fake.path().display().to_string();
+        let synth = synth().expect("pidns-synth").display().to_string();
+        Synthetic { fake, dir, synth }
+    }
+
+    /// Runs `pidns-synth ARGS` inside the container.
+    fn inside(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["join-cgroup", &self.dir, "--", &self.synth];
+        all.extend_from_slice(args);
+        run_synth(&all)
+    }
+
+    fn inside_child(&self, args: &[&str]) -> u32 {
+        let mut all = vec!["join-cgroup", &self.dir, "--", &self.synth];
+        all.extend_from_slice(args);
+        synth_child(&all)
+    }
+
+    fn sentinel(&self, w: &Watch) {
+        let child = Command::new(&self.synth)
+            .args(["join-cgroup", &self.dir, "--", "/bin/true", "sentinel"])
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        assert!(child.wait_with_output().expect("wait").status.success());
+        expect(w, "the sentinel", |e| {
+            finding(e, &self.fake.id) && e["trigger"] == "exec" && e["pid"] == pid
+        });
+    }
+}
+
+fn flags_of(e: &Value) -> u64 {
+    e["clone_flags"]
+        .as_str()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or_else(|| panic!("no clone_flags in {e}"))
+}
+
+#[test]
+fn synthetic_vfork_fork_and_new_pid_namespaces() {
+    let test = "synthetic_vfork_fork_and_new_pid_namespaces";
+    if !require_root(test) {
+        return;
+    }
+    let Some(w) = watch(test, &[], &[]) else {
+        return;
+    };
+    let s = Synthetic::new();
+    // posix_spawn: glibc vforks (CLONE_VM|CLONE_VFORK); the child is
+    // reported once, at its exec, with the flags it was created with.
+    let spawned = s.inside_child(&["spawn", "--", "/bin/true"]);
+    // the bare fork syscall (musl's fork): no flag at all
+    let forked = s.inside_child(&["fork", "--", "/bin/true"]);
+    // unshare(CLONE_NEWPID) then fork: the child is the new namespace's init
+    let unshared = s.inside_child(&["unshare-pid", "--", "/bin/true"]);
+    // clone(CLONE_NEWPID)
+    let cloned = s.inside_child(&["clone", "newpid", "--", "/bin/true"]);
+    s.sentinel(&w);
+
+    let about = |pid: u32| all_for(&w, |e| e["pid"] == pid || e["child_pid"] == pid);
+    let spawned_events = about(spawned);
+    let [e] = &spawned_events[..] else {
+        panic!("the vfork child once, at its exec: {spawned_events:#?}")
+    };
+    assert_eq!(
+        (e["trigger"].as_str(), e["comm"].as_str()),
+        (Some("exec"), Some("true")),
+        "{e}"
+    );
+    assert_eq!(flags_of(e) & 0x4100, 0x4100, "CLONE_VM|CLONE_VFORK in {e}");
+
+    let forked_events = about(forked);
+    let triggers: Vec<&str> = forked_events
+        .iter()
+        .filter_map(|e| e["trigger"].as_str())
+        .collect();
+    assert_eq!(triggers, ["fork", "exec"], "{forked_events:#?}");
+    assert_eq!(flags_of(&forked_events[0]), 0, "{}", forked_events[0]);
+
+    for (child, via, flag) in [
+        (unshared, "unshare_or_setns", 0),
+        (cloned, "clone", 0x2000_0000),
+    ] {
+        let events = about(child);
+        let [e] = &events[..] else {
+            panic!("one new_pidns event for {child} and no finding: {events:#?}")
+        };
+        assert_eq!(
+            (
+                e["event"].as_str(),
+                e["via"].as_str(),
+                e["container_id"].as_str()
+            ),
+            (Some("new_pidns"), Some(via), Some(s.fake.id.as_str())),
+            "{e}"
+        );
+        assert_eq!(flags_of(e) & 0x2000_0000, flag, "{e}");
+        assert!(e["pidns_inode"].as_u64().is_some_and(|i| i > 0), "{e}");
+    }
+}
+
+#[test]
+fn synthetic_clone_into_a_container_cgroup_is_reported_at_exec() {
+    let test = "synthetic_clone_into_a_container_cgroup_is_reported_at_exec";
+    if !require_root(test) {
+        return;
+    }
+    let Some(w) = watch(test, &[], &[]) else {
+        return;
+    };
+    let s = Synthetic::new();
+    // A host process creates its child directly in the container's cgroup
+    // (clone3 CLONE_INTO_CGROUP, as crun does); the child execs there.
+    let child = synth_child(&["clone3-into", &s.dir, "--", "/bin/true"]);
+    let f = expect(&w, "the child's exec", |e| {
+        finding(e, &s.fake.id) && e["pid"] == child
+    });
+    assert_eq!(
+        (f["trigger"].as_str(), f["comm"].as_str()),
+        (Some("exec"), Some("true")),
+        "{f}"
+    );
+    s.sentinel(&w);
+    let attach = all_for(&w, |e| e["pid"] == child && e["trigger"] == "cgroup_attach");
+    assert!(
+        attach.is_empty(),
+        "treated like a runtime's move, reported at its exec: {attach:#?}"
+    );
+}
+
+#[test]
+fn synthetic_setns_through_a_pidfd_and_into_other_host_namespaces() {
+    let test = "synthetic_setns_through_a_pidfd_and_into_other_host_namespaces";
+    if !require_root(test) {
+        return;
+    }
+    let Some(w) = watch(test, &[], &[]) else {
+        return;
+    };
+    let s = Synthetic::new();
+    let me = std::process::id();
+    let link = |pid: u32, ty: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/{ty}"))
+            .expect("ns link")
+            .display()
+            .to_string()
+    };
+    let inode = |text: String| -> u64 {
+        text.trim_end_matches(']')
+            .rsplit('[')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{text}"))
+    };
+
+    // util-linux 2.39+ nsenter: setns(pidfd, CLONE_NEWNS|CLONE_NEWUTS): one event per type
+    let out = s.inside(&["pidfd-setns", &me.to_string(), "mnt,uts"]);
+    assert!(out.status.success());
+    for ty in ["mnt", "uts"] {
+        let e = expect(&w, &format!("pidfd setns {ty}"), |e| {
+            e["event"] == "setns" && e["container_id"] == s.fake.id.as_str() && e["nstype"] == ty
+        });
+        assert_eq!(
+            (
+                e["target"].as_str(),
+                e["ok"].as_bool(),
+                e["via"].as_str(),
+                e["target_pid"].as_u64()
+            ),
+            (Some("host"), Some(true), Some("pidfd"), Some(u64::from(me))),
+            "{e}"
+        );
+        assert_eq!(e["ns_inode"].as_u64(), Some(inode(link(me, ty))), "{e}");
+    }
+
+    // A host process in a mount namespace of its own (a PrivateTmp service,
+    // `unshare -m`): joining it is joining the host's.
+    let host = KillOnDrop(
+        Command::new("unshare")
+            .args(["-m", "sleep", "60"])
+            .spawn()
+            .expect("unshare"),
+    );
+    let host_pid = host.0.id();
+    let mut own = String::new();
+    for _ in 0..100 {
+        own = link(host_pid, "mnt");
+        if own != link(me, "mnt") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let host_mnt = format!("/proc/{host_pid}/ns/mnt");
+    assert!(s.inside(&["setns", "mnt", &host_mnt]).status.success());
+    let e = expect(&w, "setns into a host process's own mount namespace", |e| {
+        e["event"] == "setns" && e["ns_inode"].as_u64() == Some(inode(own.clone()))
+    });
+    assert_eq!(
+        (
+            e["target"].as_str(),
+            e["nstype"].as_str(),
+            e["via"].as_str()
+        ),
+        (Some("host"), Some("mnt"), Some("ns_file")),
+        "{e}"
+    );
+
+    // The container's own namespaces are not the host's: a container
+    // process with a network namespace of its own, joined by another one
+    // (`ip netns exec` inside a container), and a pidfd of a container process.
+    let inner = KillOnDrop(
+        Command::new(&s.synth)
+            .args(["join-cgroup", &s.dir, "--", "unshare", "-n", "sleep", "60"])
+            .spawn()
+            .expect("spawn"),
+    );
+    let inner_pid = inner.0.id();
+    for _ in 0..100 {
+        if link(inner_pid, "net") != link(me, "net") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let inner_net = link(inner_pid, "net");
+    assert!(
+        s.inside(&["setns", "net", &format!("/proc/{inner_pid}/ns/net")])
+            .status
+            .success()
+    );
+    assert!(
+        s.inside(&["pidfd-setns", &inner_pid.to_string(), "net"])
+            .status
+            .success()
+    );
+    s.sentinel(&w);
+    let wrong = all_for(&w, |e| {
+        e["event"] == "setns"
+            && (e["ns_inode"].as_u64() == Some(inode(inner_net.clone()))
+                || e["target_pid"] == inner_pid)
+    });
+    assert!(
+        wrong.is_empty(),
+        "the container's own namespace: {wrong:#?}"
+    );
+    drop(host);
+}
+
+#[test]
+fn synthetic_compat_setns_is_seen_with_compat_setns() {
+    let test = "synthetic_compat_setns_is_seen_with_compat_setns";
+    if !require_root(test) {
+        return;
+    }
+    if std::env::consts::ARCH != "x86_64" {
+        return; // no i386 ABI to go through
+    }
+    let Some(w) = watch(test, &[], &["--compat-setns"]) else {
+        return;
+    };
+    let ready = expect(&w, "ready", |e| e["event"] == "ready");
+    assert!(
+        ready["probes"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "sys_exit_compat_setns")),
+        "{ready}"
+    );
+    let s = Synthetic::new();
+    let uts = format!("/proc/{}/ns/uts", std::process::id());
+    // int 0x80: the syscalls:sys_exit_setns tracepoint never sees it
+    assert!(s.inside(&["setns32", "uts", &uts]).status.success());
+    let e = expect(&w, "the compat setns", |e| {
+        e["event"] == "setns" && e["container_id"] == s.fake.id.as_str()
+    });
+    assert_eq!(
+        (
+            e["nstype"].as_str(),
+            e["ok"].as_bool(),
+            e["compat"].as_bool()
+        ),
+        (Some("uts"), Some(true), Some(true)),
+        "{e}"
     );
 }
 

@@ -41,12 +41,14 @@ pub struct Probes {
 }
 
 impl Probes {
+    /// Loads and attaches the probes; `compat` adds [`COMPAT_SETNS`].
     pub fn load(
         config: &Config,
         ringbuf_bytes: u32,
         tracefs: Result<std::path::PathBuf, String>,
+        compat: bool,
     ) -> anyhow::Result<Probes> {
-        Self::load_with(config, ringbuf_bytes, tracefs, compat_requested())
+        Self::load_with(config, ringbuf_bytes, tracefs, compat)
             .map_err(|e| anyhow::anyhow!(describe(&e)))
     }
 
@@ -161,11 +163,6 @@ impl Probes {
             each(&item);
         }
     }
-}
-
-/// Whether to attach [`COMPAT_SETNS`]: `PIDNS_WATCH_COMPAT_SETNS=1`.
-fn compat_requested() -> bool {
-    std::env::var_os("PIDNS_WATCH_COMPAT_SETNS").is_some_and(|v| v == "1")
 }
 
 /// An error and its causes on one line, each said once. aya's errors repeat

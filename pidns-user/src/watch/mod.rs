@@ -59,6 +59,8 @@ pub struct WatchOptions {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Reconcile with a full scan this often (procfs mode scans every `interval` anyway).
     pub rescan: Option<Duration>,
+    /// Also probe setns through the 32-bit compat entry (every syscall's exit).
+    pub compat_setns: bool,
 }
 
 /// Why watch could not start (exit code 2).
@@ -171,7 +173,8 @@ fn start_ebpf(
         host_pidns_ino: ino,
         offsets,
     };
-    ebpf::Probes::load(&config, opts.ringbuf_bytes, tracefs).map_err(|e| format!("{e:#}"))
+    ebpf::Probes::load(&config, opts.ringbuf_bytes, tracefs, opts.compat_setns)
+        .map_err(|e| format!("{e:#}"))
 }
 
 #[cfg(pidns_ebpf)]

@@ -13,6 +13,8 @@
 //! - `setns TYPE PATH`: setns(2) into the namespace file PATH; exit 0 on success, 1 on failure.
 //! - `pidfd-setns PID TYPES`: setns(2) through a pidfd of PID into its namespaces of
 //!   TYPES (comma-separated); exit 0 on success, 1 on failure.
+//! - `setns32 TYPE PATH`: as `setns`, through the 32-bit compat entry (`int 0x80`,
+//!   x86_64 with IA32 emulation).
 //!
 //! Each waiting verb prints the child's PID on stdout.
 
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         [verb, dir] if verb == "clone3-into" => clone3_into(dir, cmd),
         [verb, kind, path] if verb == "setns" => join_ns(kind, path),
         [verb, pid, kinds] if verb == "pidfd-setns" => pidfd_setns(pid, kinds),
+        [verb, kind, path] if verb == "setns32" => join_ns_compat(kind, path),
         _ => Err(
             "usage: pidns-synth join-cgroup DIR -- CMD | clone FLAGS -- CMD | spawn -- CMD | \
              fork -- CMD | unshare-pid -- CMD | clone3-into DIR -- CMD | setns TYPE PATH | \
@@ -238,6 +241,44 @@ fn join_ns(kind: &str, path: &str) -> Result<ExitCode, String> {
             ExitCode::from(1)
         }
     })
+}
+
+/// setns through `int 0x80`: the i386 ABI, syscall 346, arguments in ebx and ecx.
+#[cfg(target_arch = "x86_64")]
+fn join_ns_compat(kind: &str, path: &str) -> Result<ExitCode, String> {
+    const I386_NR_SETNS: i64 = 346;
+    let flag = ns_flag(kind)?;
+    let file = std::fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
+    let ret: i64;
+    // SAFETY: a syscall through the compat gate with two integer arguments;
+    // int 0x80 clobbers nothing but eax (r8-r11 are zeroed on return). rbx
+    // is LLVM's, so it is saved around the call.
+    unsafe {
+        std::arch::asm!(
+            "xchg {fd}, rbx",
+            "int 0x80",
+            "xchg {fd}, rbx",
+            fd = inout(reg) i64::from(file.as_raw_fd()) => _,
+            inlateout("rax") I386_NR_SETNS => ret,
+            in("rcx") i64::from(flag.bits()),
+            lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
+        );
+    }
+    let ret = ret as i32;
+    if ret == 0 {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "pidns-synth: setns32 {path}: {}",
+            nix::errno::Errno::from_raw(-ret)
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn join_ns_compat(_: &str, _: &str) -> Result<ExitCode, String> {
+    Err("setns32 needs x86_64".into())
 }
 
 fn pidfd_setns(pid: &str, kinds: &str) -> Result<ExitCode, String> {
