@@ -722,6 +722,94 @@ fn synthetic_clone_into_a_container_cgroup_is_reported_at_exec() {
     );
 }
 
+/// An overlayfs mount, unmounted on drop.
+struct Overlay(std::path::PathBuf);
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn synthetic_runtime_setup_is_known_by_its_executable() {
+    let test = "synthetic_runtime_setup_is_known_by_its_executable";
+    if !require_root(test) {
+        return;
+    }
+    let Some(w) = watch(test, &[], &[]) else {
+        return;
+    };
+    let s = Synthetic::new();
+    let scratch = Scratch::new("pidnst-runtime");
+    // runc 1.2+ re-executes itself from a private read-only overlayfs of its
+    // own directory (a lower-only mount: two lower layers).
+    let synth_dir = std::path::Path::new(&s.synth)
+        .parent()
+        .expect("synth dir")
+        .to_path_buf();
+    let (empty, mnt) = (scratch.0.join("empty"), scratch.0.join("overlay"));
+    std::fs::create_dir_all(&empty).expect("dir");
+    std::fs::create_dir_all(&mnt).expect("dir");
+    nix::mount::mount(
+        Some("overlay"),
+        &mnt,
+        Some("overlay"),
+        nix::mount::MsFlags::MS_RDONLY,
+        Some(format!("lowerdir={}:{}", synth_dir.display(), empty.display()).as_str()),
+    )
+    .expect("overlayfs");
+    let _overlay = Overlay(mnt.clone());
+    // Another file with the same content is not the runtime's executable.
+    let copy = scratch.0.join("pidns-synth-copy");
+    std::fs::copy(&s.synth, &copy).expect("copy");
+
+    let overlay_exe = mnt.join("pidns-synth");
+    let cases = [
+        ("self".to_owned(), true),
+        ("memfd".to_owned(), true),
+        (format!("copy:{}", overlay_exe.display()), true),
+        (format!("copy:{}", copy.display()), false),
+    ];
+    let mut children = Vec::new();
+    for (how, _) in &cases {
+        children.push(synth_child(&["runtime", &s.dir, how, "--", "/bin/true"]));
+    }
+    for ((how, runtime), child) in cases.iter().zip(&children) {
+        // the payload's exec is a finding whatever the stage was
+        expect(&w, &format!("{how}: the payload"), |e| {
+            finding(e, &s.fake.id) && e["pid"] == *child && e["trigger"] == "exec"
+        });
+        let attach = all_for(&w, |e| {
+            e["pid"] == *child && e["trigger"] == "cgroup_attach"
+        });
+        assert_eq!(
+            attach.is_empty(),
+            *runtime,
+            "{how}: the move is the runtime's: {runtime}; got {attach:#?}"
+        );
+    }
+}
+
+/// A fresh directory under /run, removed with what is in it.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir =
+            std::path::PathBuf::from(format!("/run/{name}-{}", pidns_tests::state::random_hex(4)));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn synthetic_setns_through_a_pidfd_and_into_other_host_namespaces() {
     let test = "synthetic_setns_through_a_pidfd_and_into_other_host_namespaces";

@@ -15,6 +15,12 @@
 //!   TYPES (comma-separated); exit 0 on success, 1 on failure.
 //! - `setns32 TYPE PATH`: as `setns`, through the 32-bit compat entry (`int 0x80`,
 //!   x86_64 with IA32 emulation).
+//! - `runtime DIR HOW -- CMD...`: what runc does: start a child that execs a
+//!   setup stage (HOW: `self`, this same executable; `memfd`, a memfd copy of
+//!   it; `copy:PATH`, another file, e.g. a copy elsewhere or one on an
+//!   overlayfs), move that child into cgroup DIR, then let it exec CMD; wait.
+//! - `await READY GO -- CMD...` (the setup stage): write a byte to fd READY,
+//!   read one from fd GO, exec CMD.
 //!
 //! Each waiting verb prints the child's PID on stdout.
 
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         [verb, kind, path] if verb == "setns" => join_ns(kind, path),
         [verb, pid, kinds] if verb == "pidfd-setns" => pidfd_setns(pid, kinds),
         [verb, kind, path] if verb == "setns32" => join_ns_compat(kind, path),
+        [verb, dir, how] if verb == "runtime" => act_as_runtime(dir, how, cmd),
+        [verb, ready, go] if verb == "await" => await_then_exec(ready, go, cmd),
         _ => Err(
             "usage: pidns-synth join-cgroup DIR -- CMD | clone FLAGS -- CMD | spawn -- CMD | \
              fork -- CMD | unshare-pid -- CMD | clone3-into DIR -- CMD | setns TYPE PATH | \
@@ -176,6 +184,79 @@ fn clone3_into(dir: &str, cmd: &[String]) -> Result<ExitCode, String> {
 
 /// `CLONE_INTO_CGROUP` (`include/uapi/linux/sched.h`).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A pipe whose ends survive exec (the setup stage inherits them).
+fn inheritable_pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::empty()).map_err(|e| format!("pipe: {e}"))
+}
+
+fn act_as_runtime(dir: &str, how: &str, cmd: &[String]) -> Result<ExitCode, String> {
+    let exe = match how {
+        "self" => "/proc/self/exe".to_owned(),
+        "memfd" => {
+            let memfd = nix::sys::memfd::memfd_create(
+                c"runc_cloned:/proc/self/exe",
+                nix::sys::memfd::MFdFlags::empty(),
+            )
+            .map_err(|e| format!("memfd_create: {e}"))?;
+            let mut copy = std::fs::File::from(memfd);
+            std::io::copy(
+                &mut std::fs::File::open("/proc/self/exe").map_err(|e| e.to_string())?,
+                &mut copy,
+            )
+            .map_err(|e| format!("copying into the memfd: {e}"))?;
+            let path = format!("/proc/self/fd/{}", copy.as_raw_fd());
+            std::mem::forget(copy); // inherited by the child, which execs it
+            path
+        }
+        other => other
+            .strip_prefix("copy:")
+            .ok_or_else(|| format!("unknown setup stage {other}"))?
+            .to_owned(),
+    };
+    let (ready_r, ready_w) = inheritable_pipe()?;
+    let (go_r, go_w) = inheritable_pipe()?;
+    let mut argv_strings = vec![
+        exe.clone(),
+        "await".into(),
+        ready_w.as_raw_fd().to_string(),
+        go_r.as_raw_fd().to_string(),
+        "--".into(),
+    ];
+    argv_strings.extend(cmd.iter().cloned());
+    let stage = argv(&argv_strings)?;
+    let exe = CString::new(exe).map_err(|e| e.to_string())?;
+    // SAFETY: single-threaded; the child only execs.
+    let child = match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            let _ = nix::unistd::execv(&exe, &stage);
+            // SAFETY: _exit ends the child without running atexit handlers.
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((ready_w, go_r));
+    let mut byte = [0u8; 1];
+    nix::unistd::read(&ready_r, &mut byte).map_err(|e| format!("waiting for the stage: {e}"))?;
+    std::fs::write(format!("{dir}/cgroup.procs"), child.to_string())
+        .map_err(|e| format!("moving {child} into {dir}: {e}"))?;
+    nix::unistd::write(&go_w, b"x").map_err(|e| format!("releasing the stage: {e}"))?;
+    wait_child(child)
+}
+
+fn await_then_exec(ready: &str, go: &str, cmd: &[String]) -> Result<ExitCode, String> {
+    let fd = |s: &str| -> Result<OwnedFd, String> {
+        let n: i32 = s.parse().map_err(|e| format!("fd {s}: {e}"))?;
+        // SAFETY: an fd handed down by `runtime`, owned by nothing else here.
+        Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    };
+    let (ready, go) = (fd(ready)?, fd(go)?);
+    nix::unistd::write(&ready, b"x").map_err(|e| format!("ready: {e}"))?;
+    let mut byte = [0u8; 1];
+    nix::unistd::read(&go, &mut byte).map_err(|e| format!("go: {e}"))?;
+    drop((ready, go));
+    exec(cmd)
+}
 
 fn join_cgroup(dir: &str, cmd: &[String]) -> Result<ExitCode, String> {
     std::fs::write(
