@@ -162,19 +162,25 @@ fn start_ebpf(
     let mut offsets =
         btf::offsets(std::path::Path::new(btf::VMLINUX)).map_err(|e| e.to_string())?;
     // The setns tracepoint is optional: without tracefs, its probe is
-    // skipped and said so.
-    let tracefs = tracefs::ensure_mounted().and_then(|t| {
-        let (_, ret) = tracefs::syscall_layout(&t)?;
+    // skipped and said so. What pidns mounts here it unmounts again when
+    // `mount` drops, at the end of this function: once attached, the
+    // tracepoint no longer needs it, and on failure (the procfs fallback)
+    // nothing needs it.
+    let mount = tracefs::ensure_mounted();
+    let tracefs = mount.as_ref().map_err(Clone::clone).and_then(|t| {
+        let (_, ret) = tracefs::syscall_layout(t.path())?;
         offsets.syscall_exit_ret = ret;
-        Ok(t)
+        Ok(t.path().to_path_buf())
     });
     let config = pidns_ebpf::Config {
         host_pidns_dev: hostns::nsfs_dev().map_err(|e| format!("stat /proc/self/ns/pid: {e}"))?,
         host_pidns_ino: ino,
         offsets,
     };
-    ebpf::Probes::load(&config, opts.ringbuf_bytes, tracefs, opts.compat_setns)
-        .map_err(|e| format!("{e:#}"))
+    let probes = ebpf::Probes::load(&config, opts.ringbuf_bytes, tracefs, opts.compat_setns)
+        .map_err(|e| format!("{e:#}"));
+    drop(mount);
+    probes
 }
 
 #[cfg(pidns_ebpf)]

@@ -4,22 +4,64 @@ use std::path::{Path, PathBuf};
 
 const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
+/// The tracefs mount pidns uses. When pidns had to mount it, dropping this
+/// unmounts it again: the probes need tracefs only to attach (aya reads the
+/// tracepoint ids there), and an attached tracepoint holds its perf event by
+/// fd, which outlives the mount. pidns leaves the host as it found it.
+#[derive(Debug)]
+pub struct Tracefs {
+    path: PathBuf,
+    mounted_by_pidns: bool,
+}
+
+impl Tracefs {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn mounted_by_pidns(&self) -> bool {
+        self.mounted_by_pidns
+    }
+}
+
+impl Drop for Tracefs {
+    fn drop(&mut self) {
+        if !self.mounted_by_pidns {
+            return;
+        }
+        // A plain unmount: if someone started using the mount meanwhile
+        // (EBUSY), it stays, and that is said.
+        if let Err(e) = nix::mount::umount(&self.path) {
+            eprintln!(
+                "pidns watch: cannot unmount the tracefs it mounted at {}: {e}",
+                self.path.display()
+            );
+        }
+    }
+}
+
 /// The tracefs mount, mounting it at /sys/kernel/tracing when none is (hosts
-/// without systemd, fresh containers). Mounting needs CAP_SYS_ADMIN.
-pub fn ensure_mounted() -> Result<PathBuf, String> {
-    if let Some(p) = CANDIDATES
+/// without systemd, fresh containers). Mounting needs CAP_SYS_ADMIN; what
+/// pidns mounted is unmounted when the returned value is dropped.
+pub fn ensure_mounted() -> Result<Tracefs, String> {
+    if let Some(path) = CANDIDATES
         .iter()
         .map(PathBuf::from)
         .find(|p| p.join("events").is_dir())
     {
-        return Ok(p);
+        return Ok(Tracefs {
+            path,
+            mounted_by_pidns: false,
+        });
     }
     let target = Path::new(CANDIDATES[0]);
     nix::mount::mount(
         Some("tracefs"),
         target,
         Some("tracefs"),
-        nix::mount::MsFlags::empty(),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
         None::<&str>,
     )
     .map_err(|e| {
@@ -28,7 +70,10 @@ pub fn ensure_mounted() -> Result<PathBuf, String> {
             target.display()
         )
     })?;
-    Ok(target.to_path_buf())
+    Ok(Tracefs {
+        path: target.to_path_buf(),
+        mounted_by_pidns: true,
+    })
 }
 
 /// Offset of a field in a tracepoint's record, from its `format` file
