@@ -161,6 +161,7 @@ fn start_ebpf(
         .ok_or("the host PID namespace's inode is unreadable")?;
     let mut offsets =
         btf::offsets(std::path::Path::new(btf::VMLINUX)).map_err(|e| e.to_string())?;
+    let host_pidns_dev = hostns::nsfs_dev().map_err(|e| format!("stat /proc/self/ns/pid: {e}"))?;
     // The setns tracepoint is optional: without tracefs, its probe is
     // skipped and said so. What pidns mounts here it unmounts again when
     // `mount` drops, at the end of this function: once attached, the
@@ -173,7 +174,7 @@ fn start_ebpf(
         Ok(t.path().to_path_buf())
     });
     let config = pidns_ebpf::Config {
-        host_pidns_dev: hostns::nsfs_dev().map_err(|e| format!("stat /proc/self/ns/pid: {e}"))?,
+        host_pidns_dev,
         host_pidns_ino: ino,
         offsets,
     };

@@ -4,10 +4,12 @@ use std::path::{Path, PathBuf};
 
 const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
-/// The tracefs mount pidns uses. When pidns had to mount it, dropping this
-/// unmounts it again: the probes need tracefs only to attach (aya reads the
-/// tracepoint ids there), and an attached tracepoint holds its perf event by
-/// fd, which outlives the mount. pidns leaves the host as it found it.
+/// The tracefs mount pidns uses. When none is mounted, pidns mounts one in
+/// a mount namespace of its own, so that no other process (another pidns
+/// starting at the same time, say) sees it come or go and the host is left
+/// as it was; and dropping this unmounts it again there: the probes need
+/// tracefs only to attach (aya reads the tracepoint ids from it), and an
+/// attached tracepoint holds its perf event by fd, which outlives the mount.
 #[derive(Debug)]
 pub struct Tracefs {
     path: PathBuf,
@@ -18,10 +20,6 @@ impl Tracefs {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    pub fn mounted_by_pidns(&self) -> bool {
-        self.mounted_by_pidns
-    }
 }
 
 impl Drop for Tracefs {
@@ -29,8 +27,6 @@ impl Drop for Tracefs {
         if !self.mounted_by_pidns {
             return;
         }
-        // A plain unmount: if someone started using the mount meanwhile
-        // (EBUSY), it stays, and that is said.
         if let Err(e) = nix::mount::umount(&self.path) {
             eprintln!(
                 "pidns watch: cannot unmount the tracefs it mounted at {}: {e}",
@@ -40,10 +36,13 @@ impl Drop for Tracefs {
     }
 }
 
-/// The tracefs mount, mounting it at /sys/kernel/tracing when none is (hosts
-/// without systemd, fresh containers). Mounting needs CAP_SYS_ADMIN; what
-/// pidns mounted is unmounted when the returned value is dropped.
+/// The tracefs mount; when there is none, one at /sys/kernel/tracing in a
+/// mount namespace of pidns's own (hosts without systemd). That takes
+/// CAP_SYS_ADMIN, and moves the calling thread (watch runs on one) into the
+/// new namespace, a slave of the old one so that later mounts still show.
+/// What pidns mounted is unmounted when the returned value is dropped.
 pub fn ensure_mounted() -> Result<Tracefs, String> {
+    use nix::mount::MsFlags;
     if let Some(path) = CANDIDATES
         .iter()
         .map(PathBuf::from)
@@ -55,21 +54,30 @@ pub fn ensure_mounted() -> Result<Tracefs, String> {
         });
     }
     let target = Path::new(CANDIDATES[0]);
+    let failed = |what: &str, e: nix::Error| {
+        format!(
+            "tracefs is not mounted, and mounting it at {} failed: {what}: {e}",
+            target.display()
+        )
+    };
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| failed("a mount namespace of its own", e))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| failed("making its mounts private", e))?;
     nix::mount::mount(
         Some("tracefs"),
         target,
         Some("tracefs"),
-        nix::mount::MsFlags::MS_NOSUID
-            | nix::mount::MsFlags::MS_NODEV
-            | nix::mount::MsFlags::MS_NOEXEC,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .map_err(|e| {
-        format!(
-            "tracefs is not mounted and mounting it at {} failed: {e}",
-            target.display()
-        )
-    })?;
+    .map_err(|e| failed("mount", e))?;
     Ok(Tracefs {
         path: target.to_path_buf(),
         mounted_by_pidns: true,
