@@ -24,8 +24,15 @@ struct Loop<'a> {
     reported: HashSet<(String, u32)>,
 }
 
+/// Lines written in one drain before they are flushed, so that a long drain
+/// does not hold the first lines back.
+const FLUSH_EVERY: usize = 64;
+
 impl Loop<'_> {
-    fn apply(&mut self, actions: Vec<Action>) {
+    /// Carries actions out. `ktime_ns` is when the kernel event behind them
+    /// happened (CLOCK_MONOTONIC); findings then get their `latency_us`
+    /// stamped as their line is written.
+    fn apply(&mut self, actions: Vec<Action>, ktime_ns: Option<u64>) {
         for a in actions {
             match a {
                 Action::Emit(e) => {
@@ -33,12 +40,33 @@ impl Loop<'_> {
                         self.reported
                             .insert((f.container.container_id.clone(), f.pid));
                     }
-                    self.out.emit(&e);
+                    match ktime_ns {
+                        Some(k) => self.out.emit_kernel_event(*e, k),
+                        None => self.out.emit(&e),
+                    }
                 }
                 Action::Classify { cgroup_id, class } => self.probes.classify(cgroup_id, class),
                 Action::TrackTask { pid } => self.probes.track(pid),
             }
         }
+    }
+
+    /// Takes every record now in the ring buffer, one at a time: each is
+    /// attributed and written before the next is read, so a record's latency
+    /// is its own, not the batch's. Returns how many records there were.
+    fn drain(&mut self, attr: &mut Attributor) -> anyhow::Result<usize> {
+        let mut n = 0;
+        // Each record is copied out, which hands its slot back to the kernel.
+        while let Some(next) = self.probes.ring.get_mut().next().map(|item| decode(&item)) {
+            n += 1;
+            let Some(ev) = next else { continue };
+            let actions = attr.handle(&ev, monotonic_ns());
+            self.apply(actions, Some(ev.ktime_ns));
+            if n % FLUSH_EVERY == 0 {
+                self.out.flush().context("writing to stdout")?;
+            }
+        }
+        Ok(n)
     }
 
     /// A full scan: the metrics gauge follows it, and host-PID processes the
@@ -67,7 +95,7 @@ impl Loop<'_> {
             }
             actions.push(a);
         }
-        self.apply(actions);
+        self.apply(actions, None);
         // Exited processes drop out, so a reused pid is reported again.
         self.reported = current;
     }
@@ -81,6 +109,10 @@ pub async fn run(
     out: &mut Output,
 ) -> anyhow::Result<()> {
     let mut stop = Stop::new(opts.duration)?;
+    // The probes are attached (and any tracefs pidns mounted is unmounted
+    // again): from here on, reading /proc and the maps' fds is all it takes.
+    // Dropped before `ready`, so that `ready` means attached and least-privileged.
+    super::shed_privileges();
     let mut attr = Attributor::new(
         proc,
         opts.scan.allow.clone(),
@@ -119,7 +151,7 @@ pub async fn run(
         out,
         reported: HashSet::new(),
     };
-    lp.apply(Attributor::scan_findings(&report, Trigger::Scan));
+    lp.apply(Attributor::scan_findings(&report, Trigger::Scan), None);
     lp.out.emit(&WatchEvent::Ready {
         mode: "ebpf",
         probes: attached,
@@ -131,7 +163,6 @@ pub async fn run(
         ts: now_rfc3339(),
     });
     lp.out.flush().context("writing to stdout")?;
-    super::shed_privileges();
 
     let mut lost_seen = lp.probes.lost();
     let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
@@ -159,16 +190,15 @@ pub async fn run(
         };
         tokio::select! {
             guard = lp.probes.ring.readable_mut() => {
-                let mut guard = guard.context("waiting on the ring buffer")?;
-                let actions = take(&mut attr, guard.get_inner_mut());
-                guard.clear_ready();
+                // Readiness is cleared before draining: a record that arrives
+                // during the drain wakes us again instead of waiting.
+                guard.context("waiting on the ring buffer")?.clear_ready();
+                lp.drain(&mut attr)?;
                 backstop = Some(tokio::time::Instant::now() + drain_after);
-                lp.apply(actions);
             }
             () = backstop_due => {
-                let actions = take(&mut attr, lp.probes.ring.get_mut());
-                backstop = (!actions.is_empty()).then(|| tokio::time::Instant::now() + drain_after);
-                lp.apply(actions);
+                let n = lp.drain(&mut attr)?;
+                backstop = (n > 0).then(|| tokio::time::Instant::now() + drain_after);
             }
             () = rescan_due => lp.rescan(opts),
             _ = lost_tick.tick() => report_lost(&lp.probes, &mut lost_seen, lp.out),
@@ -177,24 +207,12 @@ pub async fn run(
         lp.out.flush().context("writing to stdout")?;
     }
     // Flush what the kernel already handed over, then detach (dropping the probes).
-    let actions = take(&mut attr, lp.probes.ring.get_mut());
-    lp.apply(actions);
+    lp.drain(&mut attr)?;
     report_lost(&lp.probes, &mut lost_seen, lp.out);
     lp.out.emit(&attr.stats(lost_seen));
     lp.out.flush().context("writing to stdout")?;
     drop(lp);
     Ok(())
-}
-
-fn take(attr: &mut Attributor, ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<Action> {
-    let now = monotonic_ns();
-    let mut actions = Vec::new();
-    Probes::drain(ring, |bytes| {
-        if let Some(ev) = decode(bytes) {
-            actions.extend(attr.handle(&ev, now));
-        }
-    });
-    actions
 }
 
 fn report_lost(probes: &Probes, seen: &mut u64, out: &mut Output) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::{
     render::events,
-    watch::{events::WatchEvent, metrics::Metrics},
+    watch::{attribute::monotonic_ns, events::WatchEvent, metrics::Metrics},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,20 @@ impl Output {
         }
         .and_then(|()| self.out.write_all(b"\n"));
         self.written += 1;
+    }
+
+    /// Writes a finding from a kernel event that happened at `ktime_ns`
+    /// (CLOCK_MONOTONIC), with its `latency_us` stamped now, just before its
+    /// line is serialised: event to line, attribution included.
+    pub fn emit_kernel_event(&mut self, mut e: WatchEvent, ktime_ns: u64) {
+        let us = Some(monotonic_ns().saturating_sub(ktime_ns) / 1000);
+        match &mut e {
+            WatchEvent::HostPidns(f) => f.latency_us = us,
+            WatchEvent::Setns(s) => s.latency_us = us,
+            WatchEvent::NewPidns(n) => n.latency_us = us,
+            WatchEvent::Ready { .. } | WatchEvent::Lost { .. } | WatchEvent::Stats { .. } => {}
+        }
+        self.emit(&e);
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {

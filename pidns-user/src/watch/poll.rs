@@ -31,6 +31,8 @@ fn host_processes(actions: Vec<Action>) -> Vec<(String, u32, WatchEvent)> {
 
 pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
     let mut stop = Stop::new(opts.duration)?;
+    // Polling needs only to read /proc: drop the rest now, before `ready`.
+    super::shed_privileges();
     let report = engine::scan(&opts.scan).context("start-up scan")?;
     out.metrics.scanned(&report);
     let mut seen = HashSet::new();
@@ -49,7 +51,6 @@ pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
         ts: now_rfc3339(),
     });
     out.flush().context("writing to stdout")?;
-    super::shed_privileges();
 
     let mut tick = tokio::time::interval(opts.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
