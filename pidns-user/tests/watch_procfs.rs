@@ -148,8 +148,20 @@ fn bad_arguments_and_roots_exit_2() {
 /// Starts watch in procfs mode with metrics on an ephemeral port; returns the
 /// child and the address from its ready event.
 fn watch_with_metrics(t: &Tree, extra: &[&str]) -> (std::process::Child, String) {
+    watch_with_metrics_in(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("pidns")),
+        t,
+        extra,
+    )
+}
+
+fn watch_with_metrics_in(
+    mut command: std::process::Command,
+    t: &Tree,
+    extra: &[&str],
+) -> (std::process::Child, String) {
     use std::io::BufRead as _;
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pidns"))
+    let mut child = command
         .args([
             "watch",
             "--mode",
@@ -184,12 +196,82 @@ fn watch_with_metrics(t: &Tree, extra: &[&str]) -> (std::process::Child, String)
 }
 
 fn scrape(addr: &str) -> String {
-    ureq::get(&format!("http://{addr}/metrics"))
+    // A starved server must fail the test, not hang it.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut resp = agent
+        .get(&format!("http://{addr}/metrics"))
         .call()
-        .expect("scrape")
-        .into_body()
-        .read_to_string()
-        .expect("body")
+        .expect("scrape");
+    // prometheus-client writes OpenMetrics text, and says so: Prometheus
+    // parses the body by this header.
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    resp.body_mut().read_to_string().expect("body")
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command.
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn idle_connections_do_not_starve_the_metrics_server() {
+    use std::os::unix::process::CommandExt as _;
+    let t = Tree::new();
+    t.add(600, P::host("agent", 600).v2(&format!("/docker/{ID_B}")));
+    // Few file descriptors, as under a tight LimitNOFILE: more idle
+    // connections than the agent has descriptors for.
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("pidns"));
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child before exec.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 128, 128)
+                .map_err(std::io::Error::from)
+        });
+    }
+    command.stderr(std::process::Stdio::piped());
+    let (mut child, addr) = watch_with_metrics_in(command, &t, &[]);
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    // Held open and silent, they neither spin the agent ...
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = cpu_ticks(child.id());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let spent = cpu_ticks(child.id()) - before;
+    // (A spinning agent burns one core: ~200 ticks in 2 s at 100 Hz.)
+    assert!(
+        spent < 50,
+        "{spent} ticks of CPU in 2 s with idle connections open"
+    );
+    // ... nor keep a scrape waiting: it is served at once, well before the
+    // 5 s header timeout would have closed any of them.
+    let started = std::time::Instant::now();
+    let text = scrape(&addr);
+    assert!(text.contains(ID_B), "{text}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "the scrape waited {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The polls kept scanning: no descriptor ran out.
+    assert!(!stderr.contains("failed"), "{stderr}");
 }
 
 #[test]
@@ -202,7 +284,7 @@ fn metrics_follow_the_scans() {
         "loopback unless told otherwise: {addr}"
     );
     let text = scrape(&addr);
-    assert!(text.contains(&format!("pidns_containers_sharing_host_pidns{{runtime=\"docker\",container_id=\"{ID_B}\",name=\"\",allowed=\"false\"}} 1")), "{text}");
+    assert!(text.contains(&format!("pidns_containers_sharing_host_pidns{{runtime=\"docker\",container_id=\"{ID_B}\",name=\"\",pod_namespace=\"\",pod_name=\"\",allowed=\"false\"}} 1")), "{text}");
     assert!(
         text.contains("pidns_findings_total{event=\"host_pidns\",trigger=\"scan\"} 1"),
         "{text}"

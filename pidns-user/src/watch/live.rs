@@ -66,6 +66,7 @@ impl Loop<'_> {
                 self.out.flush().context("writing to stdout")?;
             }
         }
+        self.out.metrics.set_unattributed(attr.unattributed());
         Ok(n)
     }
 

@@ -2,27 +2,37 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `pidns_containers_sharing_host_pidns` | gauge (1 per container) | `runtime`, `container_id`, `name`, `allowed` |
+//! | `pidns_containers_sharing_host_pidns` | gauge (1 per container) | `runtime`, `container_id`, `name`, `pod_namespace`, `pod_name`, `allowed` |
 //! | `pidns_findings_total` | counter | `event` (`host_pidns`, `setns`), `trigger` |
 //! | `pidns_lost_events_total` | counter | |
+//! | `pidns_unattributed_events_total` | counter | |
 //! | `pidns_probes_attached` | gauge | |
 //! | `pidns_last_scan_timestamp_seconds` | gauge | |
 //! | `pidns_last_scan_duration_seconds` | gauge | |
 //!
 //! The sharing gauge is set by every full scan (start-up, `--rescan`, each
-//! poll) and by live findings; a scan drops containers that stopped.
+//! poll) and by live findings; a scan drops containers that stopped. Alert on
+//! `pidns_containers_sharing_host_pidns{allowed="false"}`.
+//!
+//! The exposition is OpenMetrics text (prometheus-client has no other text
+//! encoder), served as `application/openmetrics-text`, which Prometheus asks
+//! for first. The server cannot be starved by its clients: request headers
+//! must arrive within [`HEADER_READ_TIMEOUT`], at most [`MAX_CONNECTIONS`]
+//! are kept (a new one closes the oldest), and a failing `accept` (out of
+//! file descriptors) backs off instead of spinning.
 
 use std::{
     convert::Infallible,
     net::SocketAddr,
     sync::{Arc, atomic::AtomicU64},
+    time::Duration,
 };
 
 use http_body_util::Full;
 use hyper::{
     Method, Request, Response, StatusCode, body::Bytes, server::conn::http1, service::service_fn,
 };
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -39,6 +49,9 @@ struct ContainerLabels {
     runtime: String,
     container_id: String,
     name: String,
+    /// Kubernetes containers: the pod's namespace and name (empty otherwise, or when unknown).
+    pod_namespace: String,
+    pod_name: String,
     allowed: String,
 }
 
@@ -53,6 +66,7 @@ pub struct Metrics {
     sharing: Family<ContainerLabels, Gauge>,
     findings: Family<FindingLabels, Counter>,
     lost: Counter,
+    unattributed: Counter,
     probes: Gauge,
     last_scan: Gauge<f64, AtomicU64>,
     last_scan_duration: Gauge<f64, AtomicU64>,
@@ -71,6 +85,7 @@ impl Metrics {
             sharing: Family::default(),
             findings: Family::default(),
             lost: Counter::default(),
+            unattributed: Counter::default(),
             probes: Gauge::default(),
             last_scan: Gauge::default(),
             last_scan_duration: Gauge::default(),
@@ -90,6 +105,11 @@ impl Metrics {
             "lost_events",
             "Kernel events dropped because the ring buffer was full",
             m.lost.clone(),
+        );
+        registry.register(
+            "unattributed_events",
+            "Kernel events whose process had exited and whose cgroup was never seen, so no container could be named",
+            m.unattributed.clone(),
         );
         registry.register(
             "probes_attached",
@@ -114,6 +134,16 @@ impl Metrics {
             runtime: c.runtime.to_string(),
             container_id: c.container_id.clone(),
             name: c.name.clone().unwrap_or_default(),
+            pod_namespace: c
+                .pod
+                .as_ref()
+                .and_then(|p| p.namespace.clone())
+                .unwrap_or_default(),
+            pod_name: c
+                .pod
+                .as_ref()
+                .and_then(|p| p.name.clone())
+                .unwrap_or_default(),
             allowed: allowed.to_string(),
         }
     }
@@ -148,6 +178,14 @@ impl Metrics {
                 self.lost.inc_by(*count);
             }
             WatchEvent::NewPidns(_) | WatchEvent::Stats { .. } => {}
+        }
+    }
+
+    /// The attributor's running count of events it could not place.
+    pub fn set_unattributed(&self, total: u64) {
+        let seen = self.unattributed.get();
+        if total > seen {
+            self.unattributed.inc_by(total - seen);
         }
     }
 
@@ -200,22 +238,77 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("`{s}` is not PORT, :PORT or ADDRESS:PORT"))
 }
 
+/// Connections kept at once; a new one beyond this closes the oldest.
+pub const MAX_CONNECTIONS: usize = 32;
+/// A client must send its request headers within this, also on an idle
+/// keep-alive connection (Prometheus then reconnects for its next scrape).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a connection is kept, whatever it does.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+/// Pauses after a failed accept (EMFILE, ENFILE, ENOBUFS ...): the first, doubling up to the last.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(1));
+
+/// Where connections come from: a TCP listener, or a stand-in in tests.
+pub trait Accept {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept_one(&mut self) -> impl Future<Output = std::io::Result<Self::Io>> + Send;
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept_one(&mut self) -> std::io::Result<Self::Io> {
+        self.accept().await.map(|(stream, _)| stream)
+    }
+}
+
 /// Serves `GET /metrics` until the runtime stops.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+///
+/// Connections are accepted as they come, so the listen backlog never fills
+/// and a scrape is read at once; at [`MAX_CONNECTIONS`] the oldest is closed
+/// to make room. Idle connections (which a client can open faster than
+/// [`HEADER_READ_TIMEOUT`] closes them) thus cannot keep a scrape waiting,
+/// nor use up the agent's file descriptors.
+pub async fn serve<A: Accept>(mut listener: A, metrics: Arc<Metrics>) {
+    let mut live: std::collections::VecDeque<tokio::task::JoinHandle<()>> =
+        std::collections::VecDeque::new();
+    let mut backoff = ACCEPT_BACKOFF.0;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept_one().await {
+            Ok(s) => {
+                backoff = ACCEPT_BACKOFF.0;
+                s
+            }
+            Err(e) => {
+                if backoff == ACCEPT_BACKOFF.0 {
+                    eprintln!("pidns watch: metrics: accept failed: {e}; retrying");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
+                continue;
+            }
         };
+        live.retain(|c| !c.is_finished());
+        while live.len() >= MAX_CONNECTIONS {
+            if let Some(oldest) = live.pop_front() {
+                oldest.abort();
+                // Until it is dropped, its socket stays open: wait for that,
+                // or a burst of accepts would run out of descriptors first.
+                let _ = oldest.await;
+            }
+        }
         let metrics = metrics.clone();
-        tokio::spawn(async move {
+        let conn = tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let metrics = metrics.clone();
                 async move { Ok::<_, Infallible>(respond(&req, &metrics)) }
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
         });
+        live.push_back(conn);
     }
 }
 
@@ -284,11 +377,15 @@ mod tests {
             clone_flags: None,
             latency_us: None,
         }));
+        m.set_unattributed(1);
+        m.set_unattributed(2);
+        m.set_unattributed(2);
         let text = m.encode();
         for name in [
-            "pidns_containers_sharing_host_pidns{runtime=\"docker\",container_id=\"abc\",name=\"web\",allowed=\"false\"} 1",
+            "pidns_containers_sharing_host_pidns{runtime=\"docker\",container_id=\"abc\",name=\"web\",pod_namespace=\"\",pod_name=\"\",allowed=\"false\"} 1",
             "pidns_findings_total{event=\"host_pidns\",trigger=\"exec\"} 1",
             "pidns_lost_events_total 3",
+            "pidns_unattributed_events_total 2",
             "pidns_probes_attached",
             "pidns_last_scan_timestamp_seconds",
             "pidns_last_scan_duration_seconds",
@@ -296,5 +393,139 @@ mod tests {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn pod_labels_for_kubernetes_containers() {
+        let m = Metrics::new();
+        let mut f = crate::watch::events::Finding {
+            trigger: crate::watch::events::Trigger::Fork,
+            pid: 7,
+            comm: "sh".into(),
+            container: ContainerRef {
+                container_id: "def".into(),
+                runtime: crate::parse::layout::Runtime::Containerd,
+                name: Some("app".into()),
+                pod: Some(crate::report::Pod {
+                    uid: Some("u-1".into()),
+                    name: Some("web-0".into()),
+                    namespace: Some("shop".into()),
+                }),
+                cgroup: "/kubepods/podu-1/def".into(),
+            },
+            ts: String::new(),
+            ppid: None,
+            filename: None,
+            clone_flags: None,
+            latency_us: None,
+        };
+        m.record(&WatchEvent::HostPidns(f.clone()));
+        // A pod whose name is unknown still gets both labels, empty.
+        f.container.container_id = "ghi".into();
+        f.container.pod = Some(crate::report::Pod {
+            uid: Some("u-2".into()),
+            name: None,
+            namespace: None,
+        });
+        m.record(&WatchEvent::HostPidns(f));
+        let text = m.encode();
+        assert!(
+            text.contains("container_id=\"def\",name=\"app\",pod_namespace=\"shop\",pod_name=\"web-0\",allowed=\"false\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("container_id=\"ghi\",name=\"app\",pod_namespace=\"\",pod_name=\"\",allowed=\"false\"} 1"),
+            "{text}"
+        );
+    }
+
+    /// An acceptor that always fails, as `accept` does out of file descriptors.
+    struct Failing(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Accept for Failing {
+        type Io = tokio::io::DuplexStream;
+        async fn accept_one(&mut self) -> std::io::Result<Self::Io> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(std::io::Error::from_raw_os_error(libc::EMFILE))
+        }
+    }
+
+    #[test]
+    fn failing_accepts_back_off_instead_of_spinning() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let served = serve(Failing(calls.clone()), Arc::new(Metrics::new()));
+            let _ = tokio::time::timeout(Duration::from_millis(600), served).await;
+        });
+        // 50 + 100 + 200 ms of pauses fit in 600 ms, then one of 400: 4 or 5
+        // attempts. Without the backoff it would be millions.
+        let n = calls.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((2..=6).contains(&n), "{n} accept attempts in 600 ms");
+    }
+
+    /// An acceptor handing out `n` in-memory connections whose client ends
+    /// stay open and silent, then nothing.
+    struct Idle {
+        n: usize,
+        clients: Arc<std::sync::Mutex<Vec<tokio::io::DuplexStream>>>,
+    }
+
+    impl Accept for Idle {
+        type Io = tokio::io::DuplexStream;
+        async fn accept_one(&mut self) -> std::io::Result<Self::Io> {
+            if self.n == 0 {
+                return std::future::pending().await;
+            }
+            self.n -= 1;
+            let (client, server) = tokio::io::duplex(1024);
+            self.clients.lock().expect("lock").push(client);
+            Ok(server)
+        }
+    }
+
+    /// How many clients the server has closed (their read sees EOF).
+    async fn closed(clients: &std::sync::Mutex<Vec<tokio::io::DuplexStream>>) -> usize {
+        use tokio::io::AsyncReadExt as _;
+        // Taken out for the awaits, and put back.
+        let mut taken = std::mem::take(&mut *clients.lock().expect("lock"));
+        let mut n = 0;
+        for c in &mut taken {
+            let mut buf = [0u8; 16];
+            if let Ok(Ok(0)) =
+                tokio::time::timeout(Duration::from_millis(1), c.read(&mut buf)).await
+            {
+                n += 1;
+            }
+        }
+        *clients.lock().expect("lock") = taken;
+        n
+    }
+
+    #[test]
+    fn connections_are_capped_and_silent_ones_time_out() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let clients = Arc::default();
+            let idle = Idle {
+                n: 100,
+                clients: Arc::clone(&clients),
+            };
+            tokio::spawn(serve(idle, Arc::new(Metrics::new())));
+            // Every connection is accepted; only the newest are kept ...
+            tokio::time::sleep(HEADER_READ_TIMEOUT / 2).await;
+            assert_eq!(clients.lock().expect("lock").len(), 100);
+            assert_eq!(closed(&clients).await, 100 - MAX_CONNECTIONS);
+            // ... and those the header timeout closes.
+            tokio::time::sleep(HEADER_READ_TIMEOUT).await;
+            assert_eq!(closed(&clients).await, 100);
+        });
     }
 }
