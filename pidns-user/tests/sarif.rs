@@ -59,6 +59,18 @@ fn fix_language_patterns(v: &mut Value) {
     }
 }
 
+/// A container whose evidence cannot be read: `unknown`.
+const ID_D: &str = "d0d0cafe00000000000000000000000000000000000000000000000000000001";
+
+fn result_for<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["locations"][0]["logicalLocations"][0]["name"] == id)
+        .unwrap_or_else(|| panic!("no result for {id}: {doc:#}"))
+}
+
 #[test]
 fn valid_sarif_with_sharing_allowed_and_unknown_containers() {
     let t = Tree::new();
@@ -68,6 +80,13 @@ fn valid_sarif_with_sharing_allowed_and_unknown_containers() {
         P::nested("app", 601, 4026532180, 1).v2(&format!("/docker/{ID_A}")),
     );
     t.add(700, P::host("exporter", 700).v2(&format!("/docker/{ID_C}")));
+    t.add(
+        800,
+        P::host("mystery", 800)
+            .v2(&format!("/docker/{ID_D}"))
+            .link(Link::Unreadable)
+            .no_nspid(),
+    );
     let (code, doc) = sarif(&t, &["--allow", &ID_C[..12]]);
     assert_eq!(code, 1);
     validate(&doc);
@@ -78,9 +97,12 @@ fn valid_sarif_with_sharing_allowed_and_unknown_containers() {
     let results = run["results"].as_array().expect("results");
     assert_eq!(
         results.len(),
-        2,
+        3,
         "the isolated container is not a result: {results:#?}"
     );
+    let unknown = result_for(&doc, ID_D);
+    assert_eq!(unknown["level"], "warning", "{unknown:#}");
+    assert!(unknown.get("suppressions").is_none());
     let shares = results
         .iter()
         .find(|r| r["locations"][0]["logicalLocations"][0]["name"] == ID_B)
@@ -120,4 +142,41 @@ fn the_validator_rejects_broken_sarif() {
     doc["runs"][0]["results"][0]["level"] = Value::from("fatal");
     let result = std::panic::catch_unwind(|| validate(&doc));
     assert!(result.is_err(), "an invalid level must fail validation");
+}
+
+#[test]
+fn fingerprints_are_stable_across_runs_with_other_pids() {
+    // The same containers on two runs, their processes under other pids.
+    let first = Tree::new();
+    first.add(600, P::host("agent", 600).v2(&format!("/docker/{ID_B}")));
+    first.add(700, P::host("exporter", 700).v2(&format!("/docker/{ID_C}")));
+    let second = Tree::new();
+    second.add(4242, P::host("agent", 4242).v2(&format!("/docker/{ID_B}")));
+    second.add(
+        5151,
+        P::host("exporter", 5151).v2(&format!("/docker/{ID_C}")),
+    );
+    let (_, a) = sarif(&first, &[]);
+    let (_, b) = sarif(&second, &[]);
+    validate(&a);
+    validate(&b);
+    for id in [ID_B, ID_C] {
+        let (ra, rb) = (result_for(&a, id), result_for(&b, id));
+        assert_ne!(
+            ra["locations"][0]["physicalLocation"], rb["locations"][0]["physicalLocation"],
+            "the evidence file names the pid"
+        );
+        let fp = &ra["partialFingerprints"]["pidnsContainer/v1"];
+        assert_eq!(fp, &Value::from(format!("CIS-DOCKER-5.16:docker:{id}")));
+        assert_eq!(ra["partialFingerprints"], rb["partialFingerprints"]);
+        assert_eq!(
+            ra["locations"][0]["logicalLocations"],
+            rb["locations"][0]["logicalLocations"]
+        );
+    }
+    // Different containers, different fingerprints.
+    assert_ne!(
+        result_for(&a, ID_B)["partialFingerprints"],
+        result_for(&a, ID_C)["partialFingerprints"]
+    );
 }

@@ -7,6 +7,11 @@
 //! unknown one a `warning`. The container is the result's logical location;
 //! the physical location is the evidence file, the first host-PID process's
 //! `ns/pid` link under the proc root.
+//!
+//! Pids change from run to run, so results carry a partial fingerprint made
+//! of what does not: the rule, the runtime and the container id. SARIF
+//! consumers (GitHub code scanning, Defect Dojo) match results across runs
+//! by it, so one container stays one alert.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +26,8 @@ use super::{CONTROL_TITLE, REMEDIATION, label, short_id};
 use crate::report::{Container, ScanReport, Verdict};
 
 pub const RULE_ID: &str = "CIS-DOCKER-5.16";
+/// The `partialFingerprints` key: `<rule>:<runtime>:<container id>`.
+pub const FINGERPRINT: &str = "pidnsContainer/v1";
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
 pub fn render(r: &ScanReport) -> String {
@@ -133,8 +140,13 @@ fn result(r: &ScanReport, c: &Container) -> Option<SarifResult> {
     }
     let mut props = BTreeMap::new();
     props.insert("container".to_owned(), json!(c));
+    let fingerprint = BTreeMap::from([(
+        FINGERPRINT.to_owned(),
+        format!("{RULE_ID}:{}:{}", c.runtime, c.id),
+    )]);
     let mut res = SarifResult::builder()
         .rule_id(RULE_ID)
+        .partial_fingerprints(fingerprint)
         .level(level)
         .message(Message::builder().text(text).build())
         .locations(vec![location])
