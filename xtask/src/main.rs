@@ -56,12 +56,7 @@ enum Task {
     BenchFloor,
     /// (bench helper) join a cgroup, then spawn a program N times.
     #[command(hide = true)]
-    BenchSpawn {
-        #[arg(long)]
-        cgroup: Option<PathBuf>,
-        #[arg(last = true, required = true)]
-        argv: Vec<String>,
-    },
+    BenchSpawn(bench::SpawnArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,16 +76,7 @@ fn main() -> ExitCode {
         Task::Bench(opts) => bench::run(opts).map(|_| ExitCode::SUCCESS),
         Task::Image(opts) => image::run(opts).map(|_| ExitCode::SUCCESS),
         Task::BenchFloor => bench::floor().map(|_| ExitCode::SUCCESS),
-        Task::BenchSpawn { cgroup, argv } => match argv.as_slice() {
-            [n, program, args @ ..] => n
-                .parse()
-                .map_err(|e| anyhow::anyhow!("bad count {n}: {e}"))
-                .and_then(|n| bench::spawn(cgroup, n, program, args))
-                .map(|_| ExitCode::SUCCESS),
-            _ => Err(anyhow::anyhow!(
-                "usage: bench-spawn [--cgroup DIR] -- N PROGRAM [ARGS...]"
-            )),
-        },
+        Task::BenchSpawn(args) => bench::spawn_main(args).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
