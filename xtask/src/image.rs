@@ -10,6 +10,8 @@ use anyhow::{Context as _, Result};
 use crate::{cmd, setup, workspace_root};
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
+/// The cargo profile the image's binary is built with: release, stripped.
+pub const PROFILE: &str = "image";
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -33,7 +35,8 @@ pub fn static_binary() -> Result<PathBuf> {
     }
     cmd::cargo(&[
         "build",
-        "--release",
+        "--profile",
+        PROFILE,
         "--target",
         TARGET,
         "-p",
@@ -45,7 +48,8 @@ pub fn static_binary() -> Result<PathBuf> {
     Ok(workspace_root()
         .join("target")
         .join(TARGET)
-        .join("release/pidns"))
+        .join(PROFILE)
+        .join("pidns"))
 }
 
 pub fn run(opts: Options) -> Result<()> {
