@@ -1,6 +1,9 @@
-//! The agent's image, run under Docker as the DaemonSet runs it: host PID
-//! namespace, host /proc read-only, only the capabilities it needs. It must
-//! report a host-PID container started next to it, and not itself.
+//! The agent's image under Docker, with host /proc read-only and only the
+//! capabilities it needs, run two ways: as issue 7 asks (`--pid=host -v
+//! /proc:/host/proc:ro`), and as the DaemonSet runs it, in a PID namespace of
+//! its own (no hostPID: /host/proc is the host's procfs, whose `self` is the
+//! agent's host pid, so nothing needs the host PID namespace). Both must
+//! report a host-PID container started next to it, and not the agent itself.
 
 use std::time::{Duration, Instant};
 
@@ -66,19 +69,17 @@ fn capabilities() -> &'static [&'static str] {
     }
 }
 
-#[test]
-fn image_runs_as_the_daemonset_would_and_reports_its_neighbour() {
-    let test = "image_runs_as_the_daemonset_would_and_reports_its_neighbour";
-    let Some(()) = ready(test, &[Rt::Docker]) else {
-        return;
-    };
-    let Ok(image) = std::env::var("PIDNS_TEST_IMAGE") else {
-        skip(
-            test,
-            "PIDNS_TEST_IMAGE is not set: `cargo xtask test` builds the image",
-        );
-        return;
-    };
+/// How the agent's container is run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum AgentPid {
+    /// `--pid=host`.
+    Host,
+    /// Its own PID namespace, as the DaemonSet runs it.
+    Own,
+}
+
+/// Starts the agent image; returns it and its container id.
+fn start_agent(image: &str, pid: AgentPid) -> (Agent, String) {
     let agent = Agent {
         name: state::unique_name(),
     };
@@ -87,7 +88,6 @@ fn image_runs_as_the_daemonset_would_and_reports_its_neighbour() {
         "-d",
         "--name",
         &agent.name,
-        "--pid=host",
         "--network=none",
         "--ulimit",
         "nofile=1024:1024",
@@ -96,6 +96,9 @@ fn image_runs_as_the_daemonset_would_and_reports_its_neighbour() {
     ]
     .map(String::from)
     .to_vec();
+    if pid == AgentPid::Host {
+        args.push("--pid=host".into());
+    }
     for cap in capabilities() {
         args.push(format!("--cap-add={cap}"));
     }
@@ -107,7 +110,7 @@ fn image_runs_as_the_daemonset_would_and_reports_its_neighbour() {
         args.push("-v".into());
         args.push(mount.into());
     }
-    args.push(image);
+    args.push(image.into());
     args.extend(
         [
             "watch",
@@ -121,6 +124,22 @@ fn image_runs_as_the_daemonset_would_and_reports_its_neighbour() {
         .map(String::from),
     );
     let id = sh::run("docker", &args).expect("docker run the agent image");
+    (agent, id)
+}
+
+/// The agent reports a host-PID neighbour, not itself, and keeps only CAP_SYS_PTRACE.
+fn reports_its_neighbour(test: &str, pid: AgentPid) {
+    let Some(()) = ready(test, &[Rt::Docker]) else {
+        return;
+    };
+    let Ok(image) = std::env::var("PIDNS_TEST_IMAGE") else {
+        skip(
+            test,
+            "PIDNS_TEST_IMAGE is not set: `cargo xtask test` builds the image",
+        );
+        return;
+    };
+    let (agent, id) = start_agent(&image, pid);
     let ready = agent.wait_for("the ready event", |v| v["event"] == "ready");
     assert_eq!(ready["mode"], "ebpf", "{ready}");
 
@@ -131,7 +150,8 @@ fn image_runs_as_the_daemonset_would_and_reports_its_neighbour() {
     });
     assert_eq!(f["runtime"], "docker");
 
-    // It does not report itself, though it shares the host PID namespace too.
+    // It does not report itself (with --pid=host it shares the host PID
+    // namespace too, and recognises its own container).
     assert!(
         agent
             .lines()
@@ -140,16 +160,73 @@ fn image_runs_as_the_daemonset_would_and_reports_its_neighbour() {
         "the agent reported its own container"
     );
     // After start-up it holds CAP_SYS_PTRACE alone.
-    let pid = sh::run(
+    let host_pid = sh::run(
         "docker",
         &["inspect", "--format", "{{.State.Pid}}", &agent.name],
     )
     .expect("pid");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).expect("status");
     let eff = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .map(str::trim)
         .unwrap_or("?");
     assert_eq!(eff, "0000000000080000", "{status}");
+
+    // Where it runs: in the host PID namespace or in its own.
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).expect("ns/pid");
+    let me = std::process::id().to_string();
+    assert_eq!(
+        ns(&host_pid) == ns(&me),
+        pid == AgentPid::Host,
+        "the agent's PID namespace"
+    );
+
+    // A scan from inside sees the host as the host sees it: the neighbour
+    // shares, the agent's own container is allowed (--pid=host) or isolated.
+    let out = sh::output_with(
+        "docker",
+        &[
+            "exec",
+            &agent.name,
+            "/pidns",
+            "scan",
+            "--format",
+            "json",
+            "--proc-root",
+            "/host/proc",
+        ],
+        sh::DEFAULT_TIMEOUT,
+    )
+    .expect("docker exec pidns scan");
+    let scan: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("scan JSON: {e}\n{}{}", out.stdout, out.stderr));
+    let verdict = |cid: &str| {
+        scan["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["id"] == cid)
+            .map(|c| c["verdict"].clone())
+            .unwrap_or_else(|| panic!("{cid} missing from the scan: {scan:#}"))
+    };
+    assert_eq!(verdict(&neighbour.id), "shares");
+    let own = match pid {
+        AgentPid::Host => "allowed",
+        AgentPid::Own => "isolated",
+    };
+    assert_eq!(verdict(&id), own);
+}
+
+#[test]
+fn image_with_host_pid_reports_its_neighbour() {
+    reports_its_neighbour("image_with_host_pid_reports_its_neighbour", AgentPid::Host);
+}
+
+#[test]
+fn image_runs_as_the_daemonset_would_and_reports_its_neighbour() {
+    reports_its_neighbour(
+        "image_runs_as_the_daemonset_would_and_reports_its_neighbour",
+        AgentPid::Own,
+    );
 }
