@@ -47,7 +47,7 @@ use nix::{
 };
 use serde_json::{Value, json};
 
-use crate::{cmd, workspace_root};
+use crate::{cmd, target_dir, workspace_root};
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -57,9 +57,9 @@ pub struct Options {
     /// Timed runs per tool (the median is reported).
     #[arg(long, default_value_t = 7)]
     pub rounds: usize,
-    /// Where to write the JSON results.
-    #[arg(long, default_value = "target/bench/bench.json")]
-    pub out: PathBuf,
+    /// Where to write the JSON results [default: <target dir>/bench/bench.json].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Run only these parts (default: all).
     #[arg(long = "part", value_enum)]
     pub parts: Vec<Part>,
@@ -175,7 +175,7 @@ pub fn run(opts: Options) -> Result<()> {
         .context("installing the Ctrl-C handler")?;
     crate::setup::run(crate::setup::Mode::Install)?;
     cmd::cargo(&["build", "--release", "-p", "pidns-user", "-p", "xtask"]).run()?;
-    let pidns = workspace_root().join("target/release/pidns");
+    let pidns = target_dir()?.join("release/pidns");
     let rounds = if opts.smoke { 1 } else { opts.rounds.max(1) };
     let hier = Hierarchies::find()?;
     let want = |p: Part| opts.parts.is_empty() || opts.parts.contains(&p);
@@ -188,10 +188,10 @@ pub fn run(opts: Options) -> Result<()> {
     let machine = machine();
     println!("machine: {}", machine["summary"].as_str().unwrap_or("?"));
     let mut report = Report {
-        path: if opts.out.is_absolute() {
-            opts.out.clone()
-        } else {
-            workspace_root().join(&opts.out)
+        path: match &opts.out {
+            Some(p) if p.is_absolute() => p.clone(),
+            Some(p) => workspace_root().join(p),
+            None => target_dir()?.join("bench/bench.json"),
         },
         doc: json!({
             "machine": machine,
@@ -551,7 +551,7 @@ fn median(v: &[f64]) -> f64 {
 /// The release build of xtask, which runs the floor and the spawner: an
 /// unoptimised floor would flatter pidns.
 fn xtask_exe() -> Result<PathBuf> {
-    let p = workspace_root().join("target/release/xtask");
+    let p = target_dir()?.join("release/xtask");
     if p.is_file() {
         return Ok(p);
     }
@@ -1044,7 +1044,7 @@ fn tiny_true() -> Result<(String, Vec<String>)> {
         elf.extend_from_slice(&v.to_le_bytes());
     }
     elf.extend_from_slice(&code);
-    let path = workspace_root().join("target/bench/true");
+    let path = target_dir()?.join("bench/true");
     fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
     fs::write(&path, &elf)?;
     fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;

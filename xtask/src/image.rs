@@ -7,7 +7,7 @@ use std::{fs, path::PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::{cmd, setup, workspace_root};
+use crate::{cmd, setup, target_dir, workspace_root};
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
 /// The cargo profile the image's binary is built with: release, stripped.
@@ -45,11 +45,7 @@ pub fn static_binary() -> Result<PathBuf> {
         "pidns",
     ])
     .run()?;
-    Ok(workspace_root()
-        .join("target")
-        .join(TARGET)
-        .join(PROFILE)
-        .join("pidns"))
+    Ok(target_dir()?.join(TARGET).join(PROFILE).join("pidns"))
 }
 
 pub fn run(opts: Options) -> Result<()> {
@@ -64,7 +60,7 @@ pub fn run(opts: Options) -> Result<()> {
 
 /// `docker build` from a context holding only the binary.
 pub fn build(binary: &std::path::Path, tag: &str) -> Result<()> {
-    let context = workspace_root().join("target/image");
+    let context = target_dir()?.join("image");
     fs::create_dir_all(&context)?;
     fs::copy(binary, context.join("pidns"))
         .with_context(|| format!("copying {}", binary.display()))?;
