@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 /// The tracefs mount pidns uses. When none is mounted, pidns mounts one in
-/// a mount namespace of its own, so that no other process (another pidns
-/// starting at the same time, say) sees it come or go and the host is left
-/// as it was; and dropping this unmounts it again there: the probes need
-/// tracefs only to attach (aya reads the tracepoint ids from it), and an
-/// attached tracepoint holds its perf event by fd, which outlives the mount.
+/// a mount namespace of the calling thread's own (watch calls this from a
+/// thread that ends once the probes are attached), so that no other process
+/// (another pidns starting at the same time, say) sees it come or go and the
+/// host is left as it was; and dropping this unmounts it again: the probes
+/// need tracefs only to attach (aya reads the tracepoint ids from it), and
+/// an attached tracepoint holds its perf event by fd, which outlives the
+/// mount.
 #[derive(Debug)]
 pub struct Tracefs {
     path: PathBuf,
@@ -37,10 +39,10 @@ impl Drop for Tracefs {
 }
 
 /// The tracefs mount; when there is none, one at /sys/kernel/tracing in a
-/// mount namespace of pidns's own (hosts without systemd). That takes
-/// CAP_SYS_ADMIN, and moves the calling thread (watch runs on one) into the
-/// new namespace, a slave of the old one so that later mounts still show.
-/// What pidns mounted is unmounted when the returned value is dropped.
+/// new mount namespace (hosts without systemd). That takes CAP_SYS_ADMIN, and
+/// moves the calling thread, and only it, into the new namespace: a slave of
+/// the old one, so that later mounts still show. What pidns mounted is
+/// unmounted when the returned value is dropped.
 pub fn ensure_mounted() -> Result<Tracefs, String> {
     use nix::mount::MsFlags;
     if let Some(path) = CANDIDATES
