@@ -9,7 +9,8 @@
 //!   and imports it into Docker.
 //! - `down` (root): removes only what can be tied to the run: containers
 //!   named `pidnst-…` in all four runtimes, the test images, the `pidnst`
-//!   containerd namespace, the daemons `up` started, mounts whose path names
+//!   containerd namespace, the daemons `up` started (and the mounts they
+//!   leave under their own state directories), mounts whose path names
 //!   one of the run's containers, cgroups named after the run or recorded by
 //!   the tests as created for their containers (processes are killed only in
 //!   the run's own cgroups), and the harness's state directory, never
@@ -229,7 +230,10 @@ fn down() -> Result<()> {
     for (name, pid) in started.iter().rev() {
         stop_daemon(name, *pid);
     }
-    let unmounted = unmount_tied(&records);
+    let mut unmounted = unmount_tied(&records);
+    if let Some(snap) = &snap {
+        unmounted += unmount_daemon_state(snap);
+    }
     remove_tied_cgroups(&records);
 
     // Check what is tied to the run.
@@ -377,6 +381,56 @@ fn unmount_tied(records: &[Record]) -> usize {
         }
     }
     tied.len()
+}
+
+/// Where a daemon keeps the mounts it makes for itself (dockerd's
+/// `/run/docker/netns/default`), which it leaves behind when stopped.
+fn daemon_state_roots(daemon: &str) -> &'static [&'static str] {
+    match daemon {
+        "dockerd" => &["/run/docker", "/var/lib/docker"],
+        "containerd" => &["/run/containerd", "/var/lib/containerd"],
+        _ => &[],
+    }
+}
+
+/// Unmounts what the daemons `up` started left under their own state
+/// directories once stopped; see [`daemon_leftovers`].
+fn unmount_daemon_state(snap: &Snapshot) -> usize {
+    let Ok(now) = mounts::mount_points() else {
+        return 0;
+    };
+    let theirs = daemon_leftovers(snap, &now, |name, pid| !is_daemon(name, pid));
+    for m in &theirs {
+        if let Err(e) = nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH) {
+            eprintln!("pidns-harness: cannot unmount {}: {e}", m.display());
+        }
+    }
+    theirs.len()
+}
+
+/// Mounts under the state directories of a daemon `up` started and that is
+/// stopped now, which the snapshot did not have: the daemon's, so the
+/// run's. A daemon someone else started is never in `snap.started`.
+/// Deepest first.
+fn daemon_leftovers(
+    snap: &Snapshot,
+    now: &BTreeSet<PathBuf>,
+    stopped: impl Fn(&str, u32) -> bool,
+) -> Vec<PathBuf> {
+    let mut theirs: Vec<PathBuf> = now
+        .difference(&snap.mounts)
+        .filter(|m| {
+            snap.started.iter().any(|(name, pid)| {
+                stopped(name, *pid)
+                    && daemon_state_roots(name)
+                        .iter()
+                        .any(|root| m.starts_with(root))
+            })
+        })
+        .cloned()
+        .collect();
+    theirs.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+    theirs
 }
 
 /// Cgroups of the run, deepest first: those whose path names the run and
@@ -710,6 +764,41 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut BTreeSet<PathBuf>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_a_stopped_daemon_of_the_run_left_are_the_runs() {
+        let snap = Snapshot {
+            mounts: ["/run/docker/netns/old".into()].into_iter().collect(),
+            started: vec![("dockerd".into(), 10)],
+            ..Snapshot::default()
+        };
+        let now: BTreeSet<PathBuf> = [
+            "/run/docker/netns/old",
+            "/run/docker/netns/default",
+            "/run/containerd/io.containerd.runtime.v2.task/x/rootfs",
+            "/sys/kernel/tracing",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(
+            daemon_leftovers(&snap, &now, |_, _| true),
+            vec![PathBuf::from("/run/docker/netns/default")],
+            "only new mounts under the stopped dockerd's own directories"
+        );
+        assert!(
+            daemon_leftovers(&snap, &now, |_, _| false).is_empty(),
+            "nothing while the daemon still runs"
+        );
+        let theirs = Snapshot {
+            started: Vec::new(),
+            ..snap
+        };
+        assert!(
+            daemon_leftovers(&theirs, &now, |_, _| true).is_empty(),
+            "nothing of a daemon the run did not start"
+        );
+    }
 
     #[test]
     fn runtime_cgroups_are_told_from_other_managers() {
