@@ -165,7 +165,10 @@ pub async fn run(
     });
     lp.out.flush().context("writing to stdout")?;
 
-    let mut lost_seen = lp.probes.lost();
+    // Counted from zero: events lost while the start-up scan ran are lost
+    // too, and reading a baseline here would race with a burst that fills
+    // the ring between `ready` and this line.
+    let mut lost_seen = 0;
     let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
     let mut rescan = opts
         .rescan
