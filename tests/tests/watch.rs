@@ -78,6 +78,29 @@ fn runtime_host_pid_cases(rt: Rt, test: &str) {
     assert_no_runtime_noise(&w, &c.id);
 }
 
+/// `docker run --cgroup-parent=/a/b`: the container's cgroup is
+/// `/a/b/<id>`, which no layout names; it is reported, as `scan` reports
+/// it, as Docker's (the id's state is on disk), with its full id.
+#[test]
+fn docker_cgroup_parent_container_is_reported_as_dockers() {
+    let test = "docker_cgroup_parent_container_is_reported_as_dockers";
+    let Some(w) = watch(test, &[Rt::Docker], &[]) else {
+        return;
+    };
+    let parent = format!("/{}-cpa/sub", pidns_tests::state::unique_name());
+    let c = Container::start(
+        &Spec::new(Rt::Docker)
+            .pid(Pid::Host)
+            .arg(&format!("--cgroup-parent={parent}")),
+    )
+    .expect("--cgroup-parent container");
+    let f = expect(&w, "the container's init", |e| {
+        finding(e, &c.id) && e["comm"] == "sleep"
+    });
+    assert_eq!(f["runtime"], "docker", "{f}");
+    assert_eq!(f["cgroup"], format!("{parent}/{}", c.id), "{f}");
+}
+
 /// No setns event and no finding with trigger `setns` or `cgroup_attach`
 /// for a container started by a runtime.
 #[track_caller]

@@ -235,9 +235,11 @@ impl Attributor {
             None => (Some(class::HOST), None, false),
             Some(m) if m.role == Role::Monitor => (Some(class::HOST), None, false),
             Some(m) => {
-                let placement = engine::Placement::from_match(m, path);
+                let mut placement = engine::Placement::from_match(m, path);
                 let unconfirmed =
                     placement.needs_confirmation && !self.containerd_task_exists(&placement);
+                // Named as `scan` names it (`docker run --cgroup-parent`).
+                engine::refine_runtime(&mut placement, self.host_root.as_deref());
                 let key = placement.key.clone();
                 let allowed = self.known(&placement).allowed;
                 let class = match (unconfirmed, allowed) {
@@ -307,11 +309,22 @@ impl Attributor {
                 pod,
                 cgroup: p.cgroup.clone(),
             };
+            // As in `scan`: a container nested in others is allowed only if
+            // every enclosing one is too, so a sub-cgroup named after an
+            // allowed container borrows nothing.
             let allowed = self.allow.matches(AllowSubject {
                 id: &reference.container_id,
                 name: reference.name.as_deref(),
                 pod: reference.pod.as_ref(),
                 containerd_namespace: p.namespace.as_deref(),
+            }) && p.enclosing.iter().all(|e| {
+                let (name, pod) = engine::describe_key(self.names.as_ref(), e, None, None);
+                self.allow.matches(AllowSubject {
+                    id: &e.id,
+                    name: name.as_deref(),
+                    pod: pod.as_ref(),
+                    containerd_namespace: None,
+                })
             });
             self.containers
                 .insert(p.key.clone(), Known { reference, allowed });
@@ -891,6 +904,31 @@ mod tests {
                 cgroup_id: 10,
                 class: class::ALLOWED
             })
+        );
+    }
+
+    #[test]
+    fn a_nested_container_named_after_an_allowed_one_is_not_allowed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let outer = "a".repeat(64);
+        let nested = format!("/docker/{outer}/docker/{ID}");
+        let mut a = attributor(dir.path(), &[ID]);
+        assert_eq!(
+            a.learn(20, nested.as_bytes()),
+            Some(Action::Classify {
+                cgroup_id: 20,
+                class: class::CONTAINER
+            }),
+            "the enclosing container is not allowed"
+        );
+        let mut b = attributor(dir.path(), &[ID, &outer]);
+        assert_eq!(
+            b.learn(20, nested.as_bytes()),
+            Some(Action::Classify {
+                cgroup_id: 20,
+                class: class::ALLOWED
+            }),
+            "both allowed"
         );
     }
 

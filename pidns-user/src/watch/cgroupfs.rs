@@ -9,18 +9,15 @@ use std::{
 /// The unified hierarchy's mount point, from our mountinfo: a `cgroup2`
 /// mount whose root is the hierarchy's root (not a cgroup-namespace view).
 pub fn unified_mount() -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|line| {
-        let (pre, post) = line.split_once(" - ")?;
-        let mut fields = pre.split_whitespace();
-        let root = fields.nth(3)?;
-        let mount_point = fields.next()?;
-        (post.split_whitespace().next() == Some("cgroup2") && root == "/")
-            .then(|| PathBuf::from(unescape(mount_point)))
-    })
+    let mounts = procfs::process::Process::myself().ok()?.mountinfo().ok()?;
+    mounts
+        .into_iter()
+        .find(|m| m.fs_type == "cgroup2" && m.root == "/")
+        .map(|m| PathBuf::from(unescape(&m.mount_point.to_string_lossy())))
 }
 
-/// mountinfo escapes space, tab, newline and backslash as octal.
+/// mountinfo escapes space, tab, newline and backslash as octal, and the
+/// procfs crate hands the field over as it stands.
 fn unescape(s: &str) -> String {
     s.replace("\\040", " ")
         .replace("\\011", "\t")
@@ -145,6 +142,14 @@ pub fn procs(root: &Path, cgroup: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(
+            unescape("/sys/fs/cgroup/my\\040cg\\134x"),
+            "/sys/fs/cgroup/my cg\\x"
+        );
+    }
 
     #[test]
     fn hybrid_roots_resolve_to_unified() {

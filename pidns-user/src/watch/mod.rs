@@ -146,7 +146,7 @@ fn start_ebpf(
     _: &ProcRoot,
     _: &crate::report::HostPidns,
 ) -> Result<live::Probes, String> {
-    Err("this pidns was built without its eBPF probes; rebuild after `cargo xtask setup` (see README)".into())
+    Err("this pidns was built without its eBPF probes; install the eBPF toolchain with `cargo xtask setup`, then rebuild with `cargo xtask build` (or `cargo build --release -p pidns-user`)".into())
 }
 
 #[cfg(pidns_ebpf)]
