@@ -646,24 +646,37 @@ fn which(p: &Path) -> PathBuf {
     which::which(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// The scan at one size, alternating with the floor: what the kernel itself
+/// costs per process grows with the process count (larger pid lookups, colder
+/// caches), so per-process time is judged against the floor at each size too.
 fn scan_scaling(pidns: &Path, pop: &Population, rounds: usize) -> Result<Value> {
     let check = verify_scan(pidns, pop)?;
+    let xtask = xtask_exe()?;
     let mut walls = Vec::new();
+    let mut floors = Vec::new();
     let mut rss = 0;
     timed(pidns, &["scan", "--format", "json"])?;
+    timed(&xtask, &["bench-floor"])?;
     for _ in 0..rounds {
         interrupted()?;
         let (w, m) = timed(pidns, &["scan", "--format", "json"])?;
         walls.push(w);
         rss = rss.max(m);
+        floors.push(timed(&xtask, &["bench-floor"])?.0);
     }
     let m = median(&walls);
+    let f = median(&floors);
+    let per = |t: f64| t * 1e6 / pop.processes.max(1) as f64;
     Ok(json!({
         "containers": pop.ids.len(),
         "processes": pop.processes,
         "median_s": m,
         "samples_s": walls,
-        "us_per_process": m * 1e6 / pop.processes.max(1) as f64,
+        "us_per_process": per(m),
+        "floor_median_s": f,
+        "floor_samples_s": floors,
+        "floor_us_per_process": per(f),
+        "pidns_vs_floor": m / f,
         "peak_rss_kib": rss,
         "verification": check,
     }))
@@ -1100,16 +1113,24 @@ fn print_scan(r: &Value) {
 fn print_scaling(rows: &[Value]) {
     println!("\nscan scaling:");
     println!(
-        "  {:>10} {:>10} {:>12} {:>12} {:>12}",
-        "processes", "containers", "median ms", "us/process", "peak RSS KiB"
+        "  {:>10} {:>10} {:>12} {:>12} {:>12} {:>8} {:>12}",
+        "processes",
+        "containers",
+        "median ms",
+        "us/process",
+        "floor us/p",
+        "/floor",
+        "peak RSS KiB"
     );
     for r in rows {
         println!(
-            "  {:>10} {:>10} {:>12.2} {:>12.2} {:>12} {}",
+            "  {:>10} {:>10} {:>12.2} {:>12.2} {:>12.2} {:>8.2} {:>12} {}",
             r["processes"].as_u64().unwrap_or(0),
             r["containers"].as_u64().unwrap_or(0),
             r["median_s"].as_f64().unwrap_or(0.0) * 1000.0,
             r["us_per_process"].as_f64().unwrap_or(0.0),
+            r["floor_us_per_process"].as_f64().unwrap_or(0.0),
+            r["pidns_vs_floor"].as_f64().unwrap_or(0.0),
             r["peak_rss_kib"].as_i64().unwrap_or(0),
             if r["verification"]["exact"] == true {
                 "exact"
