@@ -1104,6 +1104,42 @@ fn procfs_mode_reports_new_host_pid_containers() {
     assert_eq!(f["pid"], c.init_pid());
 }
 
+/// Without rescans, a stopped container leaves the sharing gauge when its
+/// cgroup is removed (the kernel's `cgroup_rmdir` event).
+#[test]
+fn a_stopped_container_leaves_the_gauge_without_a_rescan() {
+    let test = "a_stopped_container_leaves_the_gauge_without_a_rescan";
+    let Some(w) = watch(test, &[Rt::Docker], &["--metrics-addr", "0"]) else {
+        return;
+    };
+    let addr = expect(&w, "ready", |e| e["event"] == "ready")["metrics_addr"]
+        .as_str()
+        .expect("metrics_addr")
+        .to_owned();
+    let scrape = || -> String {
+        ureq::get(&format!("http://{addr}/metrics"))
+            .call()
+            .expect("scrape")
+            .into_body()
+            .read_to_string()
+            .expect("body")
+    };
+    let mut c =
+        Container::start(&Spec::new(Rt::Docker).pid(Pid::Host)).expect("host-pid container");
+    expect(&w, "the container's finding", |e| finding(e, &c.id));
+    let label = format!("container_id=\"{}\"", c.id);
+    assert!(scrape().contains(&label), "not in the gauge");
+    c.remove().expect("remove");
+    let deadline = std::time::Instant::now() + WAIT;
+    while scrape().contains(&label) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a stopped container stayed in the gauge"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn agent_sheds_capabilities_serves_metrics_and_rescans() {
     let test = "agent_sheds_capabilities_serves_metrics_and_rescans";

@@ -46,6 +46,8 @@ pub enum Action {
     TrackTask {
         pid: u32,
     },
+    /// The container's own cgroup is gone: the container stopped.
+    Gone(ContainerRef),
 }
 
 impl Action {
@@ -102,6 +104,8 @@ struct Cgroup {
     container: Option<ContainerKey>,
     /// `/<namespace>/<id>`: a container only if a containerd shim confirms it.
     unconfirmed: bool,
+    /// The container's own cgroup, not one below it.
+    own: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -231,10 +235,12 @@ impl Attributor {
 
     /// Records a cgroup's path; returns the class to give the kernel, if decided.
     pub fn learn(&mut self, cgroup_id: u64, path: &[u8]) -> Option<Action> {
+        let mut own = false;
         let (class, container, unconfirmed) = match layout::classify(path) {
             None => (Some(class::HOST), None, false),
             Some(m) if m.role == Role::Monitor => (Some(class::HOST), None, false),
             Some(m) => {
+                own = m.cgroup_len == path.len();
                 let mut placement = engine::Placement::from_match(m, path);
                 let unconfirmed =
                     placement.needs_confirmation && !self.containerd_task_exists(&placement);
@@ -256,19 +262,30 @@ impl Attributor {
                 class,
                 container,
                 unconfirmed,
+                own,
             },
         );
         class.map(|class| Action::Classify { cgroup_id, class })
     }
 
-    pub fn forget(&mut self, cgroup_id: u64) {
-        if let Some(Cgroup {
+    /// A cgroup was removed. When it was a container's own, the container
+    /// is gone: it leaves the sharing gauge now rather than at the next
+    /// full scan.
+    pub fn forget(&mut self, cgroup_id: u64) -> Option<Action> {
+        let Some(Cgroup {
             container: Some(key),
+            own,
             ..
         }) = self.cgroups.remove(&cgroup_id)
-        {
-            self.inits.remove(&key);
+        else {
+            return None;
+        };
+        self.inits.remove(&key);
+        if !own {
+            return None;
         }
+        let known = self.containers.remove(&key)?;
+        Some(Action::Gone(known.reference))
     }
 
     /// A new cgroup's path as the kernel sent it. One that filled the
@@ -401,7 +418,7 @@ impl Attributor {
                 return actions;
             }
             kind::CGROUP_RMDIR => {
-                self.forget(ev.cgroup_id);
+                actions.extend(self.forget(ev.cgroup_id));
                 return actions;
             }
             kind::EXEC | kind::FORK | kind::ATTACH | kind::SETNS | kind::NEW_PIDNS => {}
@@ -941,6 +958,23 @@ mod tests {
                 class: class::CONTAINER
             }]
         );
+    }
+
+    #[test]
+    fn removing_a_containers_own_cgroup_says_it_is_gone() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut a = attributor(dir.path(), &[]);
+        docker(&mut a);
+        let sub = format!("/docker/{ID}/init.scope");
+        assert!(a.learn(11, sub.as_bytes()).is_some());
+        let rmdir = |id| event(kind::CGROUP_RMDIR, id, 5, "runc", "");
+        assert_eq!(a.handle(&rmdir(11), 0), vec![], "a cgroup below it");
+        let out = a.handle(&rmdir(10), 0);
+        let [Action::Gone(c)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(c.container_id, ID);
+        assert_eq!(a.handle(&rmdir(10), 0), vec![], "once");
     }
 
     #[test]

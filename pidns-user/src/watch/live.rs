@@ -9,7 +9,7 @@ use super::{
     attribute::{Action, Attributor, decode, monotonic_ns, now_rfc3339},
     cgroupfs,
     ebpf::Probes,
-    events::{Trigger, WatchEvent},
+    events::{MissingProbe, Trigger, WatchEvent},
 };
 use crate::{engine, procfs::ProcRoot, report::HostPidns};
 
@@ -47,6 +47,7 @@ impl Loop<'_> {
                 }
                 Action::Classify { cgroup_id, class } => self.probes.classify(cgroup_id, class),
                 Action::TrackTask { pid } => self.probes.track(pid),
+                Action::Gone(c) => self.out.metrics.gone(&c),
             }
         }
     }
@@ -140,8 +141,23 @@ pub async fn run(
             "pidns watch: no cgroup v2 hierarchy mounted here (--cgroup-root); existing cgroups are classified as their processes show up"
         ),
     }
-    for (name, why) in &probes.skipped {
-        eprintln!("pidns watch: optional probe {name} not attached: {why}");
+    let missing: Vec<MissingProbe> = probes
+        .skipped
+        .iter()
+        .map(|(name, why)| MissingProbe::new(name, why))
+        .collect();
+    for m in &missing {
+        eprintln!(
+            "pidns watch: optional probe {} not attached, so {} will not be reported: {}{}",
+            m.probe,
+            m.unseen,
+            m.reason,
+            if m.probe.starts_with("sys_") {
+                " (syscall tracepoints need tracefs: mount it on the host with `mount -t tracefs nodev /sys/kernel/tracing`, or let pidns mount it with CAP_SYS_ADMIN)"
+            } else {
+                ""
+            }
+        );
     }
 
     let report = engine::scan(&opts.scan).context("start-up scan")?;
@@ -156,6 +172,7 @@ pub async fn run(
     lp.out.emit(&WatchEvent::Ready {
         mode: "ebpf",
         probes: attached,
+        probes_missing: missing,
         host_pidns: report.host_pidns.clone(),
         containers: report.summary.containers,
         sharing: report.summary.sharing,

@@ -189,6 +189,13 @@ impl Metrics {
         }
     }
 
+    /// A container stopped (its cgroup was removed): it no longer shares.
+    pub fn gone(&self, c: &ContainerRef) {
+        for allowed in [false, true] {
+            self.sharing.remove(&Self::labels(c, allowed));
+        }
+    }
+
     /// Resets the sharing gauge to what a full scan found.
     pub fn scanned(&self, report: &ScanReport) {
         self.sharing.clear();
@@ -437,6 +444,37 @@ mod tests {
             text.contains("container_id=\"ghi\",name=\"app\",pod_namespace=\"\",pod_name=\"\",allowed=\"false\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_stopped_container_leaves_the_sharing_gauge() {
+        let m = Metrics::new();
+        let container = |id: &str| ContainerRef {
+            container_id: id.into(),
+            runtime: crate::parse::layout::Runtime::Docker,
+            name: None,
+            pod: None,
+            cgroup: format!("/docker/{id}"),
+        };
+        let finding = |id: &str| {
+            WatchEvent::HostPidns(crate::watch::events::Finding {
+                trigger: crate::watch::events::Trigger::Exec,
+                pid: 7,
+                comm: "sleep".into(),
+                container: container(id),
+                ts: String::new(),
+                ppid: None,
+                filename: None,
+                clone_flags: None,
+                latency_us: None,
+            })
+        };
+        m.record(&finding("stays"));
+        m.record(&finding("stops"));
+        m.gone(&container("stops"));
+        let text = m.encode();
+        assert!(text.contains("container_id=\"stays\""), "{text}");
+        assert!(!text.contains("container_id=\"stops\""), "{text}");
     }
 
     /// An acceptor that always fails, as `accept` does out of file descriptors.
