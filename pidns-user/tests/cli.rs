@@ -337,3 +337,32 @@ fn proc_root_from_the_environment() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn cis_and_sarif_carry_the_scans_warnings() {
+    let t = sharing_tree();
+    let out = pidns()
+        .args(["scan", "--format", "cis", "--allow", "no-such-container"])
+        .args(["--proc-root", &t.proc_root()])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[NOTE]      * --allow no-such-container matched no container"),
+        "{text}"
+    );
+    let out = pidns()
+        .args(["scan", "--format", "sarif", "--allow", "no-such-container"])
+        .args(["--proc-root", &t.proc_root()])
+        .output()
+        .expect("run");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("sarif json");
+    let notes = &doc["runs"][0]["invocations"][0]["toolExecutionNotifications"];
+    assert_eq!(notes[0]["level"], "warning", "{doc:#}");
+    assert!(
+        notes[0]["message"]["text"]
+            .as_str()
+            .is_some_and(|m| m.contains("--allow no-such-container matched no container")),
+        "{doc:#}"
+    );
+}

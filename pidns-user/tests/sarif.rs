@@ -180,3 +180,13 @@ fn fingerprints_are_stable_across_runs_with_other_pids() {
         result_for(&a, ID_C)["partialFingerprints"]
     );
 }
+
+#[test]
+fn warnings_are_valid_tool_execution_notifications() {
+    let t = Tree::new();
+    let (code, doc) = sarif(&t, &["--allow", "no-such-container"]);
+    assert_eq!(code, 0);
+    validate(&doc);
+    let notes = &doc["runs"][0]["invocations"][0]["toolExecutionNotifications"];
+    assert_eq!(notes.as_array().map(Vec::len), Some(1), "{doc:#}");
+}

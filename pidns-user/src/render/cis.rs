@@ -82,6 +82,9 @@ pub fn render(r: &ScanReport) -> String {
             "[INFO]      * Remediation: run pidns as root (or with CAP_SYS_PTRACE) so that every container's namespace links are readable"
         );
     }
+    for w in &r.warnings {
+        let _ = writeln!(out, "[NOTE]      * {}", escape(w));
+    }
     let _ = writeln!(
         out,
         "[INFO] Checks: 1, Score: {}",

@@ -29,6 +29,7 @@ pub fn human(e: &WatchEvent) -> String {
         WatchEvent::Ready {
             mode,
             probes,
+            probes_missing,
             host_pidns,
             containers,
             sharing,
@@ -38,11 +39,14 @@ pub fn human(e: &WatchEvent) -> String {
                 || "the proc root's own".to_owned(),
                 |i| format!("pid:[{i}]"),
             );
-            let how = if *mode == "ebpf" {
+            let mut how = if *mode == "ebpf" {
                 format!("{} probes attached", probes.len())
             } else {
                 "polling /proc".to_owned()
             };
+            for m in probes_missing {
+                how.push_str(&format!("; {} NOT seen ({} missing)", m.unseen, m.probe));
+            }
             format!(
                 "{BOLD}ready{BOLD:#}: watching {containers} containers ({sharing} in the host PID namespace) against {ns}; {how}"
             )
@@ -122,5 +126,46 @@ pub fn human(e: &WatchEvent) -> String {
                 "{ts} {CYAN}LOST{CYAN:#}       {count} events dropped by the kernel ({total} in all); findings may be missing"
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        report::{HostMethod, HostPidns},
+        watch::events::MissingProbe,
+    };
+
+    #[test]
+    fn ready_says_what_a_missing_probe_leaves_unseen() {
+        let e = WatchEvent::Ready {
+            mode: "ebpf",
+            probes: vec!["sched_process_exec".into()],
+            probes_missing: vec![MissingProbe::new(
+                "sys_exit_setns",
+                "tracefs is not mounted",
+            )],
+            host_pidns: HostPidns {
+                inode: Some(4026531836),
+                method: HostMethod::Nspid,
+                host_pid: 1,
+                inode_source_pid: Some(2),
+                procfs_own: true,
+            },
+            containers: 0,
+            sharing: 0,
+            metrics_addr: None,
+            pidns_version: "0",
+            ts: String::new(),
+        };
+        let line = human(&e);
+        assert!(
+            line.contains("1 probes attached; setns into host namespaces (escapes) NOT seen (sys_exit_setns missing)"),
+            "{line}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&e)).expect("json");
+        assert_eq!(v["probes_missing"][0]["probe"], "sys_exit_setns");
+        assert_eq!(v["probes_missing"][0]["reason"], "tracefs is not mounted");
     }
 }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use serde_sarif::sarif::{
     ArtifactLocation, Invocation, Location, LogicalLocation, Message, MultiformatMessageString,
-    PhysicalLocation, PropertyBag, ReportingConfiguration, ReportingDescriptor,
+    Notification, PhysicalLocation, PropertyBag, ReportingConfiguration, ReportingDescriptor,
     Result as SarifResult, ResultLevel, Run, Sarif, Suppression, Tool, ToolComponent,
 };
 
@@ -56,12 +56,24 @@ pub fn render(r: &ScanReport) -> String {
         .name("pidns")
         .version(r.pidns_version)
         .semantic_version(r.pidns_version)
-        .information_uri("https://github.com/pidns/pidns")
         .rules(vec![rule])
         .build();
     let results: Vec<SarifResult> = r.containers.iter().filter_map(|c| result(r, c)).collect();
+    // What the scan could not settle or was told in vain (an `--allow`
+    // that matched nothing, a container seen only mid-setup).
+    let notifications: Vec<Notification> = r
+        .warnings
+        .iter()
+        .map(|w| {
+            Notification::builder()
+                .level(json!("warning"))
+                .message(Message::builder().text(w.clone()).build())
+                .build()
+        })
+        .collect();
     let invocation = Invocation::builder()
         .execution_successful(true)
+        .tool_execution_notifications(notifications)
         .start_time_utc(r.scanned_at.clone())
         .properties(
             PropertyBag::builder()

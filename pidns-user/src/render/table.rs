@@ -173,7 +173,7 @@ pub fn render(r: &ScanReport) -> String {
     }
     if s.processes_vanished > 0 {
         notes.push(format!(
-            "{} processes exited during the scan",
+            "{} processes vanished (exited during the scan, or missing from the tree)",
             s.processes_vanished
         ));
     }

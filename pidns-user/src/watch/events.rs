@@ -57,6 +57,10 @@ pub enum WatchEvent {
     Ready {
         mode: &'static str,
         probes: Vec<String>,
+        /// Optional probes that could not be attached, with why: what they
+        /// would have reported goes unseen.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        probes_missing: Vec<MissingProbe>,
         host_pidns: HostPidns,
         containers: usize,
         sharing: usize,
@@ -240,4 +244,27 @@ pub struct SetnsEvent {
     pub ns_inode: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
+}
+
+/// An optional probe `ready` reports as not attached.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MissingProbe {
+    pub probe: String,
+    pub reason: String,
+    /// What goes unreported without it.
+    pub unseen: &'static str,
+}
+
+impl MissingProbe {
+    pub fn new(probe: &str, reason: &str) -> MissingProbe {
+        MissingProbe {
+            probe: probe.to_owned(),
+            reason: reason.to_owned(),
+            unseen: match probe {
+                "sys_exit_setns" => "setns into host namespaces (escapes)",
+                "sys_exit_compat_setns" => "32-bit (compat) setns",
+                _ => "events of this probe",
+            },
+        }
+    }
 }

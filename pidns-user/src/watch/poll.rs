@@ -43,6 +43,7 @@ pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
     out.emit(&WatchEvent::Ready {
         mode: "procfs",
         probes: Vec::new(),
+        probes_missing: Vec::new(),
         host_pidns: report.host_pidns.clone(),
         containers: report.summary.containers,
         sharing: report.summary.sharing,
