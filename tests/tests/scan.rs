@@ -94,17 +94,7 @@ fn three_modes(rt: Rt, test: &str) {
         check(&scan, c);
     }
     // --pid=container:X shares X's namespace, not the host's, and says so.
-    let r = reported(&scan, &shared);
-    assert_eq!(
-        r["pidns_inodes"],
-        reported(&scan, &isolated)["pidns_inodes"]
-    );
-    assert!(
-        r["shares_pidns_with"]
-            .as_array()
-            .is_some_and(|w| w.iter().any(|x| x == isolated.id.as_str())),
-        "{r:#}"
-    );
+    assert_shares_pidns_with(&scan, &shared, &isolated);
 }
 
 #[test]
@@ -500,15 +490,18 @@ fn runc_container_pid_mode_in_the_crio_cgroupfs_layout() {
         assert_eq!(c.runtime, "cri-o");
         check(&scan, c);
     }
-    let r = reported(&scan, &shared);
-    assert_eq!(
-        r["pidns_inodes"],
-        reported(&scan, &isolated)["pidns_inodes"]
-    );
+    assert_shares_pidns_with(&scan, &shared, &isolated);
+}
+
+/// `shared` runs in `other`'s PID namespace (`--pid=container:X`), and the
+/// scan says so: same namespace inode, `other` named in `shares_pidns_with`.
+fn assert_shares_pidns_with(scan: &Scan, shared: &Container, other: &Container) {
+    let r = reported(scan, shared);
+    assert_eq!(r["pidns_inodes"], reported(scan, other)["pidns_inodes"]);
     assert!(
         r["shares_pidns_with"]
             .as_array()
-            .is_some_and(|w| w.iter().any(|x| x == isolated.id.as_str())),
+            .is_some_and(|w| w.iter().any(|x| x == other.id.as_str())),
         "{r:#}"
     );
 }
