@@ -169,3 +169,151 @@ mod tests {
         assert_eq!(v["probes_missing"][0]["reason"], "tracefs is not mounted");
     }
 }
+
+#[cfg(test)]
+mod golden {
+    //! The exact JSON lines of every watch event kind: field names, order
+    //! and omissions are the documented format (docs/watch-events.md).
+    use super::*;
+    use crate::{
+        parse::layout::Runtime,
+        report::{HostMethod, HostPidns, Pod},
+        watch::events::*,
+    };
+
+    fn container() -> ContainerRef {
+        ContainerRef {
+            container_id: "c6e9".into(),
+            runtime: Runtime::Kubernetes,
+            name: Some("web".into()),
+            pod: Some(Pod {
+                uid: Some("u-1".into()),
+                name: Some("web-0".into()),
+                namespace: Some("shop".into()),
+            }),
+            cgroup: "/kubepods/podu-1/c6e9".into(),
+        }
+    }
+
+    pub(crate) fn every_kind() -> Vec<WatchEvent> {
+        vec![
+            WatchEvent::Ready {
+                mode: "ebpf",
+                probes: vec!["sched_process_exec".into()],
+                probes_missing: vec![MissingProbe::new("sys_exit_setns", "no tracefs")],
+                host_pidns: HostPidns {
+                    inode: Some(4026531836),
+                    method: HostMethod::Nspid,
+                    host_pid: 1,
+                    inode_source_pid: Some(2),
+                    procfs_own: true,
+                },
+                containers: 3,
+                sharing: 1,
+                metrics_addr: Some("127.0.0.1:9100".into()),
+                pidns_version: "0.1.0",
+                ts: "T0".into(),
+            },
+            WatchEvent::HostPidns(Finding {
+                trigger: Trigger::Exec,
+                pid: 42,
+                comm: "sleep".into(),
+                container: container(),
+                ts: "T1".into(),
+                ppid: Some(41),
+                filename: Some("/bin/sleep".into()),
+                clone_flags: Some(CloneFlags::new(0x4100)),
+                latency_us: Some(17),
+            }),
+            WatchEvent::HostPidns(Finding {
+                trigger: Trigger::Scan,
+                pid: 43,
+                comm: "sh".into(),
+                container: ContainerRef {
+                    name: None,
+                    pod: None,
+                    ..container()
+                },
+                ts: "T2".into(),
+                ppid: None,
+                filename: None,
+                clone_flags: None,
+                latency_us: None,
+            }),
+            WatchEvent::Setns(SetnsEvent {
+                nstype: "mnt",
+                target: "host",
+                ok: false,
+                via: SetnsVia::Pidfd,
+                target_pid: Some(1),
+                compat: true,
+                error: Some("EPERM".into()),
+                pid: 44,
+                comm: "nsenter".into(),
+                container: container(),
+                ts: "T3".into(),
+                ns_inode: Some(4026531840),
+                latency_us: Some(5),
+            }),
+            WatchEvent::Setns(SetnsEvent {
+                nstype: "net",
+                target: "host",
+                ok: true,
+                via: SetnsVia::NsFile,
+                target_pid: None,
+                compat: false,
+                error: None,
+                pid: 45,
+                comm: "ip".into(),
+                container: container(),
+                ts: "T4".into(),
+                ns_inode: None,
+                latency_us: None,
+            }),
+            WatchEvent::NewPidns(NewPidnsEvent {
+                via: NewPidnsVia::UnshareOrSetns,
+                pid: 46,
+                comm: "unshare".into(),
+                container: container(),
+                ts: "T5".into(),
+                clone_flags: CloneFlags::new(0x2002_0000),
+                child_pid: 47,
+                pidns_inode: 4026532999,
+                latency_us: Some(9),
+            }),
+            WatchEvent::Lost {
+                count: 3,
+                total: 10,
+                ts: "T6".into(),
+            },
+            WatchEvent::Stats {
+                events: 100,
+                unattributed: 2,
+                lost: 10,
+                ts: "T7".into(),
+            },
+        ]
+    }
+
+    const GOLDEN: &str = include_str!("../../tests/golden/watch-events.jsonl");
+
+    #[test]
+    fn every_event_kind_serialises_exactly_as_documented() {
+        let got: Vec<String> = every_kind().iter().map(json).collect();
+        if std::env::var_os("PIDNS_BLESS").is_some() {
+            println!("{}", got.join("\n"));
+        }
+        assert_eq!(got, GOLDEN.lines().collect::<Vec<_>>());
+    }
+
+    const GOLDEN_HUMAN: &str = include_str!("../../tests/golden/watch-events.txt");
+
+    #[test]
+    fn every_event_kind_reads_exactly_as_before() {
+        let got: Vec<String> = every_kind().iter().map(human).collect();
+        if std::env::var_os("PIDNS_BLESS").is_some() {
+            println!("{}", got.join("\n"));
+        }
+        assert_eq!(got, GOLDEN_HUMAN.lines().collect::<Vec<_>>());
+    }
+}
