@@ -374,6 +374,30 @@ pub const COMPAT_NR_SETNS: u64 = 346;
 /// `thread_info.status` bit: the current syscall is a compat one (x86).
 pub const TS_COMPAT: u32 = 0x0002;
 
+/// The bytes of a NUL-padded field (`comm`, `data`) before the first NUL.
+pub fn cstr(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(n) => &bytes[..n],
+        None => bytes,
+    }
+}
+
+#[cfg(feature = "user")]
+impl Event {
+    /// Decodes one ring-buffer record. The kernel writes [`Event`]s only, so a
+    /// record of another size is the other side of a layout mismatch (an
+    /// object built from another version of [`Event`]): refused rather than
+    /// misread.
+    pub fn decode(bytes: &[u8]) -> Option<Event> {
+        if bytes.len() != core::mem::size_of::<Event>() {
+            return None;
+        }
+        // SAFETY: Event is plain old data (integers and byte arrays); any bit
+        // pattern is valid, and read_unaligned copes with the record's alignment.
+        Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
+    }
+}
+
 // SAFETY: plain `#[repr(C)]` integers and arrays of them, without padding
 // holes that could leak uninitialised bytes.
 #[cfg(feature = "user")]
@@ -393,6 +417,54 @@ mod tests {
         assert_eq!(core::mem::size_of::<Offsets>(), 48 * 4);
         assert_eq!(core::mem::size_of::<Config>(), 16 + 48 * 4);
         assert_eq!(core::mem::size_of::<TaskState>(), 32);
+    }
+
+    #[test]
+    fn cstr_stops_at_the_first_nul() {
+        assert_eq!(cstr(b"sleep\0\0x"), b"sleep");
+        assert_eq!(cstr(b"full"), b"full");
+        assert_eq!(cstr(b""), b"");
+    }
+
+    #[cfg(feature = "user")]
+    #[test]
+    fn decode_takes_events_of_the_exact_size_only() {
+        let mut e = Event {
+            kind: kind::EXEC,
+            flags: 0,
+            ktime_ns: 1,
+            cgroup_id: 7,
+            pid: 42,
+            tid: 42,
+            ppid: 1,
+            nstype: 0,
+            ns_inum: 0,
+            ret: 0,
+            arg: 0,
+            target_pid: 0,
+            _reserved: 0,
+            target_cgroup_id: 0,
+            comm: [0; COMM_LEN],
+            data: [0; DATA_LEN],
+        };
+        e.comm[..5].copy_from_slice(b"sleep");
+        // SAFETY: reading the bytes of a plain-data struct.
+        let b = unsafe {
+            core::slice::from_raw_parts(
+                (&e as *const Event).cast::<u8>(),
+                core::mem::size_of::<Event>(),
+            )
+        };
+        let d = Event::decode(b).expect("decodes");
+        assert_eq!(
+            (d.kind, d.cgroup_id, d.pid, cstr(&d.comm)),
+            (kind::EXEC, 7, 42, &b"sleep"[..])
+        );
+        assert!(Event::decode(&b[..b.len() - 1]).is_none(), "short");
+        let mut long = [0u8; core::mem::size_of::<Event>() + 1];
+        long[..b.len()].copy_from_slice(b);
+        assert!(Event::decode(&long).is_none(), "long: another layout");
+        assert!(Event::decode(&[]).is_none());
     }
 
     #[test]
