@@ -1,7 +1,8 @@
 //! `--allow`: containers that legitimately need the host PID namespace
-//! (monitoring agents, pidns itself in a DaemonSet).
+//! (monitoring agents, pidns itself in a DaemonSet), and the one rule that
+//! scan and watch apply to them: [`AllowList::allowance`].
 
-use crate::report::{Container, Enclosing, Pod};
+use crate::report::{Container, ContainerKey, Identity, Pod};
 
 /// Short hex ids (`docker ps` prints 12 characters) match as prefixes.
 const MIN_PREFIX: usize = 12;
@@ -31,8 +32,8 @@ impl<'a> From<&'a Container> for Subject<'a> {
     }
 }
 
-impl<'a> From<&'a Enclosing> for Subject<'a> {
-    fn from(e: &'a Enclosing) -> Self {
+impl<'a> From<&'a Identity> for Subject<'a> {
+    fn from(e: &'a Identity) -> Self {
         Subject {
             id: &e.id,
             name: e.name.as_deref(),
@@ -75,6 +76,39 @@ impl AllowList {
         self.matching(subject).is_some()
     }
 
+    /// The allow rule, for scan and watch alike. pidns's own container (`own`)
+    /// is allowed. Any other container is allowed when an entry names it and
+    /// every container enclosing it is allowed too (or is pidns's own), so a
+    /// process in another container's sub-cgroup named after an allowed
+    /// container borrows nothing.
+    pub fn allowance<'a>(
+        &self,
+        own: Option<&ContainerKey>,
+        key: &ContainerKey,
+        subject: impl Into<Subject<'a>>,
+        enclosing: &[Identity],
+    ) -> Allowance {
+        if own == Some(key) {
+            return Allowance::Own;
+        }
+        let Some(entry) = self.matching(subject) else {
+            return Allowance::No;
+        };
+        let refused: Vec<Identity> = enclosing
+            .iter()
+            .filter(|e| own != Some(&e.key()) && !self.matches(*e))
+            .cloned()
+            .collect();
+        if refused.is_empty() {
+            Allowance::Entry(entry.to_owned())
+        } else {
+            Allowance::Refused {
+                entry: entry.to_owned(),
+                enclosing: refused,
+            }
+        }
+    }
+
     /// Entries that matched none of the containers that share the host PID
     /// namespace in this scan, nor any container enclosing one.
     pub fn unused<'c>(&'c self, containers: &'c [Container]) -> impl Iterator<Item = &'c str> + 'c {
@@ -89,6 +123,37 @@ impl AllowList {
                             .any(|o| entry_matches(e, &Subject::from(o)))
                 })
         })
+    }
+}
+
+/// Whether, and why, a container may share the host PID namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allowance {
+    /// pidns's own container.
+    Own,
+    /// Allowed by this `--allow` entry.
+    Entry(String),
+    /// An entry names it, but not these containers enclosing it: not allowed.
+    Refused {
+        entry: String,
+        enclosing: Vec<Identity>,
+    },
+    /// No entry names it.
+    No,
+}
+
+impl Allowance {
+    pub fn allowed(&self) -> bool {
+        matches!(self, Allowance::Own | Allowance::Entry(_))
+    }
+
+    /// Why an allowed container is (`allowed_by` in a scan's JSON).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Allowance::Own => Some("pidns itself".to_owned()),
+            Allowance::Entry(entry) => Some(format!("--allow {entry}")),
+            Allowance::Refused { .. } | Allowance::No => None,
+        }
     }
 }
 
@@ -168,6 +233,56 @@ mod tests {
             );
         }
         assert!(!AllowList::default().matches(subject(None)));
+    }
+
+    fn identity(id: &str, cgroup: &str) -> Identity {
+        Identity {
+            id: id.into(),
+            runtime: crate::report::Runtime::Docker,
+            name: None,
+            pod: None,
+            cgroup: cgroup.into(),
+        }
+    }
+
+    #[test]
+    fn the_allow_rule_covers_own_entries_and_enclosers() {
+        let outer = identity(&"a".repeat(64), &format!("/docker/{}", "a".repeat(64)));
+        let inner = identity(ID, &format!("{}/docker/{ID}", outer.cgroup));
+        let list = AllowList::new([ID.to_string()]);
+        // pidns's own container, whatever the list says
+        assert_eq!(
+            list.allowance(Some(&inner.key()), &inner.key(), &inner, &[]),
+            Allowance::Own
+        );
+        // named, but its encloser is not allowed
+        assert_eq!(
+            list.allowance(None, &inner.key(), &inner, std::slice::from_ref(&outer)),
+            Allowance::Refused {
+                entry: ID.into(),
+                enclosing: vec![outer.clone()]
+            }
+        );
+        // unless the encloser is pidns's own, or allowed too
+        let a = list.allowance(
+            Some(&outer.key()),
+            &inner.key(),
+            &inner,
+            std::slice::from_ref(&outer),
+        );
+        assert_eq!(
+            a.reason().as_deref(),
+            Some(format!("--allow {ID}").as_str())
+        );
+        let both = AllowList::new([ID.to_string(), outer.id.clone()]);
+        assert!(
+            both.allowance(None, &inner.key(), &inner, std::slice::from_ref(&outer))
+                .allowed()
+        );
+        assert_eq!(
+            AllowList::default().allowance(None, &inner.key(), &inner, &[]),
+            Allowance::No
+        );
     }
 
     #[test]

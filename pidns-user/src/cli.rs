@@ -102,7 +102,7 @@ pub struct WatchArgs {
     pub cgroup_root: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics. A port alone (or
     /// :PORT) binds 127.0.0.1; give 0.0.0.0:PORT to expose it.
-    #[arg(long, value_name = "ADDR", value_parser = crate::watch::metrics::parse_addr)]
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Reconcile with a full scan every SECS: stopped containers leave the
     /// metrics, and host-PID processes the probes missed are reported
@@ -144,6 +144,20 @@ fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
+/// `--metrics-addr`: a port alone, or `:PORT`, binds 127.0.0.1; give an
+/// address (`0.0.0.0:9090`, `[::]:9090`) to listen elsewhere.
+pub fn parse_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let s = s.trim();
+    let with_host = match s.strip_prefix(':') {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None if s.parse::<u16>().is_ok() => format!("127.0.0.1:{s}"),
+        None => s.to_owned(),
+    };
+    with_host
+        .parse()
+        .map_err(|_| format!("`{s}` is not PORT, :PORT or ADDRESS:PORT"))
+}
+
 fn parse_ring_kib(s: &str) -> Result<u32, String> {
     let kib: u32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if !(4..=1 << 20).contains(&kib) || !kib.is_power_of_two() {
@@ -164,4 +178,22 @@ pub enum ScanFormat {
     Cis,
     /// SARIF 2.1.0, for CI systems that ingest static-analysis results.
     Sarif,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_default_to_loopback() {
+        assert_eq!(parse_addr("9090").unwrap().to_string(), "127.0.0.1:9090");
+        assert_eq!(parse_addr(":9090").unwrap().to_string(), "127.0.0.1:9090");
+        assert_eq!(
+            parse_addr("0.0.0.0:9090").unwrap().to_string(),
+            "0.0.0.0:9090"
+        );
+        assert_eq!(parse_addr("[::1]:0").unwrap().to_string(), "[::1]:0");
+        assert!(parse_addr("nonsense").is_err());
+        assert!(parse_addr("70000").is_err());
+    }
 }

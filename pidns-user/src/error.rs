@@ -15,6 +15,12 @@ pub enum ScanError {
     HostPidns { reason: String },
 }
 
+/// What [`crate::procfs::open_regular`] refuses: anything but a regular file
+/// (a FIFO planted in an evidence tree, a socket, a device, a directory).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotRegular(pub &'static str);
+
 /// Why one file of one process could not be read. Expected while walking a
 /// live /proc; the scan records it and moves on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,10 +45,7 @@ pub enum ReadErrorKind {
 
 impl ReadError {
     pub fn from_io(path: PathBuf, err: &io::Error) -> Self {
-        if let Some(not_regular) = err
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<crate::procfs::NotRegular>())
-        {
+        if let Some(not_regular) = err.get_ref().and_then(|e| e.downcast_ref::<NotRegular>()) {
             return ReadError::malformed(path, not_regular.0);
         }
         let kind = match err.raw_os_error() {

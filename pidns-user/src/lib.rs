@@ -1,9 +1,11 @@
 //! pidns: finds containers that share the host's PID namespace, by asking
 //! the kernel rather than a container runtime.
 //!
-//! Layout: [`parse`] holds pure parsers, [`procfs`] the collector that reads a
-//! proc root, [`engine`] the logic that scan and watch share, [`report`] the
-//! data model, and [`render`] the formatters, which never touch /proc.
+//! Layout, from the bottom up: [`parse`] holds pure parsers, [`procfs`] the
+//! collector that reads a proc root, [`report`] the data model of scan and
+//! watch, [`names`] and [`allow`] what names a container and which may share,
+//! [`engine`] the logic that scan and watch share, [`render`] the formatters
+//! (which never touch /proc), and [`watch`] the agent.
 
 pub mod allow;
 pub mod cli;
@@ -14,4 +16,6 @@ pub mod parse;
 pub mod procfs;
 pub mod render;
 pub mod report;
+#[cfg(test)]
+mod testutil;
 pub mod watch;

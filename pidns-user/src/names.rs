@@ -12,7 +12,10 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{parse::layout::Runtime, report::Pod};
+use crate::{
+    parse::layout::Runtime,
+    report::{ContainerKey, Identity, Pod},
+};
 
 const MAX_STATE_FILE: u64 = 4 * 1024 * 1024;
 const DOCKER_CONTAINERS: &str = "var/lib/docker/containers";
@@ -172,6 +175,39 @@ impl NameResolver {
     }
 }
 
+/// A container's identity: its key, named from runtimes' on-disk state where
+/// readable (`names`), with the pod UID its cgroup path carries and, for
+/// containerd, the namespace it was found in.
+pub fn describe(
+    names: Option<&NameResolver>,
+    key: &ContainerKey,
+    namespace: Option<&str>,
+    pod_uid: Option<&str>,
+) -> Identity {
+    let (name, pod) = names
+        .and_then(|r| r.resolve(&key.runtime, &key.id, namespace))
+        .map_or((None, None), |n| (n.name, n.pod));
+    let pod = match (pod, pod_uid) {
+        (Some(mut pod), uid) => {
+            pod.uid = pod.uid.or_else(|| uid.map(str::to_owned));
+            Some(pod)
+        }
+        (None, Some(uid)) => Some(Pod {
+            uid: Some(uid.to_owned()),
+            name: None,
+            namespace: None,
+        }),
+        (None, None) => None,
+    };
+    Identity {
+        id: key.id.clone(),
+        runtime: key.runtime,
+        name,
+        pod,
+        cgroup: key.cgroup.clone(),
+    }
+}
+
 fn pod_from(map: &Value, name_key: &str, ns_key: &str) -> Option<Pod> {
     let name = map.get(name_key).and_then(Value::as_str)?;
     let namespace = map.get(ns_key).and_then(Value::as_str);
@@ -188,6 +224,15 @@ fn pod_from(map: &Value, name_key: &str, ns_key: &str) -> Option<Pod> {
 pub fn docker_state_exists(root: &Path, id: &str) -> bool {
     crate::parse::layout::is_full_hex_id(id)
         && fs::symlink_metadata(root.join(DOCKER_CONTAINERS).join(id)).is_ok_and(|m| m.is_dir())
+}
+
+/// Whether containerd keeps a task for `<namespace>/<id>` under `root`: the
+/// second signal that confirms a `/<namespace>/<id>` cgroup as a container's.
+pub fn containerd_task_exists(root: &Path, namespace: &str, id: &str) -> bool {
+    root.join(CONTAINERD_TASKS)
+        .join(namespace)
+        .join(id)
+        .is_dir()
 }
 
 fn read_json(path: &Path) -> Option<Value> {

@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    error::{ReadError, ScanError},
+    error::{NotRegular, ReadError, ScanError},
     parse::{nslink, status},
 };
 
@@ -169,18 +169,6 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
     ))
 }
 
-/// The error [`open_regular`] gives for anything but a regular file.
-#[derive(Debug)]
-pub struct NotRegular(pub &'static str);
-
-impl std::fmt::Display for NotRegular {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for NotRegular {}
-
 fn read_capped(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     const CHUNK: usize = 4096;
     let mut f = open_regular(path)?;
@@ -215,18 +203,17 @@ mod tests {
 
     #[test]
     fn reads_fixture_links_and_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("42");
-        fs::create_dir_all(p.join("ns")).unwrap();
-        symlink("pid:[4026531836]", p.join("ns/pid")).unwrap();
-        symlink("pid:[4026532001]", p.join("ns/pid_for_children")).unwrap();
-        symlink("garbage", p.join("ns/mnt")).unwrap();
-        fs::write(p.join("comm"), "sleep\n").unwrap();
-        fs::write(p.join("status"), "Name:\tsleep\nPPid:\t1\nNSpid:\t42\n").unwrap();
-        fs::write(dir.path().join("7"), "a file where a directory belongs").unwrap();
-        fs::create_dir(dir.path().join("self")).unwrap();
+        let tree = crate::testutil::Tree::new();
+        tree.pid(42)
+            .ns("pid", 4026531836)
+            .link("pid_for_children", "pid:[4026532001]")
+            .link("mnt", "garbage")
+            .file("comm", "sleep\n")
+            .file("status", "Name:\tsleep\nPPid:\t1\nNSpid:\t42\n");
+        fs::write(tree.path().join("7"), "a file where a directory belongs").unwrap();
+        fs::create_dir(tree.path().join("self")).unwrap();
 
-        let root = ProcRoot::open(dir.path()).unwrap();
+        let root = tree.proc();
         assert_eq!(root.pids().unwrap(), vec![7, 42]);
         assert_eq!(root.ns_inode(42, "pid").unwrap(), 4026531836);
         assert_eq!(root.ns_inode(42, "pid_for_children").unwrap(), 4026532001);

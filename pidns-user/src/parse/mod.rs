@@ -4,4 +4,5 @@
 pub mod cgroup;
 pub mod layout;
 pub mod nslink;
+pub mod stat;
 pub mod status;

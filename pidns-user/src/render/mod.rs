@@ -5,10 +5,10 @@
 //! `NO_COLOR` is unset (or `--color` says otherwise).
 
 pub mod cis;
-pub mod events;
 pub mod json;
 pub mod sarif;
 pub mod table;
+pub mod watch;
 
 use anstyle::{AnsiColor, Style};
 

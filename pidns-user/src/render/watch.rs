@@ -1,18 +1,13 @@
-//! `pidns watch` output: JSON lines, or one readable line per event.
+//! `pidns watch --format human`: one readable line per event. (JSON lines
+//! are the events' own serialisation, written by the watch output.)
 
 use std::fmt::Write as _;
 
 use super::{BOLD, CYAN, DIM, RED, YELLOW, escape, short_id};
-use crate::watch::events::{ContainerRef, NewPidnsVia, WatchEvent};
+use crate::report::{Identity, NewPidnsVia, WatchEvent};
 
-/// One JSON object, no newline.
-pub fn json(e: &WatchEvent) -> String {
-    serde_json::to_string(e)
-        .unwrap_or_else(|err| format!("{{\"event\":\"error\",\"message\":\"{err}\"}}"))
-}
-
-fn who(c: &ContainerRef) -> String {
-    let mut s = format!("{} {}", c.runtime, escape(short_id(&c.container_id)));
+fn who(c: &Identity) -> String {
+    let mut s = format!("{} {}", c.runtime, escape(short_id(&c.id)));
     let name = c
         .name
         .clone()
@@ -54,11 +49,11 @@ pub fn human(e: &WatchEvent) -> String {
         WatchEvent::HostPidns(f) => {
             let mut line = format!(
                 "{} {RED}HOST PIDNS{RED:#} {:<13} {}  pid {} {}",
-                f.ts,
+                f.at.ts,
                 f.trigger.as_str(),
-                who(&f.container),
-                f.pid,
-                escape(&f.comm)
+                who(&f.at.container),
+                f.at.pid,
+                escape(&f.at.comm)
             );
             if let Some(file) = &f.filename {
                 let _ = write!(line, " {DIM}{}{DIM:#}", escape(file));
@@ -89,11 +84,11 @@ pub fn human(e: &WatchEvent) -> String {
             };
             format!(
                 "{} {style}SETNS{style:#}      {} {what} the host's {} namespace{how}{err}  pid {} {}",
-                s.ts,
-                who(&s.container),
+                s.at.ts,
+                who(&s.at.container),
                 s.nstype,
-                s.pid,
-                escape(&s.comm)
+                s.at.pid,
+                escape(&s.at.comm)
             )
         }
         WatchEvent::NewPidns(n) => {
@@ -103,12 +98,12 @@ pub fn human(e: &WatchEvent) -> String {
             };
             format!(
                 "{} {CYAN}NEW PIDNS{CYAN:#}  {} child {} in pid:[{}], {how}  pid {} {}",
-                n.ts,
-                who(&n.container),
+                n.at.ts,
+                who(&n.at.container),
                 n.child_pid,
                 n.pidns_inode,
-                n.pid,
-                escape(&n.comm)
+                n.at.pid,
+                escape(&n.at.comm)
             )
         }
         WatchEvent::Stats {
@@ -132,10 +127,7 @@ pub fn human(e: &WatchEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        report::{HostMethod, HostPidns},
-        watch::events::MissingProbe,
-    };
+    use crate::report::{HostMethod, HostPidns, MissingProbe};
 
     #[test]
     fn ready_says_what_a_missing_probe_leaves_unseen() {
@@ -164,7 +156,7 @@ mod tests {
             line.contains("1 probes attached; setns into host namespaces (escapes) NOT seen (sys_exit_setns missing)"),
             "{line}"
         );
-        let v: serde_json::Value = serde_json::from_str(&json(&e)).expect("json");
+        let v = serde_json::to_value(&e).expect("json");
         assert_eq!(v["probes_missing"][0]["probe"], "sys_exit_setns");
         assert_eq!(v["probes_missing"][0]["reason"], "tracefs is not mounted");
     }
@@ -175,15 +167,11 @@ mod golden {
     //! The exact JSON lines of every watch event kind: field names, order
     //! and omissions are the documented format (docs/watch-events.md).
     use super::*;
-    use crate::{
-        parse::layout::Runtime,
-        report::{HostMethod, HostPidns, Pod},
-        watch::events::*,
-    };
+    use crate::report::*;
 
-    fn container() -> ContainerRef {
-        ContainerRef {
-            container_id: "c6e9".into(),
+    fn container() -> Identity {
+        Identity {
+            id: "c6e9".into(),
             runtime: Runtime::Kubernetes,
             name: Some("web".into()),
             pod: Some(Pod {
@@ -216,10 +204,12 @@ mod golden {
             },
             WatchEvent::HostPidns(Finding {
                 trigger: Trigger::Exec,
-                pid: 42,
-                comm: "sleep".into(),
-                container: container(),
-                ts: "T1".into(),
+                at: Envelope {
+                    pid: 42,
+                    comm: "sleep".into(),
+                    container: container(),
+                    ts: "T1".into(),
+                },
                 ppid: Some(41),
                 filename: Some("/bin/sleep".into()),
                 clone_flags: Some(CloneFlags::new(0x4100)),
@@ -227,14 +217,16 @@ mod golden {
             }),
             WatchEvent::HostPidns(Finding {
                 trigger: Trigger::Scan,
-                pid: 43,
-                comm: "sh".into(),
-                container: ContainerRef {
-                    name: None,
-                    pod: None,
-                    ..container()
+                at: Envelope {
+                    pid: 43,
+                    comm: "sh".into(),
+                    container: Identity {
+                        name: None,
+                        pod: None,
+                        ..container()
+                    },
+                    ts: "T2".into(),
                 },
-                ts: "T2".into(),
                 ppid: None,
                 filename: None,
                 clone_flags: None,
@@ -248,10 +240,12 @@ mod golden {
                 target_pid: Some(1),
                 compat: true,
                 error: Some("EPERM".into()),
-                pid: 44,
-                comm: "nsenter".into(),
-                container: container(),
-                ts: "T3".into(),
+                at: Envelope {
+                    pid: 44,
+                    comm: "nsenter".into(),
+                    container: container(),
+                    ts: "T3".into(),
+                },
                 ns_inode: Some(4026531840),
                 latency_us: Some(5),
             }),
@@ -263,19 +257,23 @@ mod golden {
                 target_pid: None,
                 compat: false,
                 error: None,
-                pid: 45,
-                comm: "ip".into(),
-                container: container(),
-                ts: "T4".into(),
+                at: Envelope {
+                    pid: 45,
+                    comm: "ip".into(),
+                    container: container(),
+                    ts: "T4".into(),
+                },
                 ns_inode: None,
                 latency_us: None,
             }),
             WatchEvent::NewPidns(NewPidnsEvent {
                 via: NewPidnsVia::UnshareOrSetns,
-                pid: 46,
-                comm: "unshare".into(),
-                container: container(),
-                ts: "T5".into(),
+                at: Envelope {
+                    pid: 46,
+                    comm: "unshare".into(),
+                    container: container(),
+                    ts: "T5".into(),
+                },
                 clone_flags: CloneFlags::new(0x2002_0000),
                 child_pid: 47,
                 pidns_inode: 4026532999,
@@ -299,7 +297,10 @@ mod golden {
 
     #[test]
     fn every_event_kind_serialises_exactly_as_documented() {
-        let got: Vec<String> = every_kind().iter().map(json).collect();
+        let got: Vec<String> = every_kind()
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("json"))
+            .collect();
         if std::env::var_os("PIDNS_BLESS").is_some() {
             println!("{}", got.join("\n"));
         }

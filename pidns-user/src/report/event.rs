@@ -1,8 +1,8 @@
 //! What `pidns watch` reports: one [`WatchEvent`] per output line.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::{parse::layout::Runtime, report::HostPidns};
+use super::{CloneFlags, HostPidns, Identity, Pod, Runtime, ScanReport, Verdict};
 
 /// How a process came to be reported in the host PID namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,14 +40,44 @@ impl Trigger {
     }
 }
 
-/// The container a finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ContainerRef {
-    pub container_id: String,
-    pub runtime: Runtime,
-    pub name: Option<String>,
-    pub pod: Option<crate::report::Pod>,
-    pub cgroup: String,
+/// What every event about a process carries: the process, its container,
+/// and when it happened. Flattened into each event's line, where the
+/// container's id is `container_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub pid: u32,
+    pub comm: String,
+    pub container: Identity,
+    /// RFC 3339, UTC.
+    pub ts: String,
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            pid: u32,
+            comm: &'a str,
+            container_id: &'a str,
+            runtime: Runtime,
+            name: &'a Option<String>,
+            pod: &'a Option<Pod>,
+            cgroup: &'a str,
+            ts: &'a str,
+        }
+        let c = &self.container;
+        Line {
+            pid: self.pid,
+            comm: &self.comm,
+            container_id: &c.id,
+            runtime: c.runtime,
+            name: &c.name,
+            pod: &c.pod,
+            cgroup: &c.cgroup,
+            ts: &self.ts,
+        }
+        .serialize(s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,62 +122,6 @@ pub enum WatchEvent {
     },
 }
 
-/// Clone flags as the kernel used them (`kernel_clone_args.flags`, without
-/// the exit signal), in hex and by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CloneFlags {
-    #[serde(rename = "clone_flags")]
-    pub hex: String,
-    #[serde(rename = "clone_flag_names")]
-    pub names: Vec<&'static str>,
-    #[serde(skip)]
-    pub value: u64,
-}
-
-/// `include/uapi/linux/sched.h`.
-const CLONE_FLAG_NAMES: [(u64, &str); 26] = [
-    (0x0000_0080, "CLONE_NEWTIME"),
-    (0x0000_0100, "CLONE_VM"),
-    (0x0000_0200, "CLONE_FS"),
-    (0x0000_0400, "CLONE_FILES"),
-    (0x0000_0800, "CLONE_SIGHAND"),
-    (0x0000_1000, "CLONE_PIDFD"),
-    (0x0000_2000, "CLONE_PTRACE"),
-    (0x0000_4000, "CLONE_VFORK"),
-    (0x0000_8000, "CLONE_PARENT"),
-    (0x0001_0000, "CLONE_THREAD"),
-    (0x0002_0000, "CLONE_NEWNS"),
-    (0x0004_0000, "CLONE_SYSVSEM"),
-    (0x0008_0000, "CLONE_SETTLS"),
-    (0x0010_0000, "CLONE_PARENT_SETTID"),
-    (0x0020_0000, "CLONE_CHILD_CLEARTID"),
-    (0x0040_0000, "CLONE_DETACHED"),
-    (0x0080_0000, "CLONE_UNTRACED"),
-    (0x0100_0000, "CLONE_CHILD_SETTID"),
-    (0x0200_0000, "CLONE_NEWCGROUP"),
-    (0x0400_0000, "CLONE_NEWUTS"),
-    (0x0800_0000, "CLONE_NEWIPC"),
-    (0x1000_0000, "CLONE_NEWUSER"),
-    (0x2000_0000, "CLONE_NEWPID"),
-    (0x4000_0000, "CLONE_NEWNET"),
-    (0x8000_0000, "CLONE_IO"),
-    (0x2_0000_0000, "CLONE_INTO_CGROUP"),
-];
-
-impl CloneFlags {
-    pub fn new(value: u64) -> CloneFlags {
-        CloneFlags {
-            hex: format!("{value:#x}"),
-            names: CLONE_FLAG_NAMES
-                .iter()
-                .filter(|(bit, _)| value & bit != 0)
-                .map(|(_, name)| *name)
-                .collect(),
-            value,
-        }
-    }
-}
-
 /// How a child came to live in another PID namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -172,16 +146,15 @@ impl NewPidnsVia {
 pub struct NewPidnsEvent {
     pub via: NewPidnsVia,
     /// The parent: a container process in the host PID namespace.
-    pub pid: u32,
-    pub comm: String,
     #[serde(flatten)]
-    pub container: ContainerRef,
-    pub ts: String,
+    pub at: Envelope,
     #[serde(flatten)]
     pub clone_flags: CloneFlags,
     pub child_pid: u32,
     /// The child's PID namespace.
     pub pidns_inode: u32,
+    /// Microseconds from the kernel event to its line (eBPF mode), stamped
+    /// as the line is written: see [`WatchEvent::stamp_latency`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
 }
@@ -189,11 +162,8 @@ pub struct NewPidnsEvent {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     pub trigger: Trigger,
-    pub pid: u32,
-    pub comm: String,
     #[serde(flatten)]
-    pub container: ContainerRef,
-    pub ts: String,
+    pub at: Envelope,
     /// The parent (exec, fork), or the process that moved it (cgroup_attach).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ppid: Option<u32>,
@@ -204,7 +174,8 @@ pub struct Finding {
     /// (`clone_flags` in hex, `clone_flag_names`).
     #[serde(flatten)]
     pub clone_flags: Option<CloneFlags>,
-    /// Microseconds from the kernel event to this line (eBPF mode).
+    /// Microseconds from the kernel event to its line (eBPF mode), stamped
+    /// as the line is written: see [`WatchEvent::stamp_latency`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
 }
@@ -234,14 +205,13 @@ pub struct SetnsEvent {
     /// The error when the kernel refused, e.g. `EPERM`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub pid: u32,
-    pub comm: String,
     #[serde(flatten)]
-    pub container: ContainerRef,
-    pub ts: String,
+    pub at: Envelope,
     /// The namespace joined; absent when a pidfd's target could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ns_inode: Option<u64>,
+    /// Microseconds from the kernel event to its line (eBPF mode), stamped
+    /// as the line is written: see [`WatchEvent::stamp_latency`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
 }
@@ -266,5 +236,160 @@ impl MissingProbe {
                 _ => "events of this probe",
             },
         }
+    }
+}
+
+impl WatchEvent {
+    /// `ready`: watching, after the start-up scan `report`, as of `ts`.
+    pub fn ready(
+        mode: &'static str,
+        probes: Vec<String>,
+        probes_missing: Vec<MissingProbe>,
+        report: &ScanReport,
+        metrics_addr: Option<String>,
+        ts: String,
+    ) -> WatchEvent {
+        WatchEvent::Ready {
+            mode,
+            probes,
+            probes_missing,
+            host_pidns: report.host_pidns.clone(),
+            containers: report.summary.containers,
+            sharing: report.summary.sharing,
+            metrics_addr,
+            pidns_version: env!("CARGO_PKG_VERSION"),
+            ts,
+        }
+    }
+
+    /// Sets how long after its kernel event (in µs) the line of a finding,
+    /// setns or new_pidns event is written. The one place latency is set:
+    /// the output, just before it serialises the line.
+    pub fn stamp_latency(&mut self, us: u64) {
+        match self {
+            WatchEvent::HostPidns(Finding { latency_us, .. })
+            | WatchEvent::Setns(SetnsEvent { latency_us, .. })
+            | WatchEvent::NewPidns(NewPidnsEvent { latency_us, .. }) => *latency_us = Some(us),
+            WatchEvent::Ready { .. } | WatchEvent::Lost { .. } | WatchEvent::Stats { .. } => {}
+        }
+    }
+}
+
+impl Finding {
+    /// A finding with no detail beyond its trigger and envelope.
+    pub fn new(trigger: Trigger, at: Envelope) -> Finding {
+        Finding {
+            trigger,
+            at,
+            ppid: None,
+            filename: None,
+            clone_flags: None,
+            latency_us: None,
+        }
+    }
+
+    /// One finding (trigger `scan` or `poll`) for every host-PID process of
+    /// every container a scan says shares the host PID namespace and is not
+    /// allowed.
+    pub fn from_scan<'r>(
+        report: &'r ScanReport,
+        trigger: Trigger,
+        ts: &'r str,
+    ) -> impl Iterator<Item = Finding> + 'r {
+        report
+            .containers
+            .iter()
+            .filter(|c| c.verdict == Verdict::Shares)
+            .flat_map(move |c| {
+                let container = c.identity();
+                c.host_pidns_processes.iter().map(move |p| {
+                    Finding::new(
+                        trigger,
+                        Envelope {
+                            pid: p.pid,
+                            comm: p.comm.clone().unwrap_or_default(),
+                            container: container.clone(),
+                            ts: ts.to_owned(),
+                        },
+                    )
+                })
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Container, HostMethod, Method, ProcessEvidence, SCHEMA, Summary};
+
+    const ID: &str = "c6e94367ab9335599a46308fb7deaf45f923aae7c1e7f971dc89871f499e4cfc";
+    const HOST: u64 = 4026531836;
+
+    #[test]
+    fn scan_findings_cover_each_host_process() {
+        let mk = |verdict: Verdict| Container {
+            id: ID.into(),
+            runtime: Runtime::Docker,
+            name: Some("hp".into()),
+            pod: None,
+            containerd_namespace: None,
+            cgroup: format!("/docker/{ID}"),
+            enclosed_by: Vec::new(),
+            shares_host_pidns: Some(true),
+            verdict,
+            pids: vec![1, 2],
+            pidns_inodes: vec![HOST],
+            host_pidns_processes: vec![
+                ProcessEvidence {
+                    pid: 1,
+                    comm: Some("a".into()),
+                    pidns_inode: Some(HOST),
+                    method: Method::NsLink,
+                    children_pidns_inode: None,
+                },
+                ProcessEvidence {
+                    pid: 2,
+                    comm: Some("b".into()),
+                    pidns_inode: Some(HOST),
+                    method: Method::NsLink,
+                    children_pidns_inode: None,
+                },
+            ],
+            runtime_pids: vec![],
+            shares_pidns_with: vec![],
+            unknown_reason: None,
+            allowed_by: None,
+        };
+        let report = |c: Container| ScanReport {
+            schema: SCHEMA,
+            pidns_version: "x",
+            proc_root: "/proc".into(),
+            scanned_at: String::new(),
+            duration_ms: 0.0,
+            host_pidns: HostPidns {
+                inode: Some(HOST),
+                method: HostMethod::NsLink,
+                host_pid: 1,
+                inode_source_pid: None,
+                procfs_own: true,
+            },
+            containers: vec![c],
+            summary: Summary::default(),
+            warnings: vec![],
+        };
+        let shares = report(mk(Verdict::Shares));
+        let out: Vec<Finding> = Finding::from_scan(&shares, Trigger::Scan, "T").collect();
+        assert_eq!(
+            out.iter()
+                .map(|f| (f.at.pid, f.at.comm.as_str(), f.at.container.id.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, "a", ID), (2, "b", ID)]
+        );
+        assert!(
+            out.iter()
+                .all(|f| f.trigger == Trigger::Scan && f.at.ts == "T")
+        );
+        let allowed = report(mk(Verdict::Allowed));
+        assert_eq!(Finding::from_scan(&allowed, Trigger::Scan, "T").count(), 0);
     }
 }

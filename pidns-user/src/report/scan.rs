@@ -1,9 +1,9 @@
-//! What a scan found: the data model that renderers format. Serialized as the
-//! stable `--format json` schema (documented in docs/json-schema.md).
+//! What a scan found. Serialized as the stable `--format json` schema
+//! (documented in docs/json-schema.md).
 
 use serde::Serialize;
 
-use crate::parse::layout::Runtime;
+use super::{Identity, Pod, Runtime};
 
 pub const SCHEMA: &str = "pidns.scan/v1";
 
@@ -93,7 +93,7 @@ pub struct Container {
     pub cgroup: String,
     /// Containers whose cgroups enclose this one (Docker in Docker, a kind
     /// node around its pods), outermost first; empty when not nested.
-    pub enclosed_by: Vec<Enclosing>,
+    pub enclosed_by: Vec<Identity>,
     /// `null` when unknown.
     pub shares_host_pidns: Option<bool>,
     pub verdict: Verdict,
@@ -115,21 +115,17 @@ pub struct Container {
     pub allowed_by: Option<String>,
 }
 
-/// A container that encloses another's cgroup.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Enclosing {
-    pub id: String,
-    pub runtime: Runtime,
-    pub name: Option<String>,
-    pub pod: Option<Pod>,
-    pub cgroup: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Pod {
-    pub uid: Option<String>,
-    pub name: Option<String>,
-    pub namespace: Option<String>,
+impl Container {
+    /// Which container this is, as watch events name it.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            id: self.id.clone(),
+            runtime: self.runtime,
+            name: self.name.clone(),
+            pod: self.pod.clone(),
+            cgroup: self.cgroup.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,7 +4,7 @@ use std::os::unix::fs::MetadataExt as _;
 
 use pidns_ebpf::{NS_PID, NS_TYPES};
 
-use crate::{procfs::ProcRoot, report::HostPidns};
+use crate::{parse::stat, procfs::ProcRoot, report::HostPidns};
 
 /// Where a host namespace's inode was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +22,14 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct HostNamespaces {
     /// Inodes by [`NS_TYPES`] index; 0 when unknown.
-    pub inums: [u32; 8],
-    pub sources: [Source; 8],
+    pub inums: [u32; NS_TYPES.len()],
+    pub sources: [Source; NS_TYPES.len()],
 }
 
 impl HostNamespaces {
     pub fn find(proc: &ProcRoot, host: &HostPidns) -> HostNamespaces {
-        let mut inums = [0u32; 8];
-        let mut sources = [Source::Unknown; 8];
+        let mut inums = [0u32; NS_TYPES.len()];
+        let mut sources = [Source::Unknown; NS_TYPES.len()];
         let kthread = kernel_thread(proc);
         for (i, (_, name)) in NS_TYPES.iter().enumerate() {
             let candidates = [
@@ -77,7 +77,7 @@ pub fn nsfs_dev() -> std::io::Result<u64> {
 pub enum Owner {
     /// Not a container's: a host process.
     Host,
-    Container(crate::engine::ContainerKey),
+    Container(crate::report::ContainerKey),
     /// Gone, or its cgroup unreadable.
     Unknown,
 }
@@ -101,69 +101,49 @@ pub fn host_holder(
 pub fn oldest(
     proc: &ProcRoot,
     pids: impl IntoIterator<Item = u32>,
-) -> Option<(u32, [Option<u64>; 8])> {
+) -> Option<(u32, [Option<u64>; NS_TYPES.len()])> {
     let mut buf = Vec::new();
     let (pid, _) = pids
         .into_iter()
         .filter_map(|pid| {
             proc.read_into(pid, "stat", &mut buf).ok()?;
-            Some((pid, starttime(&buf)?))
+            Some((pid, stat::starttime(&buf)?))
         })
         .min_by_key(|&(pid, start)| (start, pid))?;
-    let mut inodes = [None; 8];
+    let mut inodes = [None; NS_TYPES.len()];
     for (slot, (_, name)) in inodes.iter_mut().zip(NS_TYPES) {
         *slot = proc.ns_inode(pid, name).ok();
     }
     Some((pid, inodes))
 }
 
-/// A process's start time (clock ticks after boot) from its `stat`.
-pub fn starttime(stat: &[u8]) -> Option<u64> {
-    use procfs::FromRead as _;
-    procfs::process::Stat::from_read(stat)
-        .ok()
-        .map(|s| s.starttime)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const STAT: &str = "4242 (my (odd) comm) S 1 4242 4242 0 -1 4194560 109 0 0 0 0 0 0 0 20 0 1 0 987654 2367488 189 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+    use crate::testutil::Tree;
 
-    #[test]
-    fn start_time_from_stat() {
-        assert_eq!(starttime(STAT.as_bytes()), Some(987654));
-        assert_eq!(starttime(b"garbage"), None);
-    }
-
-    fn fixture() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().expect("tmp");
+    fn fixture() -> Tree {
+        let tree = Tree::new();
         // (pid, start, mnt, net)
         for (pid, start, mnt, net) in [
             (10, 500, 4026531840u64, 4026531992u64),
             (11, 400, 4026532500, 4026532600),
             (12, 900, 4026532500, 4026532700),
         ] {
-            let p = dir.path().join(pid.to_string());
-            std::fs::create_dir_all(p.join("ns")).expect("dirs");
-            std::fs::write(
-                p.join("stat"),
-                STAT.replace("4242", &pid.to_string())
-                    .replace("987654", &start.to_string()),
-            )
-            .expect("stat");
-            std::os::unix::fs::symlink(format!("mnt:[{mnt}]"), p.join("ns/mnt")).expect("ln");
-            std::os::unix::fs::symlink(format!("net:[{net}]"), p.join("ns/net")).expect("ln");
+            tree.pid(pid)
+                .stat("my (odd) comm", 1, start)
+                .ns("mnt", mnt)
+                .ns("net", net);
         }
-        dir
+        tree
     }
 
     #[test]
     fn holders_are_found_by_link_text_and_owner() {
-        let dir = fixture();
-        let proc = ProcRoot::open(dir.path()).expect("proc");
-        let key = crate::engine::ContainerKey {
+        let tree = fixture();
+        let proc = tree.proc();
+        let key = crate::report::ContainerKey {
             runtime: crate::parse::layout::Runtime::Docker,
             id: "c".into(),
             cgroup: "/docker/c".into(),

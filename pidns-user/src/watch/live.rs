@@ -4,14 +4,20 @@ use std::{collections::HashSet, time::Duration};
 
 use anyhow::Context as _;
 
+use pidns_ebpf::Event;
+
 use super::{
     Output, Stop, WatchOptions,
-    attribute::{Action, Attributor, decode, monotonic_ns, now_rfc3339},
+    attribute::{Action, Attributor},
     cgroupfs,
+    clock::now_rfc3339,
     ebpf::Probes,
-    events::{MissingProbe, Trigger, WatchEvent},
 };
-use crate::{engine, procfs::ProcRoot, report::HostPidns};
+use crate::{
+    engine,
+    procfs::ProcRoot,
+    report::{ContainerKey, Finding, HostPidns, MissingProbe, Trigger, WatchEvent},
+};
 
 const MAX_CGROUPS_WALKED: usize = 200_000;
 
@@ -37,8 +43,7 @@ impl Loop<'_> {
             match a {
                 Action::Emit(e) => {
                     if let WatchEvent::HostPidns(f) = e.as_ref() {
-                        self.reported
-                            .insert((f.container.container_id.clone(), f.pid));
+                        self.reported.insert((f.at.container.id.clone(), f.at.pid));
                     }
                     match ktime_ns {
                         Some(k) => self.out.emit_kernel_event(*e, k),
@@ -58,10 +63,16 @@ impl Loop<'_> {
     fn drain(&mut self, attr: &mut Attributor) -> anyhow::Result<usize> {
         let mut n = 0;
         // Each record is copied out, which hands its slot back to the kernel.
-        while let Some(next) = self.probes.ring.get_mut().next().map(|item| decode(&item)) {
+        while let Some(next) = self
+            .probes
+            .ring
+            .get_mut()
+            .next()
+            .map(|item| Event::decode(&item))
+        {
             n += 1;
             let Some(ev) = next else { continue };
-            let actions = attr.handle(&ev, monotonic_ns());
+            let actions = attr.handle(&ev);
             self.apply(actions, Some(ev.ktime_ns));
             if n % FLUSH_EVERY == 0 {
                 self.out.flush().context("writing to stdout")?;
@@ -83,23 +94,33 @@ impl Loop<'_> {
         };
         self.out.metrics.scanned(&report);
         let mut current = HashSet::new();
-        let mut actions = Vec::new();
-        for a in Attributor::scan_findings(&report, Trigger::Scan) {
-            if let Action::Emit(e) = &a
-                && let WatchEvent::HostPidns(f) = e.as_ref()
-            {
-                let key = (f.container.container_id.clone(), f.pid);
-                let new = !self.reported.contains(&key);
-                current.insert(key);
-                if !new {
-                    continue;
-                }
+        let mut fresh = Vec::new();
+        for f in Finding::from_scan(&report, Trigger::Scan, &now_rfc3339()) {
+            let key = (f.at.container.id.clone(), f.at.pid);
+            if !self.reported.contains(&key) {
+                fresh.push(f);
             }
-            actions.push(a);
+            current.insert(key);
         }
-        self.apply(actions, None);
+        self.report_scanned(fresh);
         // Exited processes drop out, so a reused pid is reported again.
         self.reported = current;
+    }
+
+    /// Reports findings of a full scan, and has the kernel report their
+    /// processes' children.
+    fn report_scanned(&mut self, findings: Vec<Finding>) {
+        let actions = findings
+            .into_iter()
+            .flat_map(|f| {
+                let pid = f.at.pid;
+                [
+                    Action::emit(WatchEvent::HostPidns(f)),
+                    Action::TrackTask { pid },
+                ]
+            })
+            .collect();
+        self.apply(actions, None);
     }
 }
 
@@ -107,6 +128,7 @@ pub async fn run(
     opts: &WatchOptions,
     proc: ProcRoot,
     host: HostPidns,
+    own: Option<ContainerKey>,
     mut probes: Probes,
     out: &mut Output,
 ) -> anyhow::Result<()> {
@@ -118,11 +140,104 @@ pub async fn run(
     let mut attr = Attributor::new(
         proc,
         opts.scan.allow.clone(),
+        own,
         opts.scan.names.clone(),
         opts.host_root.clone(),
         &host,
     );
-    // Classify every cgroup that exists now; new ones arrive as mkdir events.
+    classify_existing(opts, &mut attr, &mut probes);
+    let missing = missing_probes(&probes);
+
+    let report = engine::scan(&opts.scan).context("start-up scan")?;
+    out.metrics.scanned(&report);
+    let attached = probes.attached.clone();
+    let mut lp = Loop {
+        probes,
+        out,
+        reported: HashSet::new(),
+    };
+    lp.report_scanned(Finding::from_scan(&report, Trigger::Scan, &now_rfc3339()).collect());
+    let addr = lp.out.metrics_addr.map(|a| a.to_string());
+    lp.out.emit(&WatchEvent::ready(
+        "ebpf",
+        attached,
+        missing,
+        &report,
+        addr,
+        now_rfc3339(),
+    ));
+    lp.out.flush().context("writing to stdout")?;
+
+    // Counted from zero: events lost while the start-up scan ran are lost
+    // too, and reading a baseline here would race with a burst that fills
+    // the ring between `ready` and this line.
+    let mut lost_seen = 0;
+    lp.watch(opts, &mut attr, &mut stop, &mut lost_seen).await?;
+    // Flush what the kernel already handed over, then detach (dropping the probes).
+    lp.drain(&mut attr)?;
+    report_lost(&lp.probes, &mut lost_seen, lp.out);
+    lp.out.emit(&attr.stats(lost_seen));
+    lp.out.flush().context("writing to stdout")?;
+    drop(lp);
+    Ok(())
+}
+
+impl Loop<'_> {
+    /// Until stopped: drain the ring buffer as it fills, report lost
+    /// events each second, and rescan if asked to.
+    async fn watch(
+        &mut self,
+        opts: &WatchOptions,
+        attr: &mut Attributor,
+        stop: &mut Stop,
+        lost_seen: &mut u64,
+    ) -> anyhow::Result<()> {
+        let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut rescan = opts
+            .rescan
+            .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
+        // The kernel wakes us at most once a millisecond per CPU; after a drain
+        // that found events, drain again shortly for those that did not wake us.
+        let drain_after = Duration::from_nanos(pidns_ebpf::DRAIN_AFTER_NS);
+        let mut backstop: Option<tokio::time::Instant> = None;
+        loop {
+            let backstop_due = async {
+                match backstop {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let rescan_due = async {
+                match rescan.as_mut() {
+                    Some(every) => {
+                        every.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                guard = self.probes.ring.readable_mut() => {
+                    // Readiness is cleared before draining: a record that arrives
+                    // during the drain wakes us again instead of waiting.
+                    guard.context("waiting on the ring buffer")?.clear_ready();
+                    self.drain(attr)?;
+                    backstop = Some(tokio::time::Instant::now() + drain_after);
+                }
+                () = backstop_due => {
+                    let n = self.drain(attr)?;
+                    backstop = (n > 0).then(|| tokio::time::Instant::now() + drain_after);
+                }
+                () = rescan_due => self.rescan(opts),
+                _ = lost_tick.tick() => report_lost(&self.probes, lost_seen, self.out),
+                () = stop.wait() => return Ok(()),
+            }
+            self.out.flush().context("writing to stdout")?;
+        }
+    }
+}
+
+/// Classifies every cgroup that exists now; new ones arrive as mkdir events.
+fn classify_existing(opts: &WatchOptions, attr: &mut Attributor, probes: &mut Probes) {
     match opts
         .cgroup_root
         .as_deref()
@@ -141,6 +256,11 @@ pub async fn run(
             "pidns watch: no cgroup v2 hierarchy mounted here (--cgroup-root); existing cgroups are classified as their processes show up"
         ),
     }
+}
+
+/// The optional probes that could not be attached, each said on stderr
+/// with what goes unseen without it.
+fn missing_probes(probes: &Probes) -> Vec<MissingProbe> {
     let missing: Vec<MissingProbe> = probes
         .skipped
         .iter()
@@ -159,81 +279,7 @@ pub async fn run(
             }
         );
     }
-
-    let report = engine::scan(&opts.scan).context("start-up scan")?;
-    out.metrics.scanned(&report);
-    let attached = probes.attached.clone();
-    let mut lp = Loop {
-        probes,
-        out,
-        reported: HashSet::new(),
-    };
-    lp.apply(Attributor::scan_findings(&report, Trigger::Scan), None);
-    lp.out.emit(&WatchEvent::Ready {
-        mode: "ebpf",
-        probes: attached,
-        probes_missing: missing,
-        host_pidns: report.host_pidns.clone(),
-        containers: report.summary.containers,
-        sharing: report.summary.sharing,
-        metrics_addr: lp.out.metrics_addr.map(|a| a.to_string()),
-        pidns_version: env!("CARGO_PKG_VERSION"),
-        ts: now_rfc3339(),
-    });
-    lp.out.flush().context("writing to stdout")?;
-
-    // Counted from zero: events lost while the start-up scan ran are lost
-    // too, and reading a baseline here would race with a burst that fills
-    // the ring between `ready` and this line.
-    let mut lost_seen = 0;
-    let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
-    let mut rescan = opts
-        .rescan
-        .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
-    // The kernel wakes us at most once a millisecond per CPU; after a drain
-    // that found events, drain again shortly for those that did not wake us.
-    let drain_after = Duration::from_nanos(pidns_ebpf::DRAIN_AFTER_NS);
-    let mut backstop: Option<tokio::time::Instant> = None;
-    loop {
-        let backstop_due = async {
-            match backstop {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        let rescan_due = async {
-            match rescan.as_mut() {
-                Some(every) => {
-                    every.tick().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            guard = lp.probes.ring.readable_mut() => {
-                // Readiness is cleared before draining: a record that arrives
-                // during the drain wakes us again instead of waiting.
-                guard.context("waiting on the ring buffer")?.clear_ready();
-                lp.drain(&mut attr)?;
-                backstop = Some(tokio::time::Instant::now() + drain_after);
-            }
-            () = backstop_due => {
-                let n = lp.drain(&mut attr)?;
-                backstop = (n > 0).then(|| tokio::time::Instant::now() + drain_after);
-            }
-            () = rescan_due => lp.rescan(opts),
-            _ = lost_tick.tick() => report_lost(&lp.probes, &mut lost_seen, lp.out),
-            () = stop.wait() => break,
-        }
-        lp.out.flush().context("writing to stdout")?;
-    }
-    // Flush what the kernel already handed over, then detach (dropping the probes).
-    lp.drain(&mut attr)?;
-    report_lost(&lp.probes, &mut lost_seen, lp.out);
-    lp.out.emit(&attr.stats(lost_seen));
-    lp.out.flush().context("writing to stdout")?;
-    drop(lp);
-    Ok(())
+    missing
 }
 
 fn report_lost(probes: &Probes, seen: &mut u64, out: &mut Output) {

@@ -12,9 +12,9 @@
 pub mod attribute;
 pub mod btf;
 pub mod cgroupfs;
+pub mod clock;
 #[cfg(pidns_ebpf)]
 pub mod ebpf;
-pub mod events;
 pub mod hostns;
 pub mod metrics;
 pub mod output;
@@ -88,11 +88,9 @@ pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
         let proc = ProcRoot::open(&opts.scan.proc_root).map_err(WatchError::from)?;
         proc.pids().map_err(WatchError::from)?;
         let host = engine::host_pidns(&proc, opts.scan.host_pid, None).map_err(WatchError::from)?;
-        // pidns's own container shares the host PID namespace by design: allowed.
-        let mut opts = opts;
-        if let Some(own) = engine::own_container(&proc) {
-            opts.scan.allow.push(own.id);
-        }
+        // pidns's own container shares the host PID namespace by design:
+        // allowed, as `scan` allows it.
+        let own = engine::own_container(&proc);
         let metrics = std::sync::Arc::new(metrics::Metrics::new());
         let metrics_addr = match opts.metrics_addr {
             Some(addr) => {
@@ -109,11 +107,11 @@ pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
         match opts.mode {
             Mode::Procfs => poll::run(&opts, &mut out).await,
             Mode::Ebpf => match start_ebpf(&opts, &proc, &host) {
-                Ok(probes) => live::run(&opts, proc, host, probes, &mut out).await,
+                Ok(probes) => live::run(&opts, proc, host, own, probes, &mut out).await,
                 Err(reason) => Err(WatchError::Ebpf(reason).into()),
             },
             Mode::Auto => match start_ebpf(&opts, &proc, &host) {
-                Ok(probes) => live::run(&opts, proc, host, probes, &mut out).await,
+                Ok(probes) => live::run(&opts, proc, host, own, probes, &mut out).await,
                 Err(reason) => {
                     eprintln!(
                         "pidns watch: eBPF unavailable ({reason}); polling /proc every {:?} instead",
@@ -133,6 +131,7 @@ mod live {
         _: &super::WatchOptions,
         _: crate::procfs::ProcRoot,
         _: crate::report::HostPidns,
+        _: Option<crate::report::ContainerKey>,
         _: Probes,
         _: &mut super::Output,
     ) -> anyhow::Result<()> {

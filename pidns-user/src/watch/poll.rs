@@ -5,29 +5,11 @@ use std::collections::HashSet;
 
 use anyhow::Context as _;
 
-use super::{
-    Output, Stop, WatchOptions,
-    attribute::{Action, Attributor, now_rfc3339},
-    events::{Trigger, WatchEvent},
+use super::{Output, Stop, WatchOptions, clock::now_rfc3339};
+use crate::{
+    engine,
+    report::{Finding, Trigger, WatchEvent},
 };
-use crate::engine;
-
-fn host_processes(actions: Vec<Action>) -> Vec<(String, u32, WatchEvent)> {
-    actions
-        .into_iter()
-        .filter_map(|a| match a {
-            Action::Emit(e) => match *e {
-                WatchEvent::HostPidns(f) => Some((
-                    f.container.container_id.clone(),
-                    f.pid,
-                    WatchEvent::HostPidns(f),
-                )),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
-}
 
 pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
     let mut stop = Stop::new(opts.duration)?;
@@ -36,21 +18,19 @@ pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
     let report = engine::scan(&opts.scan).context("start-up scan")?;
     out.metrics.scanned(&report);
     let mut seen = HashSet::new();
-    for (id, pid, event) in host_processes(Attributor::scan_findings(&report, Trigger::Scan)) {
-        out.emit(&event);
-        seen.insert((id, pid));
+    for f in Finding::from_scan(&report, Trigger::Scan, &now_rfc3339()) {
+        seen.insert((f.at.container.id.clone(), f.at.pid));
+        out.emit(&WatchEvent::HostPidns(f));
     }
-    out.emit(&WatchEvent::Ready {
-        mode: "procfs",
-        probes: Vec::new(),
-        probes_missing: Vec::new(),
-        host_pidns: report.host_pidns.clone(),
-        containers: report.summary.containers,
-        sharing: report.summary.sharing,
-        metrics_addr: out.metrics_addr.map(|a| a.to_string()),
-        pidns_version: env!("CARGO_PKG_VERSION"),
-        ts: now_rfc3339(),
-    });
+    let addr = out.metrics_addr.map(|a| a.to_string());
+    out.emit(&WatchEvent::ready(
+        "procfs",
+        Vec::new(),
+        Vec::new(),
+        &report,
+        addr,
+        now_rfc3339(),
+    ));
     out.flush().context("writing to stdout")?;
 
     let mut tick = tokio::time::interval(opts.interval);
@@ -68,11 +48,12 @@ pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
                 };
                 out.metrics.scanned(&report);
                 let mut now = HashSet::new();
-                for (id, pid, event) in host_processes(Attributor::scan_findings(&report, Trigger::Poll)) {
-                    if !seen.contains(&(id.clone(), pid)) {
-                        out.emit(&event);
+                for f in Finding::from_scan(&report, Trigger::Poll, &now_rfc3339()) {
+                    let key = (f.at.container.id.clone(), f.at.pid);
+                    if !seen.contains(&key) {
+                        out.emit(&WatchEvent::HostPidns(f));
                     }
-                    now.insert((id, pid));
+                    now.insert(key);
                 }
                 seen = now;
                 out.flush().context("writing to stdout")?;

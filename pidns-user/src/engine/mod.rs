@@ -1,0 +1,48 @@
+//! The engine that `scan` and `watch` share: which processes belong to which
+//! container, and whether each lives in the host PID namespace.
+//!
+//! It works from the collector's facts alone (cgroup files, namespace links,
+//! `NSpid`), never from a runtime's API.
+//!
+//! - [`placement`]: a process's container, from its cgroup file;
+//! - [`runtime_process`]: telling a runtime's own processes from the container's;
+//! - [`ancestry`]: a containerd shim among a process's ancestors;
+//! - [`host`]: the host PID namespace, and whether a process lives in it;
+//! - [`scan`]: the one-shot scan, as its steps (place, gather, judge, tally).
+
+pub mod ancestry;
+pub mod host;
+pub mod placement;
+pub mod runtime_process;
+pub mod scan;
+
+use std::path::PathBuf;
+
+pub use ancestry::Ancestry;
+pub use host::host_pidns;
+pub use placement::{Placement, own_container, placement, refine_runtime};
+pub use runtime_process::{Unverified, is_runtime_process, verify_runtime_process};
+pub use scan::scan;
+
+use crate::{allow::AllowList, names::NameResolver};
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub proc_root: PathBuf,
+    /// The process whose PID namespace is the host's; PID 1 by default.
+    pub host_pid: Option<u32>,
+    pub allow: AllowList,
+    pub names: Option<NameResolver>,
+    /// Read `comm` and `ns/pid_for_children` for at most this many host-PID
+    /// processes per container (`None`: all of them).
+    pub evidence_detail: Option<usize>,
+    /// The host filesystem root where runtimes keep their state (`/` for the
+    /// live /proc), to tell Docker's `--cgroup-parent` containers from
+    /// containerd's ([`refine_runtime`]). Independent of names.
+    pub state_root: Option<PathBuf>,
+}
+
+/// The default for [`ScanOptions::evidence_detail`] in `pidns scan`: the
+/// verdict needs one host-PID process that is not a runtime's, so that is
+/// what is read in detail; the others are listed by pid, inode and method.
+pub const EVIDENCE_DETAIL: usize = 1;

@@ -1,0 +1,17 @@
+//! The data model: what a scan found and what watch reports. Collectors and
+//! the engine fill it, renderers format it; it reads nothing itself.
+
+pub mod clone_flags;
+pub mod event;
+pub mod identity;
+pub mod scan;
+
+pub use clone_flags::CloneFlags;
+pub use event::{
+    Envelope, Finding, MissingProbe, NewPidnsEvent, NewPidnsVia, SetnsEvent, SetnsVia, Trigger,
+    WatchEvent,
+};
+pub use identity::{ContainerKey, Identity, Pod, Runtime};
+pub use scan::{
+    Container, HostMethod, HostPidns, Method, ProcessEvidence, SCHEMA, ScanReport, Summary, Verdict,
+};
