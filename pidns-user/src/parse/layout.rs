@@ -222,32 +222,7 @@ fn classify_segment(
     }
 
     if let Some(scope) = text.strip_suffix(".scope") {
-        let prefixed = [
-            ("docker-", Docker, Container),
-            ("cri-containerd-", Containerd, Container),
-            ("crio-conmon-", CriO, Monitor),
-            ("crio-", CriO, Container),
-            ("libpod-conmon-", Podman, Monitor),
-            ("libpod-", Podman, Container),
-        ];
-        for (prefix, runtime, role) in prefixed {
-            if let Some(id) = scope.strip_prefix(prefix) {
-                return is_hex_id(id).then(|| (runtime, id.to_owned(), role));
-            }
-        }
-        if let Some(name) = scope.strip_prefix("machine-")
-            && parent == Some(b"machine.slice")
-        {
-            let name = unescape_systemd(name);
-            // libvirt registers its VMs here too; qemu is not a container.
-            let id = if name.starts_with("qemu-") {
-                String::new()
-            } else {
-                name
-            };
-            return Some((SystemdNspawn, id, Container));
-        }
-        return None;
+        return classify_scope(scope, parent);
     }
 
     if let Some(name) = text
@@ -290,6 +265,40 @@ fn classify_segment(
         }
         _ => None,
     }
+}
+
+/// A systemd scope unit (`<prefix>-<id>.scope`, without `.scope`): Docker,
+/// containerd, CRI-O and Podman containers and monitors, and nspawn machines
+/// under `machine.slice`.
+fn classify_scope(scope: &str, parent: Option<&[u8]>) -> Option<(Runtime, String, Role)> {
+    use Role::*;
+    use Runtime::*;
+    let prefixed = [
+        ("docker-", Docker, Container),
+        ("cri-containerd-", Containerd, Container),
+        ("crio-conmon-", CriO, Monitor),
+        ("crio-", CriO, Container),
+        ("libpod-conmon-", Podman, Monitor),
+        ("libpod-", Podman, Container),
+    ];
+    for (prefix, runtime, role) in prefixed {
+        if let Some(id) = scope.strip_prefix(prefix) {
+            return is_hex_id(id).then(|| (runtime, id.to_owned(), role));
+        }
+    }
+    if let Some(name) = scope.strip_prefix("machine-")
+        && parent == Some(b"machine.slice")
+    {
+        let name = unescape_systemd(name);
+        // libvirt registers its VMs here too; qemu is not a container.
+        let id = if name.starts_with("qemu-") {
+            String::new()
+        } else {
+            name
+        };
+        return Some((SystemdNspawn, id, Container));
+    }
+    None
 }
 
 /// Kubernetes pod UID from the `pod<uid>` (cgroupfs) or `kubepods[-<qos>]-pod<uid>.slice`

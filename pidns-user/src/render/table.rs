@@ -3,10 +3,19 @@
 use std::fmt::Write as _;
 
 use super::{BOLD, DIM, RED, display_name, enclosure, escape, label, short_id, verdict_style};
-use crate::report::{HostMethod, ScanReport, Verdict};
+use crate::report::{Container, HostMethod, Method, ScanReport, Verdict};
 
 pub fn render(r: &ScanReport) -> String {
     let mut out = String::new();
+    host_line(&mut out, r);
+    containers(&mut out, r);
+    evidence(&mut out, r);
+    summary(&mut out, r);
+    out
+}
+
+/// Which namespace is the host's, and how that was established.
+fn host_line(out: &mut String, r: &ScanReport) {
     let host = match (r.host_pidns.inode, r.host_pidns.method) {
         (Some(ino), HostMethod::NsLink) => {
             format!("pid:[{ino}] (ns/pid of PID {})", r.host_pidns.host_pid)
@@ -22,7 +31,10 @@ pub fn render(r: &ScanReport) -> String {
         ),
     };
     let _ = writeln!(out, "{BOLD}Host PID namespace{BOLD:#}: {host}");
+}
 
+/// One aligned row per container.
+fn containers(out: &mut String, r: &ScanReport) {
     if r.containers.is_empty() {
         let _ = writeln!(
             out,
@@ -82,7 +94,10 @@ pub fn render(r: &ScanReport) -> String {
             );
         }
     }
+}
 
+/// Why each sharing (or unknown) container is flagged.
+fn evidence(out: &mut String, r: &ScanReport) {
     let flagged: Vec<_> = r
         .containers
         .iter()
@@ -100,41 +115,7 @@ pub fn render(r: &ScanReport) -> String {
                 escape(&c.cgroup),
                 enclosure(c)
             );
-            // The first host-PID process of a container is read in detail;
-            // the others are listed (all in detail with --all-evidence).
-            let (detailed, rest): (Vec<_>, Vec<_>) = c
-                .host_pidns_processes
-                .iter()
-                .partition(|p| p.comm.is_some() || p.children_pidns_inode.is_some());
-            for p in detailed {
-                let comm = escape(p.comm.as_deref().unwrap_or("?"));
-                let how = match (p.pidns_inode, p.method) {
-                    (Some(ino), crate::report::Method::NsLink) => {
-                        format!("ns/pid is pid:[{ino}], the host's")
-                    }
-                    (_, _) => "NSpid has a single entry".to_owned(),
-                };
-                let children = match p.children_pidns_inode {
-                    Some(ino) if Some(ino) != r.host_pidns.inode => {
-                        format!("; its children get pid:[{ino}]")
-                    }
-                    _ => String::new(),
-                };
-                let _ = writeln!(out, "    pid {} {comm}: {how}{children}", p.pid);
-            }
-            if !rest.is_empty() {
-                const SHOWN: usize = 12;
-                let mut pids: Vec<String> =
-                    rest.iter().take(SHOWN).map(|p| p.pid.to_string()).collect();
-                if rest.len() > SHOWN {
-                    pids.push(format!("and {} more", rest.len() - SHOWN));
-                }
-                let _ = writeln!(
-                    out,
-                    "    also in the host PID namespace: pids {}",
-                    pids.join(", ")
-                );
-            }
+            processes(out, r, c);
             if let Some(by) = &c.allowed_by {
                 let _ = writeln!(out, "    allowed by {}", escape(by));
             }
@@ -143,7 +124,45 @@ pub fn render(r: &ScanReport) -> String {
             }
         }
     }
+}
 
+/// A flagged container's host-PID processes: the first read in detail, the
+/// others listed (all in detail with --all-evidence).
+fn processes(out: &mut String, r: &ScanReport, c: &Container) {
+    let (detailed, rest): (Vec<_>, Vec<_>) = c
+        .host_pidns_processes
+        .iter()
+        .partition(|p| p.comm.is_some() || p.children_pidns_inode.is_some());
+    for p in detailed {
+        let comm = escape(p.comm.as_deref().unwrap_or("?"));
+        let how = match (p.pidns_inode, p.method) {
+            (Some(ino), Method::NsLink) => format!("ns/pid is pid:[{ino}], the host's"),
+            (_, _) => "NSpid has a single entry".to_owned(),
+        };
+        let children = match p.children_pidns_inode {
+            Some(ino) if Some(ino) != r.host_pidns.inode => {
+                format!("; its children get pid:[{ino}]")
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "    pid {} {comm}: {how}{children}", p.pid);
+    }
+    if !rest.is_empty() {
+        const SHOWN: usize = 12;
+        let mut pids: Vec<String> = rest.iter().take(SHOWN).map(|p| p.pid.to_string()).collect();
+        if rest.len() > SHOWN {
+            pids.push(format!("and {} more", rest.len() - SHOWN));
+        }
+        let _ = writeln!(
+            out,
+            "    also in the host PID namespace: pids {}",
+            pids.join(", ")
+        );
+    }
+}
+
+/// The verdict in one sentence, the counts, and the warnings.
+fn summary(out: &mut String, r: &ScanReport) {
     let s = &r.summary;
     let _ = writeln!(out);
     if s.sharing > 0 {
@@ -185,7 +204,6 @@ pub fn render(r: &ScanReport) -> String {
     for w in &r.warnings {
         let _ = writeln!(out, "{DIM}warning: {}{DIM:#}", escape(w));
     }
-    out
 }
 
 fn verdict_word(v: Verdict) -> &'static str {

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{BOLD, CYAN, DIM, RED, YELLOW, escape, short_id};
-use crate::report::{Identity, NewPidnsVia, WatchEvent};
+use crate::report::{Finding, Identity, NewPidnsEvent, NewPidnsVia, SetnsEvent, WatchEvent};
 
 fn who(c: &Identity) -> String {
     let mut s = format!("{} {}", c.runtime, escape(short_id(&c.id)));
@@ -46,66 +46,9 @@ pub fn human(e: &WatchEvent) -> String {
                 "{BOLD}ready{BOLD:#}: watching {containers} containers ({sharing} in the host PID namespace) against {ns}; {how}"
             )
         }
-        WatchEvent::HostPidns(f) => {
-            let mut line = format!(
-                "{} {RED}HOST PIDNS{RED:#} {:<13} {}  pid {} {}",
-                f.at.ts,
-                f.trigger.as_str(),
-                who(&f.at.container),
-                f.at.pid,
-                escape(&f.at.comm)
-            );
-            if let Some(file) = &f.filename {
-                let _ = write!(line, " {DIM}{}{DIM:#}", escape(file));
-            }
-            if let Some(flags) = &f.clone_flags
-                && !flags.names.is_empty()
-            {
-                let _ = write!(line, " {DIM}{}{DIM:#}", flags.names.join("|"));
-            }
-            line
-        }
-        WatchEvent::Setns(s) => {
-            let (style, what) = if s.ok {
-                (RED, "joined")
-            } else {
-                (YELLOW, "tried to join")
-            };
-            let err = s
-                .error
-                .as_deref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default();
-            let how = match (s.target_pid, s.compat) {
-                (Some(t), false) => format!(" (pidfd of pid {t})"),
-                (Some(t), true) => format!(" (pidfd of pid {t}, 32-bit syscall)"),
-                (None, true) => " (32-bit syscall)".to_owned(),
-                (None, false) => String::new(),
-            };
-            format!(
-                "{} {style}SETNS{style:#}      {} {what} the host's {} namespace{how}{err}  pid {} {}",
-                s.at.ts,
-                who(&s.at.container),
-                s.nstype,
-                s.at.pid,
-                escape(&s.at.comm)
-            )
-        }
-        WatchEvent::NewPidns(n) => {
-            let how = match n.via {
-                NewPidnsVia::Clone => "cloned with CLONE_NEWPID",
-                NewPidnsVia::UnshareOrSetns => "after unshare/setns of its PID namespace",
-            };
-            format!(
-                "{} {CYAN}NEW PIDNS{CYAN:#}  {} child {} in pid:[{}], {how}  pid {} {}",
-                n.at.ts,
-                who(&n.at.container),
-                n.child_pid,
-                n.pidns_inode,
-                n.at.pid,
-                escape(&n.at.comm)
-            )
-        }
+        WatchEvent::HostPidns(f) => finding(f),
+        WatchEvent::Setns(s) => setns(s),
+        WatchEvent::NewPidns(n) => new_pidns(n),
         WatchEvent::Stats {
             events,
             unattributed,
@@ -122,6 +65,69 @@ pub fn human(e: &WatchEvent) -> String {
             )
         }
     }
+}
+
+fn finding(f: &Finding) -> String {
+    let mut line = format!(
+        "{} {RED}HOST PIDNS{RED:#} {:<13} {}  pid {} {}",
+        f.at.ts,
+        f.trigger.as_str(),
+        who(&f.at.container),
+        f.at.pid,
+        escape(&f.at.comm)
+    );
+    if let Some(file) = &f.filename {
+        let _ = write!(line, " {DIM}{}{DIM:#}", escape(file));
+    }
+    if let Some(flags) = &f.clone_flags
+        && !flags.names.is_empty()
+    {
+        let _ = write!(line, " {DIM}{}{DIM:#}", flags.names.join("|"));
+    }
+    line
+}
+
+fn setns(s: &SetnsEvent) -> String {
+    let (style, what) = if s.ok {
+        (RED, "joined")
+    } else {
+        (YELLOW, "tried to join")
+    };
+    let err = s
+        .error
+        .as_deref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    let how = match (s.target_pid, s.compat) {
+        (Some(t), false) => format!(" (pidfd of pid {t})"),
+        (Some(t), true) => format!(" (pidfd of pid {t}, 32-bit syscall)"),
+        (None, true) => " (32-bit syscall)".to_owned(),
+        (None, false) => String::new(),
+    };
+    format!(
+        "{} {style}SETNS{style:#}      {} {what} the host's {} namespace{how}{err}  pid {} {}",
+        s.at.ts,
+        who(&s.at.container),
+        s.nstype,
+        s.at.pid,
+        escape(&s.at.comm)
+    )
+}
+
+fn new_pidns(n: &NewPidnsEvent) -> String {
+    let how = match n.via {
+        NewPidnsVia::Clone => "cloned with CLONE_NEWPID",
+        NewPidnsVia::UnshareOrSetns => "after unshare/setns of its PID namespace",
+    };
+    format!(
+        "{} {CYAN}NEW PIDNS{CYAN:#}  {} child {} in pid:[{}], {how}  pid {} {}",
+        n.at.ts,
+        who(&n.at.container),
+        n.child_pid,
+        n.pidns_inode,
+        n.at.pid,
+        escape(&n.at.comm)
+    )
 }
 
 #[cfg(test)]

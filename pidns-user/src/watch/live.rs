@@ -136,7 +136,7 @@ pub async fn run(
     // The probes are attached (and any tracefs pidns mounted is unmounted
     // again): from here on, reading /proc and the maps' fds is all it takes.
     // Dropped before `ready`, so that `ready` means attached and least-privileged.
-    super::shed_privileges();
+    super::privileges::shed_privileges();
     let mut attr = Attributor::new(
         proc,
         opts.scan.allow.clone(),

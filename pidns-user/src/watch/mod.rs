@@ -16,10 +16,12 @@ pub mod clock;
 #[cfg(pidns_ebpf)]
 pub mod ebpf;
 pub mod hostns;
+mod load;
 pub mod metrics;
 pub mod output;
 mod poll;
 pub mod privileges;
+mod stop;
 pub mod tracefs;
 
 use std::{path::PathBuf, time::Duration};
@@ -31,7 +33,9 @@ use crate::{
     error::ScanError,
     procfs::ProcRoot,
 };
+use load::start_ebpf;
 pub use output::{Format, Output};
+pub(crate) use stop::Stop;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -139,108 +143,5 @@ mod live {
     }
 }
 
-#[cfg(not(pidns_ebpf))]
-fn start_ebpf(
-    _: &WatchOptions,
-    _: &ProcRoot,
-    _: &crate::report::HostPidns,
-) -> Result<live::Probes, String> {
-    Err("this pidns was built without its eBPF probes; install the eBPF toolchain with `cargo xtask setup`, then rebuild with `cargo xtask build` (or `cargo build --release -p pidns-user`)".into())
-}
-
-#[cfg(pidns_ebpf)]
-fn start_ebpf(
-    opts: &WatchOptions,
-    _proc: &ProcRoot,
-    host: &crate::report::HostPidns,
-) -> Result<ebpf::Probes, String> {
-    ebpf::precheck()?;
-    let ino = host
-        .inode
-        .ok_or("the host PID namespace's inode is unreadable")?;
-    let mut offsets =
-        btf::offsets(std::path::Path::new(btf::VMLINUX)).map_err(|e| e.to_string())?;
-    let host_pidns_dev = hostns::nsfs_dev().map_err(|e| format!("stat /proc/self/ns/pid: {e}"))?;
-    // The probes are loaded on a thread of their own, which ends once they
-    // are attached: where pidns has to mount tracefs, that thread mounts it
-    // in a mount namespace of its own, which goes with it. The rest of
-    // pidns never leaves the host's mount namespace, and nothing else on
-    // the host sees the mount.
-    let runtime = tokio::runtime::Handle::current();
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                // The ring buffer registers with the runtime.
-                let _runtime = runtime.enter();
-                // The setns tracepoint is optional: without tracefs, its
-                // probe is skipped and said so. What pidns mounts, it
-                // unmounts again when `mount` drops: once attached, the
-                // tracepoint no longer needs it, and on failure (the procfs
-                // fallback) nothing does.
-                let mount = tracefs::ensure_mounted();
-                let tracefs = mount.as_ref().map_err(Clone::clone).and_then(|t| {
-                    let (_, ret) = tracefs::syscall_layout(t.path())?;
-                    offsets.syscall_exit_ret = ret;
-                    Ok(t.path().to_path_buf())
-                });
-                let config = pidns_ebpf::Config {
-                    host_pidns_dev,
-                    host_pidns_ino: ino,
-                    offsets,
-                };
-                let probes =
-                    ebpf::Probes::load(&config, opts.ringbuf_bytes, tracefs, opts.compat_setns)
-                        .map_err(|e| format!("{e:#}"));
-                drop(mount);
-                probes
-            })
-            .join()
-            .unwrap_or_else(|_| Err("loading the probes panicked".to_owned()))
-    })
-}
-
 #[cfg(pidns_ebpf)]
 mod live;
-
-/// SIGINT, SIGTERM or the end of `--duration`. The handlers are installed
-/// when this is created, so a signal during start-up is not lost.
-pub(crate) struct Stop {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    deadline: Option<tokio::time::Instant>,
-}
-
-impl Stop {
-    pub(crate) fn new(duration: Option<Duration>) -> anyhow::Result<Stop> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Stop {
-            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-            deadline: duration.map(|d| tokio::time::Instant::now() + d),
-        })
-    }
-
-    pub(crate) async fn wait(&mut self) {
-        let deadline = self.deadline;
-        let timer = async move {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-            () = timer => {}
-        }
-    }
-}
-
-/// After start-up: drop what is no longer needed, or say why not.
-pub(crate) fn shed_privileges() {
-    let privileged = nix::unistd::geteuid().is_root()
-        || caps::read(None, caps::CapSet::Effective).is_ok_and(|c| !c.is_empty());
-    if privileged && let Err(e) = privileges::drop_capabilities() {
-        eprintln!("pidns watch: keeping its capabilities: {e}");
-    }
-}

@@ -14,7 +14,7 @@ use crate::{
 pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
     let mut stop = Stop::new(opts.duration)?;
     // Polling needs only to read /proc: drop the rest now, before `ready`.
-    super::shed_privileges();
+    super::privileges::shed_privileges();
     let report = engine::scan(&opts.scan).context("start-up scan")?;
     out.metrics.scanned(&report);
     let mut seen = HashSet::new();

@@ -34,3 +34,12 @@ pub fn drop_capabilities() -> Result<CapsHashSet, String> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
     Ok(keep_now)
 }
+
+/// After start-up: drop what is no longer needed, or say why not.
+pub fn shed_privileges() {
+    let privileged = nix::unistd::geteuid().is_root()
+        || caps::read(None, caps::CapSet::Effective).is_ok_and(|c| !c.is_empty());
+    if privileged && let Err(e) = drop_capabilities() {
+        eprintln!("pidns watch: keeping its capabilities: {e}");
+    }
+}

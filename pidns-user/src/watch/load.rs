@@ -1,0 +1,67 @@
+//! Loading the probes: on a thread of their own, which alone mounts tracefs
+//! when the host has none mounted.
+
+use super::WatchOptions;
+#[cfg(pidns_ebpf)]
+use super::{btf, ebpf, hostns, tracefs};
+use crate::procfs::ProcRoot;
+
+#[cfg(not(pidns_ebpf))]
+pub(crate) fn start_ebpf(
+    _: &WatchOptions,
+    _: &ProcRoot,
+    _: &crate::report::HostPidns,
+) -> Result<super::live::Probes, String> {
+    Err("this pidns was built without its eBPF probes; install the eBPF toolchain with `cargo xtask setup`, then rebuild with `cargo xtask build` (or `cargo build --release -p pidns-user`)".into())
+}
+
+#[cfg(pidns_ebpf)]
+pub(crate) fn start_ebpf(
+    opts: &WatchOptions,
+    _proc: &ProcRoot,
+    host: &crate::report::HostPidns,
+) -> Result<ebpf::Probes, String> {
+    ebpf::precheck()?;
+    let ino = host
+        .inode
+        .ok_or("the host PID namespace's inode is unreadable")?;
+    let mut offsets =
+        btf::offsets(std::path::Path::new(btf::VMLINUX)).map_err(|e| e.to_string())?;
+    let host_pidns_dev = hostns::nsfs_dev().map_err(|e| format!("stat /proc/self/ns/pid: {e}"))?;
+    // The probes are loaded on a thread of their own, which ends once they
+    // are attached: where pidns has to mount tracefs, that thread mounts it
+    // in a mount namespace of its own, which goes with it. The rest of
+    // pidns never leaves the host's mount namespace, and nothing else on
+    // the host sees the mount.
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // The ring buffer registers with the runtime.
+                let _runtime = runtime.enter();
+                // The setns tracepoint is optional: without tracefs, its
+                // probe is skipped and said so. What pidns mounts, it
+                // unmounts again when `mount` drops: once attached, the
+                // tracepoint no longer needs it, and on failure (the procfs
+                // fallback) nothing does.
+                let mount = tracefs::ensure_mounted();
+                let tracefs = mount.as_ref().map_err(Clone::clone).and_then(|t| {
+                    let (_, ret) = tracefs::syscall_layout(t.path())?;
+                    offsets.syscall_exit_ret = ret;
+                    Ok(t.path().to_path_buf())
+                });
+                let config = pidns_ebpf::Config {
+                    host_pidns_dev,
+                    host_pidns_ino: ino,
+                    offsets,
+                };
+                let probes =
+                    ebpf::Probes::load(&config, opts.ringbuf_bytes, tracefs, opts.compat_setns)
+                        .map_err(|e| format!("{e:#}"));
+                drop(mount);
+                probes
+            })
+            .join()
+            .unwrap_or_else(|_| Err("loading the probes panicked".to_owned()))
+    })
+}
