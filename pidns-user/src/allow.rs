@@ -50,14 +50,6 @@ impl AllowList {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    pub fn push(&mut self, entry: impl Into<String>) {
-        self.entries.push(entry.into());
-    }
-
     /// The first entry that matches, if any.
     pub fn matching<'a>(&self, subject: impl Into<Subject<'a>>) -> Option<&str> {
         let s = subject.into();
