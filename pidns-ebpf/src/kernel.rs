@@ -11,7 +11,7 @@ use aya_ebpf::{
         generated::{bpf_get_current_cgroup_id, bpf_get_ns_current_pid_tgid},
     },
 };
-use pidns_ebpf::magic;
+use pidns_ebpf::{Offsets, magic};
 
 use crate::maps::{conf, off};
 
@@ -168,10 +168,11 @@ pub fn current_fd_file(fd: u64) -> Option<u64> {
     read(fds, (fd * 8) as u32)
 }
 
-/// A namespace's `CLONE_NEW*` type.
+/// A namespace's `CLONE_NEW*` type: in `ns_common` itself (6.18+), or in
+/// the `proc_ns_operations` it points at (before).
 #[inline(always)]
 pub fn ns_type(ns: u64) -> Option<u32> {
-    if off!(ns_type_via_ops) == 0 {
+    if off!(ns_type_via_ops) == Offsets::NS_TYPE_IN_NS_COMMON {
         read(ns, off!(ns_common_type))
     } else {
         let ops: u64 = read(ns, off!(ns_common_type))?;
