@@ -85,6 +85,32 @@ pub mod maps {
     pub const CONFIG: &str = "CONFIG";
 }
 
+/// Program names: the probes' entry points in `src/main.rs`, by which user
+/// space loads and attaches them. aya's attribute macros name a program
+/// after its `fn` and take only literals, so the probes cannot use these;
+/// a unit test checks them against `main.rs` instead.
+pub mod programs {
+    pub const SCHED_PROCESS_EXEC: &str = "sched_process_exec";
+    pub const TASK_NEWTASK: &str = "task_newtask";
+    pub const SCHED_PROCESS_EXIT: &str = "sched_process_exit";
+    pub const CGROUP_ATTACH_TASK: &str = "cgroup_attach_task";
+    pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
+    pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
+    pub const SYS_EXIT_SETNS: &str = "sys_exit_setns";
+    pub const SYS_EXIT_COMPAT_SETNS: &str = "sys_exit_compat_setns";
+    /// Every program in the object.
+    pub const ALL: [&str; 8] = [
+        SCHED_PROCESS_EXEC,
+        TASK_NEWTASK,
+        SCHED_PROCESS_EXIT,
+        CGROUP_ATTACH_TASK,
+        CGROUP_MKDIR,
+        CGROUP_RMDIR,
+        SYS_EXIT_SETNS,
+        SYS_EXIT_COMPAT_SETNS,
+    ];
+}
+
 /// [`TaskState::state`] values (`TASKS` map, keyed by tgid).
 pub mod task {
     /// A container process living in the host PID namespace: its children are
@@ -456,6 +482,39 @@ mod tests {
         assert_eq!(Offsets::FIELDS[0].name, "task_pid");
         assert_eq!(Offsets::FIELDS[N - 1].name, "_pad");
         assert_eq!(Config::ZERO.offsets, Offsets::default());
+    }
+
+    /// The program names are the `fn` names of `main.rs`'s entry points,
+    /// each once, and every entry point has one.
+    #[test]
+    fn program_names_are_the_entry_points() {
+        let main = include_str!("main.rs");
+        let mut lines = main.lines();
+        let mut entry_points = 0;
+        while let Some(line) = lines.next() {
+            if !(line.starts_with("#[btf_tracepoint(") || line.starts_with("#[tracepoint(")) {
+                continue;
+            }
+            entry_points += 1;
+            let name = lines
+                .next()
+                .and_then(|l| l.strip_prefix("pub fn "))
+                .and_then(|l| l.split_once('('))
+                .map(|(name, _)| name);
+            assert!(
+                name.is_some_and(|n| programs::ALL.contains(&n)),
+                "{line} is followed by {name:?}, not by `pub fn` and one of programs::ALL"
+            );
+        }
+        assert_eq!(entry_points, programs::ALL.len());
+        for (i, name) in programs::ALL.iter().enumerate() {
+            assert!(!programs::ALL[..i].contains(name), "{name} twice");
+            let decl = main.match_indices("pub fn ").filter(|(at, _)| {
+                main[at + "pub fn ".len()..].starts_with(name)
+                    && main[at + "pub fn ".len() + name.len()..].starts_with('(')
+            });
+            assert_eq!(decl.count(), 1, "pub fn {name}");
+        }
     }
 
     #[test]
