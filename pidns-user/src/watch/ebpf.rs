@@ -157,13 +157,6 @@ impl Probes {
             .map(|per_cpu| per_cpu.iter().sum())
             .unwrap_or(0)
     }
-
-    /// Takes every record now in the ring buffer.
-    pub fn drain(ring: &mut RingBuf<MapData>, mut each: impl FnMut(&[u8])) {
-        while let Some(item) = ring.next() {
-            each(&item);
-        }
-    }
 }
 
 /// An error and its causes on one line, each said once. aya's errors repeat
@@ -187,12 +180,8 @@ pub fn describe(e: &anyhow::Error) -> String {
 /// CAP_SYS_RESOURCE, which hardened hosts (and this project's CI) lack; newer
 /// kernels do not need it, so a refusal is not an error.
 fn raise_memlock() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit with a valid pointer has no other preconditions.
-    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
+    let _ = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY);
 }
 
 /// Why the probes cannot be used here, checked before trying.
@@ -209,18 +198,12 @@ pub fn precheck() -> Result<(), String> {
     Ok(())
 }
 
+/// CAP_BPF and CAP_PERFMON in effect; false when they cannot be read.
 fn has_bpf_caps() -> bool {
-    const CAP_PERFMON: u32 = 38;
-    const CAP_BPF: u32 = 39;
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    eff & (1 << CAP_BPF) != 0 && eff & (1 << CAP_PERFMON) != 0
+    use caps::{CapSet, Capability};
+    [Capability::CAP_BPF, Capability::CAP_PERFMON]
+        .into_iter()
+        .all(|cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false))
 }
 
 #[cfg(test)]
