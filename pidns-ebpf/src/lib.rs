@@ -85,6 +85,32 @@ pub mod maps {
     pub const CONFIG: &str = "CONFIG";
 }
 
+/// Program names: the probes' entry points in `src/main.rs`, by which user
+/// space loads and attaches them. aya's attribute macros name a program
+/// after its `fn` and take only literals, so the probes cannot use these;
+/// a unit test checks them against `main.rs` instead.
+pub mod programs {
+    pub const SCHED_PROCESS_EXEC: &str = "sched_process_exec";
+    pub const TASK_NEWTASK: &str = "task_newtask";
+    pub const SCHED_PROCESS_EXIT: &str = "sched_process_exit";
+    pub const CGROUP_ATTACH_TASK: &str = "cgroup_attach_task";
+    pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
+    pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
+    pub const SYS_EXIT_SETNS: &str = "sys_exit_setns";
+    pub const SYS_EXIT_COMPAT_SETNS: &str = "sys_exit_compat_setns";
+    /// Every program in the object.
+    pub const ALL: [&str; 8] = [
+        SCHED_PROCESS_EXEC,
+        TASK_NEWTASK,
+        SCHED_PROCESS_EXIT,
+        CGROUP_ATTACH_TASK,
+        CGROUP_MKDIR,
+        CGROUP_RMDIR,
+        SYS_EXIT_SETNS,
+        SYS_EXIT_COMPAT_SETNS,
+    ];
+}
+
 /// [`TaskState::state`] values (`TASKS` map, keyed by tgid).
 pub mod task {
     /// A container process living in the host PID namespace: its children are
@@ -215,73 +241,159 @@ pub struct Event {
     pub data: [u8; DATA_LEN],
 }
 
-/// Kernel struct offsets, read from the running kernel's BTF at load time so
-/// that no layout is hard-coded for one kernel. In bytes.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Offsets {
-    pub task_pid: u32,
-    pub task_tgid: u32,
-    pub task_comm: u32,
-    pub task_thread_pid: u32,
-    pub task_real_parent: u32,
-    pub task_mm: u32,
-    pub task_cgroups: u32,
-    pub task_pid_links: u32,
-    pub task_files: u32,
-    pub pid_level: u32,
-    pub pid_numbers: u32,
-    pub pid_tasks: u32,
-    pub upid_size: u32,
-    pub upid_nr: u32,
-    pub upid_ns: u32,
-    pub pid_namespace_ns: u32,
-    pub ns_common_inum: u32,
-    /// `ns_common.ns_type` (6.18+), or `ns_common.ops` when
-    /// [`ns_type_via_ops`](Self::ns_type_via_ops) is set ...
-    pub ns_common_type: u32,
-    /// ... in which case the type is `proc_ns_operations.type` (before 6.18).
-    pub proc_ns_operations_type: u32,
-    pub ns_type_via_ops: u32,
-    pub linux_binprm_file: u32,
-    pub linux_binprm_filename: u32,
-    pub mm_exe_file: u32,
-    pub css_set_dfl_cgrp: u32,
-    pub cgroup_kn: u32,
-    pub cgroup_root: u32,
-    pub kernfs_node_id: u32,
-    pub cgroup_root_hierarchy_id: u32,
-    pub files_struct_fdt: u32,
-    pub fdtable_max_fds: u32,
-    pub fdtable_fd: u32,
-    pub file_f_inode: u32,
-    pub file_private_data: u32,
-    /// `file.f_path.dentry`.
-    pub file_dentry: u32,
-    /// `dentry.d_name.name`.
-    pub dentry_name: u32,
-    pub inode_i_ino: u32,
-    pub inode_i_sb: u32,
-    pub inode_i_private: u32,
-    pub super_block_s_magic: u32,
-    pub super_block_s_dev: u32,
-    /// Syscall exit tracepoints: offset of `ret` in the record.
-    pub syscall_exit_ret: u32,
-    /// Where a syscall's first two arguments sit in the saved user registers
-    /// at syscall exit: `pt_regs.di` and `.si` on x86_64; `orig_x0` (x0 then
-    /// holds the return value) and `regs[1]` on arm64.
-    pub pt_regs_arg0: u32,
-    pub pt_regs_arg1: u32,
-    /// 32-bit compat syscalls (x86_64 only; 0 elsewhere): `pt_regs.orig_ax`,
-    /// `.bx` and `.cx` (the i386 ABI's syscall number, first and second
-    /// argument) ...
-    pub pt_regs_orig_ax: u32,
-    pub pt_regs_compat_arg0: u32,
-    pub pt_regs_compat_arg1: u32,
-    /// ... and `task_struct.thread_info.status`, whose `TS_COMPAT` bit says
-    /// the current syscall came through the compat entry.
-    pub task_thread_info_status: u32,
-    pub _pad: u32,
+/// Where user space finds the value of an [`Offsets`] field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetSource {
+    /// The byte offset of a member in a BTF struct: (struct, member), the
+    /// member possibly a path through nested structs (`f_path.dentry`).
+    Member(&'static str, &'static str),
+    /// The size of a BTF type (an array's stride).
+    Size(&'static str),
+    /// Where the namespace type sits, which moved in 6.18: BTF, with a
+    /// fallback; see [`Offsets::ns_type_via_ops`].
+    NsType,
+    /// Not BTF: the syscall exit tracepoint's record format, from tracefs.
+    Tracefs,
+    /// BTF members of the saved user registers that differ by architecture
+    /// (`pt_regs.di` on x86_64, `orig_x0` on arm64).
+    Registers,
+    /// The 32-bit compat entry: x86_64 only, 0 elsewhere.
+    /// `task_thread_info_status` may be missing even there (0 then: no
+    /// compat probe).
+    Compat,
+    /// Padding: always 0.
+    Padding,
+}
+
+/// One [`Offsets`] field: its name, where its value comes from, and a way
+/// to set it.
+#[derive(Clone, Copy)]
+pub struct OffsetField {
+    pub name: &'static str,
+    pub source: OffsetSource,
+    pub slot: fn(&mut Offsets) -> &mut u32,
+}
+
+/// Writes the [`Offsets`] field list once: the struct (every field a
+/// `u32`, in the order given), its all-zero [`Offsets::ZERO`], and the
+/// table [`Offsets::FIELDS`] that user space fills it from.
+macro_rules! offsets {
+    (
+        $(#[$struct_attr:meta])*
+        pub struct Offsets {
+            $(
+                $(#[$attr:meta])*
+                $field:ident: $source:ident $(($($arg:literal),*))?,
+            )*
+        }
+    ) => {
+        $(#[$struct_attr])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Offsets {
+            $(
+                $(#[$attr])*
+                pub $field: u32,
+            )*
+        }
+
+        impl Offsets {
+            pub const ZERO: Offsets = Offsets {
+                $($field: 0,)*
+            };
+
+            /// Every field, in declaration (and memory) order.
+            pub const FIELDS: &'static [OffsetField] = &[
+                $(
+                    OffsetField {
+                        name: stringify!($field),
+                        source: OffsetSource::$source $(($($arg),*))?,
+                        slot: |o| &mut o.$field,
+                    },
+                )*
+            ];
+        }
+    };
+}
+
+offsets! {
+    /// Kernel struct offsets, read from the running kernel's BTF at load time so
+    /// that no layout is hard-coded for one kernel. In bytes.
+    pub struct Offsets {
+        task_pid: Member("task_struct", "pid"),
+        task_tgid: Member("task_struct", "tgid"),
+        task_comm: Member("task_struct", "comm"),
+        task_thread_pid: Member("task_struct", "thread_pid"),
+        task_real_parent: Member("task_struct", "real_parent"),
+        task_mm: Member("task_struct", "mm"),
+        task_cgroups: Member("task_struct", "cgroups"),
+        task_pid_links: Member("task_struct", "pid_links"),
+        task_files: Member("task_struct", "files"),
+        pid_level: Member("pid", "level"),
+        pid_numbers: Member("pid", "numbers"),
+        pid_tasks: Member("pid", "tasks"),
+        upid_size: Size("upid"),
+        upid_nr: Member("upid", "nr"),
+        upid_ns: Member("upid", "ns"),
+        pid_namespace_ns: Member("pid_namespace", "ns"),
+        ns_common_inum: Member("ns_common", "inum"),
+        /// `ns_common.ns_type` (6.18+), or `ns_common.ops` when
+        /// [`ns_type_via_ops`](Self::ns_type_via_ops) is set ...
+        ns_common_type: NsType,
+        /// ... in which case the type is `proc_ns_operations.type` (before 6.18).
+        proc_ns_operations_type: NsType,
+        /// A flag, kept a `u32` for the C layout: [`Offsets::NS_TYPE_IN_NS_COMMON`]
+        /// (0) or [`Offsets::NS_TYPE_VIA_OPS`]. Not an offset.
+        ns_type_via_ops: NsType,
+        linux_binprm_file: Member("linux_binprm", "file"),
+        linux_binprm_filename: Member("linux_binprm", "filename"),
+        mm_exe_file: Member("mm_struct", "exe_file"),
+        css_set_dfl_cgrp: Member("css_set", "dfl_cgrp"),
+        cgroup_kn: Member("cgroup", "kn"),
+        cgroup_root: Member("cgroup", "root"),
+        kernfs_node_id: Member("kernfs_node", "id"),
+        cgroup_root_hierarchy_id: Member("cgroup_root", "hierarchy_id"),
+        files_struct_fdt: Member("files_struct", "fdt"),
+        fdtable_max_fds: Member("fdtable", "max_fds"),
+        fdtable_fd: Member("fdtable", "fd"),
+        file_f_inode: Member("file", "f_inode"),
+        file_private_data: Member("file", "private_data"),
+        /// `file.f_path.dentry`.
+        file_dentry: Member("file", "f_path.dentry"),
+        /// `dentry.d_name.name`.
+        dentry_name: Member("dentry", "d_name.name"),
+        inode_i_ino: Member("inode", "i_ino"),
+        inode_i_sb: Member("inode", "i_sb"),
+        inode_i_private: Member("inode", "i_private"),
+        super_block_s_magic: Member("super_block", "s_magic"),
+        super_block_s_dev: Member("super_block", "s_dev"),
+        /// Syscall exit tracepoints: offset of `ret` in the record.
+        syscall_exit_ret: Tracefs,
+        /// Where a syscall's first two arguments sit in the saved user registers
+        /// at syscall exit: `pt_regs.di` and `.si` on x86_64; `orig_x0` (x0 then
+        /// holds the return value) and `regs[1]` on arm64.
+        pt_regs_arg0: Registers,
+        pt_regs_arg1: Registers,
+        /// 32-bit compat syscalls (x86_64 only; 0 elsewhere): `pt_regs.orig_ax`,
+        /// `.bx` and `.cx` (the i386 ABI's syscall number, first and second
+        /// argument) ...
+        pt_regs_orig_ax: Compat,
+        pt_regs_compat_arg0: Compat,
+        pt_regs_compat_arg1: Compat,
+        /// ... and `task_struct.thread_info.status`, whose `TS_COMPAT` bit says
+        /// the current syscall came through the compat entry.
+        task_thread_info_status: Compat,
+        _pad: Padding,
+    }
+}
+
+impl Offsets {
+    /// [`ns_type_via_ops`](Self::ns_type_via_ops): the namespace's type is
+    /// `ns_common.ns_type` itself (6.18+).
+    pub const NS_TYPE_IN_NS_COMMON: u32 = 0;
+    /// [`ns_type_via_ops`](Self::ns_type_via_ops): `ns_common.ops` points at
+    /// the `proc_ns_operations` whose `type` it is (before 6.18).
+    pub const NS_TYPE_VIA_OPS: u32 = 1;
 }
 
 /// Load-time configuration (the `CONFIG` global).
@@ -299,56 +411,7 @@ impl Config {
     pub const ZERO: Config = Config {
         host_pidns_dev: 0,
         host_pidns_ino: 0,
-        offsets: Offsets {
-            task_pid: 0,
-            task_tgid: 0,
-            task_comm: 0,
-            task_thread_pid: 0,
-            task_real_parent: 0,
-            task_mm: 0,
-            task_cgroups: 0,
-            task_pid_links: 0,
-            task_files: 0,
-            pid_level: 0,
-            pid_numbers: 0,
-            pid_tasks: 0,
-            upid_size: 0,
-            upid_nr: 0,
-            upid_ns: 0,
-            pid_namespace_ns: 0,
-            ns_common_inum: 0,
-            ns_common_type: 0,
-            proc_ns_operations_type: 0,
-            ns_type_via_ops: 0,
-            linux_binprm_file: 0,
-            linux_binprm_filename: 0,
-            mm_exe_file: 0,
-            css_set_dfl_cgrp: 0,
-            cgroup_kn: 0,
-            cgroup_root: 0,
-            kernfs_node_id: 0,
-            cgroup_root_hierarchy_id: 0,
-            files_struct_fdt: 0,
-            fdtable_max_fds: 0,
-            fdtable_fd: 0,
-            file_f_inode: 0,
-            file_private_data: 0,
-            file_dentry: 0,
-            dentry_name: 0,
-            inode_i_ino: 0,
-            inode_i_sb: 0,
-            inode_i_private: 0,
-            super_block_s_magic: 0,
-            super_block_s_dev: 0,
-            syscall_exit_ret: 0,
-            pt_regs_arg0: 0,
-            pt_regs_arg1: 0,
-            pt_regs_orig_ax: 0,
-            pt_regs_compat_arg0: 0,
-            pt_regs_compat_arg1: 0,
-            task_thread_info_status: 0,
-            _pad: 0,
-        },
+        offsets: Offsets::ZERO,
     };
 }
 
@@ -465,6 +528,65 @@ mod tests {
         long[..b.len()].copy_from_slice(b);
         assert!(Event::decode(&long).is_none(), "long: another layout");
         assert!(Event::decode(&[]).is_none());
+    }
+
+    #[test]
+    fn offset_fields_cover_the_struct_in_order() {
+        const N: usize = core::mem::size_of::<Offsets>() / 4;
+        assert_eq!(Offsets::FIELDS.len(), N);
+        for (i, field) in Offsets::FIELDS.iter().enumerate() {
+            let mut o = Offsets::ZERO;
+            *(field.slot)(&mut o) = 1;
+            // SAFETY: Offsets is `#[repr(C)]` with N `u32` fields and no padding.
+            let words: [u32; N] = unsafe { core::mem::transmute(o) };
+            let set = words.iter().filter(|&&w| w != 0).count();
+            assert!(
+                set == 1 && words[i] == 1,
+                "{} sets the wrong field",
+                field.name
+            );
+            assert!(
+                Offsets::FIELDS[..i].iter().all(|f| f.name != field.name),
+                "{} twice",
+                field.name
+            );
+        }
+        assert_eq!(Offsets::FIELDS[0].name, "task_pid");
+        assert_eq!(Offsets::FIELDS[N - 1].name, "_pad");
+        assert_eq!(Config::ZERO.offsets, Offsets::default());
+    }
+
+    /// The program names are the `fn` names of `main.rs`'s entry points,
+    /// each once, and every entry point has one.
+    #[test]
+    fn program_names_are_the_entry_points() {
+        let main = include_str!("main.rs");
+        let mut lines = main.lines();
+        let mut entry_points = 0;
+        while let Some(line) = lines.next() {
+            if !(line.starts_with("#[btf_tracepoint(") || line.starts_with("#[tracepoint(")) {
+                continue;
+            }
+            entry_points += 1;
+            let name = lines
+                .next()
+                .and_then(|l| l.strip_prefix("pub fn "))
+                .and_then(|l| l.split_once('('))
+                .map(|(name, _)| name);
+            assert!(
+                name.is_some_and(|n| programs::ALL.contains(&n)),
+                "{line} is followed by {name:?}, not by `pub fn` and one of programs::ALL"
+            );
+        }
+        assert_eq!(entry_points, programs::ALL.len());
+        for (i, name) in programs::ALL.iter().enumerate() {
+            assert!(!programs::ALL[..i].contains(name), "{name} twice");
+            let decl = main.match_indices("pub fn ").filter(|(at, _)| {
+                main[at + "pub fn ".len()..].starts_with(name)
+                    && main[at + "pub fn ".len() + name.len()..].starts_with('(')
+            });
+            assert_eq!(decl.count(), 1, "pub fn {name}");
+        }
     }
 
     #[test]

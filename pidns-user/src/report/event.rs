@@ -1,5 +1,6 @@
 //! What `pidns watch` reports: one [`WatchEvent`] per output line.
 
+use pidns_ebpf::programs;
 use serde::{Serialize, Serializer};
 
 use super::{CloneFlags, HostPidns, Identity, Pod, Runtime, ScanReport, Verdict};
@@ -231,8 +232,8 @@ impl MissingProbe {
             probe: probe.to_owned(),
             reason: reason.to_owned(),
             unseen: match probe {
-                "sys_exit_setns" => "setns into host namespaces (escapes)",
-                "sys_exit_compat_setns" => "32-bit (compat) setns",
+                programs::SYS_EXIT_SETNS => "setns into host namespaces (escapes)",
+                programs::SYS_EXIT_COMPAT_SETNS => "32-bit (compat) setns",
                 _ => "events of this probe",
             },
         }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use btfparse::{Offset, TypeInformation};
-use pidns_ebpf::Offsets;
+use pidns_ebpf::{OffsetSource, Offsets};
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -89,18 +89,24 @@ pub fn offsets(path: &Path) -> Result<Offsets, BtfError> {
         let s = info.size_of(id).map_err(|e| missing(format!("{e:?}")))?;
         u32::try_from(s).map_err(|_| missing("too large".into()))
     };
+    let mut o = Offsets::ZERO;
+    // The fields that are not a plain BTF member or size, first (their
+    // errors come first, as they always did); the rest from the table.
     // Before 6.18 a namespace's type sat in its operations, not in ns_common.
-    let (ns_common_type, proc_ns_operations_type, ns_type_via_ops) =
-        match off("ns_common", "ns_type") {
-            Ok(o) => (o, 0, 0),
-            Err(_) => (
-                off("ns_common", "ops")?,
-                off("proc_ns_operations", "type")?,
-                1,
-            ),
-        };
+    (
+        o.ns_common_type,
+        o.proc_ns_operations_type,
+        o.ns_type_via_ops,
+    ) = match off("ns_common", "ns_type") {
+        Ok(at) => (at, 0, Offsets::NS_TYPE_IN_NS_COMMON),
+        Err(_) => (
+            off("ns_common", "ops")?,
+            off("proc_ns_operations", "type")?,
+            Offsets::NS_TYPE_VIA_OPS,
+        ),
+    };
     let arch = std::env::consts::ARCH;
-    let (pt_regs_arg0, pt_regs_arg1) = match arch {
+    (o.pt_regs_arg0, o.pt_regs_arg1) = match arch {
         "x86_64" => (off("pt_regs", "di")?, off("pt_regs", "si")?),
         // At syscall exit x0 holds the return value; the first argument is
         // saved in orig_x0. regs[] sits at the start of pt_regs.
@@ -114,68 +120,27 @@ pub fn offsets(path: &Path) -> Result<Offsets, BtfError> {
             });
         }
     };
-    // The i386 ABI (IA32 emulation) exists on x86_64 only.
-    let compat = if arch == "x86_64" {
-        (
-            off("pt_regs", "orig_ax")?,
-            off("pt_regs", "bx")?,
-            off("pt_regs", "cx")?,
-            off("task_struct", "thread_info.status").unwrap_or(0),
-        )
-    } else {
-        (0, 0, 0, 0)
-    };
-    Ok(Offsets {
-        task_pid: off("task_struct", "pid")?,
-        task_tgid: off("task_struct", "tgid")?,
-        task_comm: off("task_struct", "comm")?,
-        task_thread_pid: off("task_struct", "thread_pid")?,
-        task_real_parent: off("task_struct", "real_parent")?,
-        task_mm: off("task_struct", "mm")?,
-        task_cgroups: off("task_struct", "cgroups")?,
-        task_pid_links: off("task_struct", "pid_links")?,
-        task_files: off("task_struct", "files")?,
-        pid_level: off("pid", "level")?,
-        pid_numbers: off("pid", "numbers")?,
-        pid_tasks: off("pid", "tasks")?,
-        upid_size: size("upid")?,
-        upid_nr: off("upid", "nr")?,
-        upid_ns: off("upid", "ns")?,
-        pid_namespace_ns: off("pid_namespace", "ns")?,
-        ns_common_inum: off("ns_common", "inum")?,
-        ns_common_type,
-        proc_ns_operations_type,
-        ns_type_via_ops,
-        linux_binprm_file: off("linux_binprm", "file")?,
-        linux_binprm_filename: off("linux_binprm", "filename")?,
-        mm_exe_file: off("mm_struct", "exe_file")?,
-        css_set_dfl_cgrp: off("css_set", "dfl_cgrp")?,
-        cgroup_kn: off("cgroup", "kn")?,
-        cgroup_root: off("cgroup", "root")?,
-        kernfs_node_id: off("kernfs_node", "id")?,
-        cgroup_root_hierarchy_id: off("cgroup_root", "hierarchy_id")?,
-        files_struct_fdt: off("files_struct", "fdt")?,
-        fdtable_max_fds: off("fdtable", "max_fds")?,
-        fdtable_fd: off("fdtable", "fd")?,
-        file_f_inode: off("file", "f_inode")?,
-        file_private_data: off("file", "private_data")?,
-        file_dentry: off("file", "f_path.dentry")?,
-        dentry_name: off("dentry", "d_name.name")?,
-        inode_i_ino: off("inode", "i_ino")?,
-        inode_i_sb: off("inode", "i_sb")?,
-        inode_i_private: off("inode", "i_private")?,
-        super_block_s_magic: off("super_block", "s_magic")?,
-        super_block_s_dev: off("super_block", "s_dev")?,
-        // Filled from tracefs, not BTF.
-        syscall_exit_ret: 0,
-        pt_regs_arg0,
-        pt_regs_arg1,
-        pt_regs_orig_ax: compat.0,
-        pt_regs_compat_arg0: compat.1,
-        pt_regs_compat_arg1: compat.2,
-        task_thread_info_status: compat.3,
-        _pad: 0,
-    })
+    // The i386 ABI (IA32 emulation) exists on x86_64 only: 0 elsewhere.
+    if arch == "x86_64" {
+        o.pt_regs_orig_ax = off("pt_regs", "orig_ax")?;
+        o.pt_regs_compat_arg0 = off("pt_regs", "bx")?;
+        o.pt_regs_compat_arg1 = off("pt_regs", "cx")?;
+        o.task_thread_info_status = off("task_struct", "thread_info.status").unwrap_or(0);
+    }
+    for field in Offsets::FIELDS {
+        let value = match field.source {
+            OffsetSource::Member(ty, member) => off(ty, member)?,
+            OffsetSource::Size(ty) => size(ty)?,
+            // Set above; `syscall_exit_ret` by the caller, from tracefs.
+            OffsetSource::NsType
+            | OffsetSource::Registers
+            | OffsetSource::Compat
+            | OffsetSource::Tracefs
+            | OffsetSource::Padding => continue,
+        };
+        *(field.slot)(&mut o) = value;
+    }
+    Ok(o)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
-use pidns_ebpf::{Config, TaskState, maps, task};
+use pidns_ebpf::{Config, TaskState, maps, programs, task};
 use tokio::io::unix::AsyncFd;
 
 /// The probes, built and embedded by build.rs.
@@ -16,18 +16,19 @@ static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pi
 /// (program, BTF tracepoint, required): the required ones are what every
 /// finding rests on.
 const TRACEPOINTS: [(&str, &str, bool); 6] = [
-    ("sched_process_exec", "sched_process_exec", true),
-    ("task_newtask", "task_newtask", true),
-    ("sched_process_exit", "sched_process_exit", true),
-    ("cgroup_attach_task", "cgroup_attach_task", true),
-    ("cgroup_mkdir", "cgroup_mkdir", true),
-    ("cgroup_rmdir", "cgroup_rmdir", true),
+    (programs::SCHED_PROCESS_EXEC, "sched_process_exec", true),
+    (programs::TASK_NEWTASK, "task_newtask", true),
+    (programs::SCHED_PROCESS_EXIT, "sched_process_exit", true),
+    (programs::CGROUP_ATTACH_TASK, "cgroup_attach_task", true),
+    (programs::CGROUP_MKDIR, "cgroup_mkdir", true),
+    (programs::CGROUP_RMDIR, "cgroup_rmdir", true),
 ];
-/// Syscall tracepoints: setns (the escape), at exit.
-const SYSCALL_TRACEPOINTS: [(&str, bool); 1] = [("sys_exit_setns", false)];
+/// (program, `syscalls` tracepoint, required): setns (the escape), at exit.
+const SYSCALL_TRACEPOINTS: [(&str, &str, bool); 1] =
+    [(programs::SYS_EXIT_SETNS, "sys_exit_setns", false)];
 /// setns through the 32-bit compat entry: hooks every syscall's exit, so
 /// only attached on request (see [`Probes::load`]).
-pub const COMPAT_SETNS: (&str, &str) = ("sys_exit_compat_setns", "sys_exit");
+pub const COMPAT_SETNS: (&str, &str) = (programs::SYS_EXIT_COMPAT_SETNS, "sys_exit");
 
 pub struct Probes {
     // Dropping `Ebpf` detaches every program; keep it last to drop.
@@ -100,7 +101,7 @@ impl Probes {
             })();
             outcome(name, required, r)?;
         }
-        for (name, required) in SYSCALL_TRACEPOINTS {
+        for (name, tracepoint, required) in SYSCALL_TRACEPOINTS {
             let r = match &tracefs {
                 Ok(_) => (|| -> anyhow::Result<()> {
                     let p: &mut TracePoint = ebpf
@@ -108,7 +109,7 @@ impl Probes {
                         .context("missing from the object")?
                         .try_into()?;
                     p.load()?;
-                    p.attach("syscalls", name)?;
+                    p.attach("syscalls", tracepoint)?;
                     Ok(())
                 })(),
                 Err(why) => Err(anyhow::anyhow!("{why}")),
@@ -156,13 +157,6 @@ impl Probes {
             .map(|per_cpu| per_cpu.iter().sum())
             .unwrap_or(0)
     }
-
-    /// Takes every record now in the ring buffer.
-    pub fn drain(ring: &mut RingBuf<MapData>, mut each: impl FnMut(&[u8])) {
-        while let Some(item) = ring.next() {
-            each(&item);
-        }
-    }
 }
 
 /// An error and its causes on one line, each said once. aya's errors repeat
@@ -186,12 +180,8 @@ pub fn describe(e: &anyhow::Error) -> String {
 /// CAP_SYS_RESOURCE, which hardened hosts (and this project's CI) lack; newer
 /// kernels do not need it, so a refusal is not an error.
 fn raise_memlock() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit with a valid pointer has no other preconditions.
-    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
+    let _ = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY);
 }
 
 /// Why the probes cannot be used here, checked before trying.
@@ -208,18 +198,12 @@ pub fn precheck() -> Result<(), String> {
     Ok(())
 }
 
+/// CAP_BPF and CAP_PERFMON in effect; false when they cannot be read.
 fn has_bpf_caps() -> bool {
-    const CAP_PERFMON: u32 = 38;
-    const CAP_BPF: u32 = 39;
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    eff & (1 << CAP_BPF) != 0 && eff & (1 << CAP_PERFMON) != 0
+    use caps::{CapSet, Capability};
+    [Capability::CAP_BPF, Capability::CAP_PERFMON]
+        .into_iter()
+        .all(|cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false))
 }
 
 #[cfg(test)]
@@ -239,6 +223,20 @@ mod tests {
     struct Outer {
         #[source]
         source: std::io::Error,
+    }
+
+    #[test]
+    fn every_program_is_attached_by_one_table() {
+        let mut tables: Vec<&str> = TRACEPOINTS
+            .iter()
+            .map(|t| t.0)
+            .chain(SYSCALL_TRACEPOINTS.iter().map(|t| t.0))
+            .chain([COMPAT_SETNS.0])
+            .collect();
+        let mut all = programs::ALL.to_vec();
+        tables.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(tables, all);
     }
 
     #[test]

@@ -1,0 +1,87 @@
+//! cgroup programs: a task moved into a cgroup, cgroups created and
+//! removed in the unified hierarchy.
+
+use aya_ebpf::programs::BtfTracePointContext;
+use pidns_ebpf::{DATA_LEN, TaskState, class, flags, kind, task};
+
+use crate::{
+    builder::EventBuilder,
+    kernel::{cgroup_v2_id, current_ids, is_host_pidns, read, task_pidns_inum},
+    maps::{CGROUPS, TASKS, cgroup_class, ignored, off, task_state},
+    runtime::{runtime_setup_exe, runtime_state},
+};
+
+/// `cgroup_attach_task(dst_cgrp, path, task, threadgroup)`. See the entry
+/// point in `main.rs`.
+pub fn on_attach(ctx: &BtfTracePointContext) -> Option<()> {
+    let cgrp: *const u8 = ctx.arg(0);
+    let id = cgroup_v2_id(cgrp as u64)?;
+    let class = cgroup_class(id);
+    if ignored(class) {
+        return None;
+    }
+    let task_ptr: *const u8 = ctx.arg(2);
+    let task_ptr = task_ptr as u64;
+    let pid: i32 = read(task_ptr, off!(task_tgid))?;
+    let tid: i32 = read(task_ptr, off!(task_pid))?;
+    if pid != tid {
+        return None; // a thread: its process is reported through its leader
+    }
+    let pid = pid as u32;
+    let inum = task_pidns_inum(task_ptr)?;
+    let in_host = is_host_pidns(inum);
+    let mut verdict = 0;
+    if task_state(pid).state != task::CONTAINER_PROCESS {
+        match runtime_setup_exe(task_ptr) {
+            Some(Some(exe)) => {
+                verdict = flags::RUNTIME_SETUP;
+                let _ = TASKS.insert(pid, runtime_state(Some(exe)), 0);
+            }
+            Some(None) => {
+                if in_host && class == class::CONTAINER {
+                    let _ = TASKS.insert(pid, TaskState::new(task::CONTAINER_PROCESS), 0);
+                }
+            }
+            None => verdict = flags::EXE_UNKNOWN,
+        }
+    }
+    if !in_host {
+        return None;
+    }
+    let (mover, _) = current_ids();
+    let mut e = EventBuilder::new(kind::ATTACH, class, id, pid, tid as u32)?;
+    e.add_flags(verdict);
+    e.ppid(mover);
+    e.ns_inum(inum);
+    e.task_comm(task_ptr);
+    e.submit();
+    Some(())
+}
+
+/// `cgroup_mkdir(cgrp, path)`. See the entry point in `main.rs`.
+pub fn on_mkdir(ctx: &BtfTracePointContext) -> Option<()> {
+    let cgrp: *const u8 = ctx.arg(0);
+    let path: *const u8 = ctx.arg(1);
+    let id = cgroup_v2_id(cgrp as u64)?;
+    let (tgid, tid) = current_ids();
+    let mut e = EventBuilder::new(kind::CGROUP_MKDIR, class::HOST, id, tgid, tid)?;
+    if e.data_str(path as u64) >= DATA_LEN - 1 {
+        e.add_flags(flags::TRUNCATED);
+    }
+    e.submit();
+    Some(())
+}
+
+/// `cgroup_rmdir(cgrp, path)`: the cgroup leaves `CGROUPS`, and user space
+/// hears of it.
+#[inline(always)]
+pub fn on_rmdir(ctx: &BtfTracePointContext) {
+    let cgrp: *const u8 = ctx.arg(0);
+    if let Some(id) = cgroup_v2_id(cgrp as u64) {
+        let _ = CGROUPS.remove(id);
+        let (tgid, tid) = current_ids();
+        if let Some(e) = EventBuilder::new(kind::CGROUP_RMDIR, class::HOST, id, tgid, tid) {
+            e.submit();
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Telling a container runtime's own setup process (runc's `runc init`,
+//! crun's or youki's fork) from a container process: it runs its parent's
+//! executable or a private copy of it.
+
+use pidns_ebpf::{TaskState, magic, task};
+
+use crate::{
+    kernel::{Exe, file_magic, file_name, is_memfd, read, task_exe},
+    maps::off,
+};
+
+/// Whether a task moved into (or created in) a container cgroup is a
+/// runtime's own setup process: it runs its parent's executable (runc
+/// re-executing itself as `runc init`, crun's or youki's fork), or a private
+/// copy of it: a memfd (runc 1.1) or a file of the same name on a private
+/// overlayfs mount (runc 1.2+). `Some(Some(exe))`: yes, with the executable
+/// to recognise the runtime's own re-exec by; `Some(None)`: no; `None`:
+/// unknown (its executable is unreadable).
+#[inline(always)]
+pub fn runtime_setup_exe(task: u64) -> Option<Option<Exe>> {
+    let exe = task_exe(task)?;
+    if is_memfd(exe.file) {
+        return Some(Some(exe));
+    }
+    let parent: u64 = read(task, off!(task_real_parent))?;
+    let Some(pexe) = task_exe(parent) else {
+        return Some(None);
+    };
+    if exe.ino == pexe.ino && exe.dev == pexe.dev {
+        return Some(Some(exe));
+    }
+    if file_magic(exe.file) == Some(magic::OVERLAYFS) && file_name(exe.file) == file_name(pexe.file)
+    {
+        return Some(Some(exe));
+    }
+    Some(None)
+}
+
+/// The `TASKS` entry of a runtime's setup process, with the executable its
+/// own re-exec is recognised by.
+pub fn runtime_state(exe: Option<Exe>) -> TaskState {
+    let mut s = TaskState::new(task::RUNTIME_SETUP);
+    if let Some(exe) = exe {
+        s.exe_ino = exe.ino;
+        s.exe_dev = exe.dev;
+    }
+    s
+}
