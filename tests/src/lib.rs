@@ -3,6 +3,8 @@
 //! - [`skip`]: every privileged test starts with [`ready`]; on a machine that
 //!   cannot run it (not root, a runtime missing) it prints why and returns
 //!   `None`, or fails when `PIDNS_REQUIRE_PRIVILEGED=1`.
+//! - [`env`]: the environment variables `cargo xtask test` and the tests
+//!   agree on.
 //! - [`runtimes`]: Docker, Podman, containerd (`ctr`) and runc, brought up by
 //!   the `pidns-harness up` binary that `cargo xtask test` runs, and one small
 //!   API to create containers in every PID mode with RAII cleanup.
@@ -12,6 +14,7 @@
 //!   it without reaching into anything else.
 
 pub mod cgroups;
+pub mod env;
 pub mod mounts;
 pub mod pidns;
 pub mod runtimes;

@@ -3,18 +3,10 @@
 
 use std::{fs::OpenOptions, io::Write as _};
 
-use crate::runtimes::{self, Rt};
-
-pub const REQUIRE_ENV: &str = "PIDNS_REQUIRE_PRIVILEGED";
-pub const SKIP_LOG_ENV: &str = "PIDNS_SKIP_LOG";
-
-pub fn required() -> bool {
-    std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
-}
-
-/// Why the runtimes could not be brought up, when `cargo xtask test` saw
-/// `pidns-harness up` fail: the tests that need them say so when skipping.
-pub const BRINGUP_ERROR_ENV: &str = "PIDNS_BRINGUP_ERROR";
+use crate::{
+    env::{self, required},
+    runtimes::{self, Rt},
+};
 
 /// Records a skip (or fails the test when privileged tests are required).
 ///
@@ -25,10 +17,13 @@ pub const BRINGUP_ERROR_ENV: &str = "PIDNS_BRINGUP_ERROR";
 #[track_caller]
 pub fn skip(test: &str, reason: &str) {
     if required() {
-        panic!("{test} cannot run: {reason} ({REQUIRE_ENV}=1 turns this skip into a failure)");
+        panic!(
+            "{test} cannot run: {reason} ({}=1 turns this skip into a failure)",
+            env::REQUIRE_PRIVILEGED
+        );
     }
     let _ = std::io::stderr().write_all(format!("SKIPPED {test}: {reason}\n").as_bytes());
-    if let Some(log) = std::env::var_os(SKIP_LOG_ENV)
+    if let Some(log) = std::env::var_os(env::SKIP_LOG)
         && let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log)
     {
         let _ = f.write_all(format!("{test}: {reason}\n").as_bytes());
@@ -59,7 +54,7 @@ pub fn ready(test: &str, needs: &[Rt]) -> Option<()> {
     }
     for rt in needs {
         if let Err(why) = runtimes::available(*rt) {
-            let how = match std::env::var(BRINGUP_ERROR_ENV) {
+            let how = match std::env::var(env::BRINGUP_ERROR) {
                 Ok(e) if !e.is_empty() => format!("bringing the runtimes up failed: {e}"),
                 _ => "`cargo xtask test` brings the runtimes up".into(),
             };
