@@ -25,6 +25,10 @@ pub struct Mount {
     /// The mounted filesystem's directory that appears at `mount_point`.
     pub root: PathBuf,
     pub fs_type: String,
+    /// The filesystem's device (`major:minor`): two mounts of one filesystem share it.
+    pub device: String,
+    /// The filesystem's own options (`cpuset`, `name=systemd` for a cgroup v1 hierarchy).
+    pub super_options: Vec<String>,
 }
 
 /// The kernel writes space, tab, newline and backslash in mountinfo paths
@@ -50,10 +54,21 @@ pub fn unescape(field: &str) -> PathBuf {
 }
 
 fn from_procfs(m: &MountInfo) -> Mount {
+    let mut super_options: Vec<String> = m
+        .super_options
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect();
+    super_options.sort();
     Mount {
         mount_point: unescape(&m.mount_point.to_string_lossy()),
         root: unescape(&m.root),
         fs_type: m.fs_type.clone(),
+        device: m.majmin.clone(),
+        super_options,
     }
 }
 
