@@ -22,5 +22,11 @@ pub mod sh;
 pub mod skip;
 pub mod state;
 
+/// This package: `cargo xtask test` runs its test binaries privileged,
+/// between the runtimes' bring-up and teardown.
+pub const PACKAGE: &str = env!("CARGO_PKG_NAME");
+/// The runtime harness's binary (`up`, `down`, `status`).
+pub const HARNESS_BIN: &str = "pidns-harness";
+
 pub use runtimes::{Container, Layout, Pid, Rt, Spec};
 pub use skip::{ready, require_root};
