@@ -73,6 +73,7 @@ pub(super) fn lint(ebpf: bool, target: &Path, summary: &mut Summary) -> Result<(
         summary.skipped(EBPF, "needs the eBPF toolchain");
         return Ok(());
     }
+    let bpf = BpfTarget::host();
     let (ok, err) = setup::nightly(&[
         "cargo",
         "clippy",
@@ -84,7 +85,7 @@ pub(super) fn lint(ebpf: bool, target: &Path, summary: &mut Summary) -> Result<(
     ])
     .args([
         "--target",
-        "bpfel-unknown-none",
+        bpf.target,
         "-Z",
         "build-std=core",
         "--release",
@@ -92,10 +93,7 @@ pub(super) fn lint(ebpf: bool, target: &Path, summary: &mut Summary) -> Result<(
     ])
     .args([target.join("ebpf-clippy")])
     .args(["--", "-D", "warnings"])
-    .env(
-        "CARGO_ENCODED_RUSTFLAGS",
-        "--cfg=bpf_target_arch=\"x86_64\"",
-    )
+    .env("CARGO_ENCODED_RUSTFLAGS", bpf.rustflags())
     .tee(Stream::Stderr)?;
     summary.step(EBPF, ok);
     if !ok {
@@ -104,6 +102,38 @@ pub(super) fn lint(ebpf: bool, target: &Path, summary: &mut Summary) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The BPF target the probes are built for on this host, as aya-build
+/// derives it when `pidns-user/build.rs` builds them: its endianness
+/// (`bpfel`/`bpfeb`) and `bpf_target_arch`, the architecture whose
+/// registers and syscall ABI the probes read (xtask runs on that host).
+struct BpfTarget {
+    target: &'static str,
+    arch: &'static str,
+}
+
+impl BpfTarget {
+    fn host() -> BpfTarget {
+        let arch = std::env::consts::ARCH;
+        BpfTarget {
+            target: if cfg!(target_endian = "big") {
+                "bpfeb-unknown-none"
+            } else {
+                "bpfel-unknown-none"
+            },
+            // aya-build's own fix-up: riscv64gc and friends are riscv64.
+            arch: if arch.starts_with("riscv64") {
+                "riscv64"
+            } else {
+                arch
+            },
+        }
+    }
+
+    fn rustflags(&self) -> String {
+        format!("--cfg=bpf_target_arch=\"{}\"", self.arch)
+    }
 }
 
 /// `pidns-harness up`. Without PIDNS_REQUIRE_PRIVILEGED a machine that
