@@ -234,7 +234,7 @@ mod tests {
     /// neither mount's contents may go. The mounts vanish with the namespace.
     #[test]
     fn remove_tree_never_crosses_a_mount() {
-        let test = "remove_tree_never_crosses_a_mount";
+        let test = crate::test_name!();
         if std::env::var_os(IN_MOUNT_NS).is_none() {
             if !crate::skip::require_root(test) {
                 return;
@@ -246,10 +246,7 @@ mod tests {
             let out = std::process::Command::new("unshare")
                 .args(["--mount", "--propagation", "private", "--"])
                 .arg(std::env::current_exe().expect("test binary"))
-                .args([
-                    "--exact",
-                    "mounts::tests::remove_tree_never_crosses_a_mount",
-                ])
+                .args(["--exact", test])
                 .env(IN_MOUNT_NS, "1")
                 .output()
                 .expect("unshare");

@@ -8,6 +8,26 @@ use crate::{
     runtimes::{self, Rt},
 };
 
+/// The name libtest runs the test it is written in under: the function's
+/// path below the crate's root (`mounts::tests::x` in the library, `x` in
+/// an integration test), from the function itself rather than a string that
+/// can drift from it. Write it in the test's own body (not in a closure or
+/// a helper the test calls); helpers take it as an argument.
+#[macro_export]
+macro_rules! test_name {
+    () => {{
+        fn here() {}
+        $crate::skip::name_of(::std::any::type_name_of_val(&here))
+    }};
+}
+
+/// `<crate>::<path>::here` (the item [`test_name!`] defines) to `<path>`.
+#[doc(hidden)]
+pub fn name_of(here: &'static str) -> &'static str {
+    let path = here.strip_suffix("::here").unwrap_or(here);
+    path.split_once("::").map_or(path, |(_krate, rest)| rest)
+}
+
 /// Records a skip (or fails the test when privileged tests are required).
 ///
 /// The reason goes to stderr through `std::io::stderr()` itself, not
@@ -63,4 +83,22 @@ pub fn ready(test: &str, needs: &[Rt]) -> Option<()> {
         }
     }
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Also as libtest names the test's thread, when it runs on one of its own.
+    #[test]
+    fn test_name_is_the_name_libtest_runs_the_test_under() {
+        let name = crate::test_name!();
+        assert_eq!(
+            name,
+            "skip::tests::test_name_is_the_name_libtest_runs_the_test_under"
+        );
+        if let Some(thread) = std::thread::current().name()
+            && thread != "main"
+        {
+            assert_eq!(name, thread);
+        }
+    }
 }

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use pidns_tests::{Container, Pid, Rt, Spec, env, ready, sh, skip::skip, state};
+use pidns_tests::{Container, Pid, Rt, Spec, env, ready, sh, skip::skip, state, test_name};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -223,13 +223,10 @@ fn reports_its_neighbour(test: &str, pid: AgentPid) {
 
 #[test]
 fn image_with_host_pid_reports_its_neighbour() {
-    reports_its_neighbour("image_with_host_pid_reports_its_neighbour", AgentPid::Host);
+    reports_its_neighbour(test_name!(), AgentPid::Host);
 }
 
 #[test]
 fn image_runs_as_the_daemonset_would_and_reports_its_neighbour() {
-    reports_its_neighbour(
-        "image_runs_as_the_daemonset_would_and_reports_its_neighbour",
-        AgentPid::Own,
-    );
+    reports_its_neighbour(test_name!(), AgentPid::Own);
 }
