@@ -4,7 +4,7 @@
 //! driver would, for synthetic cases no runtime produces on cue.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Component, Path, PathBuf},
     sync::Mutex,
     time::{Duration, Instant},
@@ -17,21 +17,43 @@ use crate::{
     state::{self, Record},
 };
 
-/// Mount points of every cgroup hierarchy (v1 controllers and the unified one).
-pub fn hierarchies() -> Result<Vec<PathBuf>> {
+/// A cgroup hierarchy, mounted at its root.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub mount_point: PathBuf,
+    /// cgroup2: the unified hierarchy.
+    pub unified: bool,
+    /// Its filesystem's options: a v1 hierarchy's controllers (`cpuset`) or name (`name=systemd`).
+    pub options: Vec<String>,
+}
+
+/// Every cgroup hierarchy (v1 controllers and the unified one) mounted at
+/// its root, in mount order; one mounted twice is listed once.
+pub fn mounted() -> Result<Vec<Hierarchy>> {
+    let mut devices = BTreeSet::new();
     Ok(mounts::mounts()?
         .into_iter()
         .filter(|m| (m.fs_type == "cgroup" || m.fs_type == "cgroup2") && m.root == Path::new("/"))
-        .map(|m| m.mount_point)
+        .filter(|m| devices.insert(m.device.clone()))
+        .map(|m| Hierarchy {
+            unified: m.fs_type == "cgroup2",
+            mount_point: m.mount_point,
+            options: m.super_options,
+        })
         .collect())
+}
+
+/// Mount points of every cgroup hierarchy (v1 controllers and the unified one).
+pub fn hierarchies() -> Result<Vec<PathBuf>> {
+    Ok(mounted()?.into_iter().map(|h| h.mount_point).collect())
 }
 
 /// The unified (v2) hierarchy's mount point.
 pub fn unified_mount() -> Result<PathBuf> {
-    mounts::mounts()?
+    mounted()?
         .into_iter()
-        .find(|m| m.fs_type == "cgroup2" && m.root == Path::new("/"))
-        .map(|m| m.mount_point)
+        .find(|h| h.unified)
+        .map(|h| h.mount_point)
         .context("no cgroup2 hierarchy mounted")
 }
 
@@ -206,29 +228,48 @@ pub fn walkdirs(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// `/docker/<64 hex>` in the unified hierarchy, removed on drop (with
-/// `/docker` when it made it exist). Recorded, so that processes a killed
-/// run left in it are killed at the next `pidns-harness up`.
+/// `/docker/<64 hex>`, laid out as Docker's cgroupfs driver would, removed
+/// on drop (with `/docker` where it made it exist, once no other fake or
+/// real container of this process is below it).
 pub struct FakeContainer {
     pub id: String,
+    /// The container's cgroup in the first hierarchy it was created in.
     pub dir: PathBuf,
+    /// Its cgroup in every hierarchy, with that hierarchy's mount point.
+    dirs: Vec<(PathBuf, PathBuf)>,
     claim: Claim,
 }
 
 impl FakeContainer {
+    /// In the unified hierarchy. Recorded, so that processes a killed run
+    /// left in it are killed at the next `pidns-harness up`.
     pub fn docker() -> Result<FakeContainer> {
+        FakeContainer::docker_in(&[unified_mount()?], true)
+    }
+
+    /// In each of `hierarchies` (mount points, the first one's cgroup is
+    /// [`FakeContainer::dir`]); `record` writes what it creates to the
+    /// state directory's records, for `pidns-harness`.
+    pub fn docker_in(hierarchies: &[PathBuf], record: bool) -> Result<FakeContainer> {
         let id = state::random_hex(32);
-        let unified = unified_mount()?;
-        let claim = claim_in(
-            std::slice::from_ref(&unified),
-            &format!("docker/{id}"),
-            Leaf::Own,
-            true,
-        );
-        let dir = unified.join("docker").join(&id);
-        let fake = FakeContainer { id, dir, claim };
-        std::fs::create_dir_all(&fake.dir)
-            .with_context(|| format!("creating {}", fake.dir.display()))?;
+        let claim = claim_in(hierarchies, &format!("docker/{id}"), Leaf::Own, record);
+        let dirs: Vec<(PathBuf, PathBuf)> = hierarchies
+            .iter()
+            .map(|h| (h.join("docker").join(&id), h.clone()))
+            .collect();
+        let dir = dirs
+            .first()
+            .map(|(d, _)| d.clone())
+            .context("no hierarchy")?;
+        let fake = FakeContainer {
+            id,
+            dir,
+            dirs,
+            claim,
+        };
+        for (dir, _) in &fake.dirs {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         Ok(fake)
     }
 
@@ -236,22 +277,30 @@ impl FakeContainer {
         &self.dir
     }
 
-    /// Kills every process left in the cgroup and removes it.
+    /// Its cgroup in every hierarchy it was created in.
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.iter().map(|(d, _)| d.as_path())
+    }
+
+    /// Kills every process left in the cgroups and removes them.
     fn remove(&mut self) -> Result<()> {
-        if self.dir.exists() {
-            kill_all(&self.dir);
-            // A process the test has not reaped yet could hold the cgroup:
-            // move whatever is still listed out to the root.
-            if let (Ok(procs), Ok(root)) = (
-                std::fs::read_to_string(self.dir.join("cgroup.procs")),
-                unified_mount(),
-            ) {
-                for pid in procs.lines() {
-                    let _ = std::fs::write(root.join("cgroup.procs"), pid);
+        let mut result = Ok(());
+        for (dir, root) in &self.dirs {
+            if dir.exists() {
+                kill_all(dir);
+                // A process the test has not reaped yet could hold the cgroup:
+                // move whatever is still listed out to the root.
+                if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                    for pid in procs.lines() {
+                        let _ = std::fs::write(root.join("cgroup.procs"), pid);
+                    }
                 }
             }
+            let removed = remove(dir, Duration::from_secs(2));
+            if result.is_ok() {
+                result = removed;
+            }
         }
-        let result = remove(&self.dir, Duration::from_secs(2));
         self.claim.release();
         result
     }
@@ -313,5 +362,43 @@ mod tests {
         assert!(!h1.join("kubepods/burstable").exists());
         assert!(h1.join("kubepods").is_dir(), "pre-existing, not ours");
         std::fs::remove_dir_all(&base).expect("cleanup");
+    }
+
+    /// Plain directories stand in for hierarchies here too.
+    #[test]
+    fn fake_containers_remove_what_they_created_and_no_more() {
+        let tmp = std::env::temp_dir().join(format!(
+            "pidns-tests-fake-{}-{}",
+            std::process::id(),
+            state::random_hex(4)
+        ));
+        std::fs::create_dir_all(&tmp).expect("tmp");
+        let hs = [tmp.clone()];
+        let docker = tmp.join("docker");
+        {
+            let a = FakeContainer::docker_in(&hs, false).expect("create a");
+            let b = FakeContainer::docker_in(&hs, false).expect("create b");
+            assert!(a.dir.is_dir() && b.dir.is_dir());
+            assert_eq!(a.dir, docker.join(&a.id));
+        }
+        // The parent it created goes too; the root it found stays.
+        assert!(!docker.exists());
+        assert!(tmp.is_dir());
+
+        // A parent that existed before is left alone ...
+        std::fs::create_dir(&docker).expect("docker");
+        let a = FakeContainer::docker_in(&hs, false).expect("create a");
+        let a_dir = a.dir.clone();
+        drop(a);
+        assert!(!a_dir.exists() && docker.is_dir());
+        std::fs::remove_dir(&docker).expect("rmdir");
+
+        // ... and so is one it created but something else moved into.
+        let a = FakeContainer::docker_in(&hs, false).expect("create a");
+        let a_dir = a.dir.clone();
+        std::fs::create_dir(docker.join("real")).expect("real");
+        drop(a);
+        assert!(!a_dir.exists() && docker.join("real").is_dir());
+        std::fs::remove_dir_all(&tmp).expect("cleanup");
     }
 }

@@ -3,6 +3,8 @@
 //! - [`skip`]: every privileged test starts with [`ready`]; on a machine that
 //!   cannot run it (not root, a runtime missing) it prints why and returns
 //!   `None`, or fails when `PIDNS_REQUIRE_PRIVILEGED=1`.
+//! - [`env`]: the environment variables `cargo xtask test` and the tests
+//!   agree on.
 //! - [`runtimes`]: Docker, Podman, containerd (`ctr`) and runc, brought up by
 //!   the `pidns-harness up` binary that `cargo xtask test` runs, and one small
 //!   API to create containers in every PID mode with RAII cleanup.
@@ -12,12 +14,19 @@
 //!   it without reaching into anything else.
 
 pub mod cgroups;
+pub mod env;
 pub mod mounts;
 pub mod pidns;
 pub mod runtimes;
 pub mod sh;
 pub mod skip;
 pub mod state;
+
+/// This package: `cargo xtask test` runs its test binaries privileged,
+/// between the runtimes' bring-up and teardown.
+pub const PACKAGE: &str = env!("CARGO_PKG_NAME");
+/// The runtime harness's binary (`up`, `down`, `status`).
+pub const HARNESS_BIN: &str = "pidns-harness";
 
 pub use runtimes::{Container, Layout, Pid, Rt, Spec};
 pub use skip::{ready, require_root};

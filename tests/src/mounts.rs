@@ -25,6 +25,10 @@ pub struct Mount {
     /// The mounted filesystem's directory that appears at `mount_point`.
     pub root: PathBuf,
     pub fs_type: String,
+    /// The filesystem's device (`major:minor`): two mounts of one filesystem share it.
+    pub device: String,
+    /// The filesystem's own options (`cpuset`, `name=systemd` for a cgroup v1 hierarchy).
+    pub super_options: Vec<String>,
 }
 
 /// The kernel writes space, tab, newline and backslash in mountinfo paths
@@ -50,10 +54,21 @@ pub fn unescape(field: &str) -> PathBuf {
 }
 
 fn from_procfs(m: &MountInfo) -> Mount {
+    let mut super_options: Vec<String> = m
+        .super_options
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect();
+    super_options.sort();
     Mount {
         mount_point: unescape(&m.mount_point.to_string_lossy()),
         root: unescape(&m.root),
         fs_type: m.fs_type.clone(),
+        device: m.majmin.clone(),
+        super_options,
     }
 }
 
@@ -219,7 +234,7 @@ mod tests {
     /// neither mount's contents may go. The mounts vanish with the namespace.
     #[test]
     fn remove_tree_never_crosses_a_mount() {
-        let test = "remove_tree_never_crosses_a_mount";
+        let test = crate::test_name!();
         if std::env::var_os(IN_MOUNT_NS).is_none() {
             if !crate::skip::require_root(test) {
                 return;
@@ -231,10 +246,7 @@ mod tests {
             let out = std::process::Command::new("unshare")
                 .args(["--mount", "--propagation", "private", "--"])
                 .arg(std::env::current_exe().expect("test binary"))
-                .args([
-                    "--exact",
-                    "mounts::tests::remove_tree_never_crosses_a_mount",
-                ])
+                .args(["--exact", test])
                 .env(IN_MOUNT_NS, "1")
                 .output()
                 .expect("unshare");

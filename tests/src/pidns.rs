@@ -2,10 +2,10 @@
 
 use std::{
     io::{BufRead as _, BufReader},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Condvar, Mutex},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -17,7 +17,7 @@ use crate::sh;
 /// next to this test binary (`<target dir>/<profile>/pidns`, wherever
 /// `CARGO_TARGET_DIR` put it).
 pub fn bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("PIDNS_BIN") {
+    if let Some(p) = std::env::var_os(crate::env::BIN) {
         return Ok(PathBuf::from(p));
     }
     let fallback = profile_dir()?.join("pidns");
@@ -79,26 +79,61 @@ impl Scan {
     }
 }
 
-/// A running `pidns watch --format json`, whose lines are collected as they come.
+/// A running `pidns watch --format json`, whose lines are collected as they
+/// come, each with the time it was read: the benchmark's latency as seen
+/// from outside (`cargo xtask bench`) is that time against the line's `ts`.
 pub struct Watch {
     child: Option<Child>,
     lines: Arc<(Mutex<Lines>, Condvar)>,
+    stdout_reader: Option<std::thread::JoinHandle<()>>,
     stderr: Arc<Mutex<String>>,
     stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
+/// One line of watch's stdout and when it was read.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub read_at: SystemTime,
+    pub text: String,
+}
+
+/// What the reader thread collected. It only stores and timestamps lines:
+/// they are parsed when asked for (`parsed` catches up with `raw`), so that
+/// reading keeps up with an exec storm without competing with it for CPU.
 #[derive(Default)]
 struct Lines {
-    events: Vec<Value>,
+    raw: Vec<Line>,
+    parsed: Vec<Value>,
     /// Stdout reached EOF: pidns exited (or closed it); nothing more will come.
     closed: bool,
+    /// Threads in [`Watch::wait_for`]: the reader wakes them only when there are some.
+    waiters: usize,
+}
+
+impl Lines {
+    /// Every line as JSON (a line that is not JSON as a string).
+    fn events(&mut self) -> &[Value] {
+        for line in &self.raw[self.parsed.len()..] {
+            self.parsed.push(
+                serde_json::from_str(&line.text)
+                    .unwrap_or_else(|_| Value::String(line.text.clone())),
+            );
+        }
+        &self.parsed
+    }
 }
 
 impl Watch {
-    /// Starts watch and waits for its `ready` event. If pidns exits first
-    /// (no BPF here: exit 2), this returns at once with what it printed.
+    /// Starts watch (the binary under test, [`bin`]) and waits for its
+    /// `ready` event. If pidns exits first (no BPF here: exit 2), this
+    /// returns at once with what it printed.
     pub fn start(extra: &[&str]) -> Result<Watch> {
-        let mut child = Command::new(bin()?)
+        Watch::start_with(&bin()?, extra)
+    }
+
+    /// [`Watch::start`] with the given pidns binary.
+    pub fn start_with(bin: &Path, extra: &[&str]) -> Result<Watch> {
+        let mut child = Command::new(bin)
             .args(["watch", "--format", "json"])
             .args(extra)
             .stdin(Stdio::null())
@@ -110,22 +145,22 @@ impl Watch {
         let stderr: Arc<Mutex<String>> = Arc::default();
         let out = child.stdout.take().context("stdout")?;
         let err = child.stderr.take().context("stderr")?;
-        {
+        let stdout_reader = {
             let lines = lines.clone();
             std::thread::spawn(move || {
                 let (lock, cv) = &*lines;
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let v = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                    lock.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .events
-                        .push(v);
-                    cv.notify_all();
+                for text in BufReader::new(out).lines().map_while(Result::ok) {
+                    let read_at = SystemTime::now();
+                    let mut l = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    l.raw.push(Line { read_at, text });
+                    if l.waiters > 0 {
+                        cv.notify_all();
+                    }
                 }
                 lock.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
                 cv.notify_all();
-            });
-        }
+            })
+        };
         let stderr_reader = {
             let stderr = stderr.clone();
             std::thread::spawn(move || {
@@ -139,6 +174,7 @@ impl Watch {
         let mut w = Watch {
             child: Some(child),
             lines,
+            stdout_reader: Some(stdout_reader),
             stderr,
             stderr_reader: Some(stderr_reader),
         };
@@ -166,6 +202,10 @@ impl Watch {
         );
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lines> {
+        self.lines.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr
             .lock()
@@ -174,41 +214,55 @@ impl Watch {
     }
 
     pub fn events(&self) -> Vec<Value> {
-        self.lines
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .events
-            .clone()
+        self.lock().events().to_vec()
+    }
+
+    /// How many lines watch has written so far.
+    pub fn line_count(&self) -> usize {
+        self.lock().raw.len()
+    }
+
+    /// Waits until no line has come for `quiet`, at most `max`: watch has
+    /// written what the kernel handed it.
+    pub fn settle(&self, quiet: Duration, max: Duration) {
+        let deadline = Instant::now() + max;
+        let mut last = self.line_count();
+        let mut since = Instant::now();
+        while Instant::now() < deadline && since.elapsed() < quiet {
+            std::thread::sleep(Duration::from_millis(20));
+            let n = self.line_count();
+            if n != last {
+                last = n;
+                since = Instant::now();
+            }
+        }
     }
 
     /// Whether watch's stdout is closed (it exited).
     pub fn closed(&self) -> bool {
-        self.lines
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .closed
+        self.lock().closed
     }
 
     /// Waits until an event matches, returning it; `None` at the timeout,
     /// or at once when watch has exited and no event matched.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
         let deadline = Instant::now() + timeout;
-        let (lock, cv) = &*self.lines;
-        let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let cv = &self.lines.1;
+        let mut guard = self.lock();
         loop {
-            if let Some(v) = guard.events.iter().find(|v| pred(v)) {
+            if let Some(v) = guard.events().iter().find(|v| pred(v)) {
                 return Some(v.clone());
             }
             let now = Instant::now();
             if guard.closed || now >= deadline {
                 return None;
             }
+            guard.waiters += 1;
             guard = cv
                 .wait_timeout(guard, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            guard.waiters -= 1;
         }
     }
 
@@ -247,6 +301,16 @@ impl Watch {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stops watch with `signal` and returns every line it wrote, with
+    /// when each was read.
+    pub fn finish(mut self, signal: nix::sys::signal::Signal) -> Result<Vec<Line>> {
+        self.stop_with(signal)?;
+        if let Some(reader) = self.stdout_reader.take() {
+            let _ = reader.join();
+        }
+        Ok(std::mem::take(&mut self.lock().raw))
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -3,18 +3,30 @@
 
 use std::{fs::OpenOptions, io::Write as _};
 
-use crate::runtimes::{self, Rt};
+use crate::{
+    env::{self, required},
+    runtimes::{self, Rt},
+};
 
-pub const REQUIRE_ENV: &str = "PIDNS_REQUIRE_PRIVILEGED";
-pub const SKIP_LOG_ENV: &str = "PIDNS_SKIP_LOG";
-
-pub fn required() -> bool {
-    std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+/// The name libtest runs the test it is written in under: the function's
+/// path below the crate's root (`mounts::tests::x` in the library, `x` in
+/// an integration test), from the function itself rather than a string that
+/// can drift from it. Write it in the test's own body (not in a closure or
+/// a helper the test calls); helpers take it as an argument.
+#[macro_export]
+macro_rules! test_name {
+    () => {{
+        fn here() {}
+        $crate::skip::name_of(::std::any::type_name_of_val(&here))
+    }};
 }
 
-/// Why the runtimes could not be brought up, when `cargo xtask test` saw
-/// `pidns-harness up` fail: the tests that need them say so when skipping.
-pub const BRINGUP_ERROR_ENV: &str = "PIDNS_BRINGUP_ERROR";
+/// `<crate>::<path>::here` (the item [`test_name!`] defines) to `<path>`.
+#[doc(hidden)]
+pub fn name_of(here: &'static str) -> &'static str {
+    let path = here.strip_suffix("::here").unwrap_or(here);
+    path.split_once("::").map_or(path, |(_krate, rest)| rest)
+}
 
 /// Records a skip (or fails the test when privileged tests are required).
 ///
@@ -25,10 +37,13 @@ pub const BRINGUP_ERROR_ENV: &str = "PIDNS_BRINGUP_ERROR";
 #[track_caller]
 pub fn skip(test: &str, reason: &str) {
     if required() {
-        panic!("{test} cannot run: {reason} ({REQUIRE_ENV}=1 turns this skip into a failure)");
+        panic!(
+            "{test} cannot run: {reason} ({}=1 turns this skip into a failure)",
+            env::REQUIRE_PRIVILEGED
+        );
     }
     let _ = std::io::stderr().write_all(format!("SKIPPED {test}: {reason}\n").as_bytes());
-    if let Some(log) = std::env::var_os(SKIP_LOG_ENV)
+    if let Some(log) = std::env::var_os(env::SKIP_LOG)
         && let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log)
     {
         let _ = f.write_all(format!("{test}: {reason}\n").as_bytes());
@@ -59,7 +74,7 @@ pub fn ready(test: &str, needs: &[Rt]) -> Option<()> {
     }
     for rt in needs {
         if let Err(why) = runtimes::available(*rt) {
-            let how = match std::env::var(BRINGUP_ERROR_ENV) {
+            let how = match std::env::var(env::BRINGUP_ERROR) {
                 Ok(e) if !e.is_empty() => format!("bringing the runtimes up failed: {e}"),
                 _ => "`cargo xtask test` brings the runtimes up".into(),
             };
@@ -68,4 +83,22 @@ pub fn ready(test: &str, needs: &[Rt]) -> Option<()> {
         }
     }
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Also as libtest names the test's thread, when it runs on one of its own.
+    #[test]
+    fn test_name_is_the_name_libtest_runs_the_test_under() {
+        let name = crate::test_name!();
+        assert_eq!(
+            name,
+            "skip::tests::test_name_is_the_name_libtest_runs_the_test_under"
+        );
+        if let Some(thread) = std::thread::current().name()
+            && thread != "main"
+        {
+            assert_eq!(name, thread);
+        }
+    }
 }

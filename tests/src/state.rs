@@ -19,14 +19,11 @@ pub const DOCKER_IMAGE: &str = "pidnst/busybox:latest";
 /// The agent's own image, built by `cargo xtask test` for the image test.
 pub const AGENT_IMAGE: &str = "pidnst/pidns:test";
 
-/// Overrides [`state_dir`]: a harness run whose state (rootfs, runc root,
-/// snapshot, records) lives elsewhere, e.g. to try the harness itself out
-/// without touching a live run's `/run/pidns-tests`.
-pub const STATE_DIR_ENV: &str = "PIDNS_TEST_STATE_DIR";
 const DEFAULT_STATE_DIR: &str = "/run/pidns-tests";
 
+/// `/run/pidns-tests`, or [`env::STATE_DIR`](crate::env::STATE_DIR).
 pub fn state_dir() -> PathBuf {
-    std::env::var_os(STATE_DIR_ENV)
+    std::env::var_os(crate::env::STATE_DIR)
         .filter(|d| !d.is_empty())
         .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from)
 }

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use pidns_tests::{Container, Pid, Rt, Spec, ready, sh, skip::skip, state};
+use pidns_tests::{Container, Pid, Rt, Spec, env, ready, sh, skip::skip, state, test_name};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -132,10 +132,13 @@ fn reports_its_neighbour(test: &str, pid: AgentPid) {
     let Some(()) = ready(test, &[Rt::Docker]) else {
         return;
     };
-    let Ok(image) = std::env::var("PIDNS_TEST_IMAGE") else {
+    let Ok(image) = std::env::var(env::TEST_IMAGE) else {
         skip(
             test,
-            "PIDNS_TEST_IMAGE is not set: `cargo xtask test` builds the image",
+            &format!(
+                "{} is not set: `cargo xtask test` builds the image",
+                env::TEST_IMAGE
+            ),
         );
         return;
     };
@@ -220,13 +223,10 @@ fn reports_its_neighbour(test: &str, pid: AgentPid) {
 
 #[test]
 fn image_with_host_pid_reports_its_neighbour() {
-    reports_its_neighbour("image_with_host_pid_reports_its_neighbour", AgentPid::Host);
+    reports_its_neighbour(test_name!(), AgentPid::Host);
 }
 
 #[test]
 fn image_runs_as_the_daemonset_would_and_reports_its_neighbour() {
-    reports_its_neighbour(
-        "image_runs_as_the_daemonset_would_and_reports_its_neighbour",
-        AgentPid::Own,
-    );
+    reports_its_neighbour(test_name!(), AgentPid::Own);
 }

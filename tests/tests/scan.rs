@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use pidns_tests::{Container, Layout, Pid, Rt, Spec, pidns::Scan, ready};
+use pidns_tests::{Container, Layout, Pid, Rt, Spec, pidns::Scan, ready, test_name};
 use serde_json::Value;
 
 /// Scans see the whole host; these tests run one at a time so that exit
@@ -99,22 +99,22 @@ fn three_modes(rt: Rt, test: &str) {
 
 #[test]
 fn docker_host_isolated_and_shared() {
-    three_modes(Rt::Docker, "docker_host_isolated_and_shared");
+    three_modes(Rt::Docker, test_name!());
 }
 
 #[test]
 fn podman_host_isolated_and_shared() {
-    three_modes(Rt::Podman, "podman_host_isolated_and_shared");
+    three_modes(Rt::Podman, test_name!());
 }
 
 #[test]
 fn containerd_ctr_host_isolated_and_shared() {
-    three_modes(Rt::Ctr, "containerd_ctr_host_isolated_and_shared");
+    three_modes(Rt::Ctr, test_name!());
 }
 
 #[test]
 fn runc_kubernetes_crio_lxc_nspawn_layouts() {
-    let Some(()) = ready("runc_kubernetes_crio_lxc_nspawn_layouts", &[Rt::Runc]) else {
+    let Some(()) = ready(test_name!(), &[Rt::Runc]) else {
         return;
     };
     let _serial = serial();
@@ -137,7 +137,7 @@ fn runc_kubernetes_crio_lxc_nspawn_layouts() {
 
 #[test]
 fn docker_names_and_exec_evidence() {
-    let Some(()) = ready("docker_names_and_exec_evidence", &[Rt::Docker]) else {
+    let Some(()) = ready(test_name!(), &[Rt::Docker]) else {
         return;
     };
     let _serial = serial();
@@ -157,7 +157,7 @@ fn docker_names_and_exec_evidence() {
 
 #[test]
 fn allow_list_turns_a_failure_into_a_pass() {
-    let Some(()) = ready("allow_list_turns_a_failure_into_a_pass", &[Rt::Docker]) else {
+    let Some(()) = ready(test_name!(), &[Rt::Docker]) else {
         return;
     };
     let _serial = serial();
@@ -183,7 +183,7 @@ fn allow_list_turns_a_failure_into_a_pass() {
 
 #[test]
 fn host_namespace_method_matches_what_this_kernel_allows() {
-    let Some(()) = ready("host_namespace_method_matches_what_this_kernel_allows", &[]) else {
+    let Some(()) = ready(test_name!(), &[]) else {
         return;
     };
     let scan = Scan::run(&[]).expect("scan");
@@ -217,7 +217,7 @@ fn host_namespace_method_matches_what_this_kernel_allows() {
 
 #[test]
 fn scanning_while_containers_come_and_go() {
-    let Some(()) = ready("scanning_while_containers_come_and_go", &[Rt::Docker]) else {
+    let Some(()) = ready(test_name!(), &[Rt::Docker]) else {
         return;
     };
     let _serial = serial();
@@ -291,10 +291,7 @@ fn scanning_while_containers_come_and_go() {
 /// process (`runc`, `conmon`) must still fail the scan.
 #[test]
 fn renamed_processes_do_not_hide_a_host_pid_container() {
-    let Some(()) = ready(
-        "renamed_processes_do_not_hide_a_host_pid_container",
-        &[Rt::Docker],
-    ) else {
+    let Some(()) = ready(test_name!(), &[Rt::Docker]) else {
         return;
     };
     let _serial = serial();
@@ -368,7 +365,7 @@ fn renamed_processes_do_not_hide_a_host_pid_container() {
 /// is `<parent>/<64 hex>`, which names no runtime.
 #[test]
 fn docker_cgroup_parent_containers_are_found() {
-    let Some(()) = ready("docker_cgroup_parent_containers_are_found", &[Rt::Docker]) else {
+    let Some(()) = ready(test_name!(), &[Rt::Docker]) else {
         return;
     };
     let _serial = serial();
@@ -474,8 +471,7 @@ impl Drop for CgroupParent {
 /// (`/kubepods/<qos>/pod<uid>/crio-<id>`).
 #[test]
 fn runc_container_pid_mode_in_the_crio_cgroupfs_layout() {
-    let test = "runc_container_pid_mode_in_the_crio_cgroupfs_layout";
-    let Some(()) = ready(test, &[Rt::Runc]) else {
+    let Some(()) = ready(test_name!(), &[Rt::Runc]) else {
         return;
     };
     let _serial = serial();

@@ -10,13 +10,15 @@ use pidns_tests::{
     Container, Layout, Pid, Rt, Spec,
     cgroups::FakeContainer,
     pidns::{Watch, synth},
-    ready, require_root, skip,
+    ready, require_root, skip, test_name,
 };
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Watch in eBPF mode, or a skip (a failure under PIDNS_REQUIRE_PRIVILEGED=1).
+/// The prologue of a watch test: the machine is ready for `test` (root,
+/// the runtimes in `needs`), and watch runs in eBPF mode with `extra`.
+/// `None` after a skip (a failure under PIDNS_REQUIRE_PRIVILEGED=1).
 fn watch(test: &str, needs: &[Rt], extra: &[&str]) -> Option<Watch> {
     ready(test, needs)?;
     let mut args = vec!["--mode", "ebpf"];
@@ -47,6 +49,40 @@ fn expect(w: &Watch, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
 
 fn finding(e: &Value, id: &str) -> bool {
     e["event"] == "host_pidns" && e["container_id"] == id
+}
+
+/// Where a sentinel runs.
+enum Sentinel<'a> {
+    /// A short-lived host-PID container of this runtime.
+    Runtime(Rt),
+    /// A process moved into the fake container, that execs there.
+    Fake(&'a Synthetic),
+}
+
+/// Proves the watcher live up to now: the kernel hands events over in
+/// order, so once a host-PID process started now is reported, any event
+/// about what came before would already be here, and its absence means
+/// something.
+fn sentinel(w: &Watch, at: Sentinel) {
+    match at {
+        Sentinel::Runtime(rt) => {
+            let sentinel =
+                Container::run_to_completion(&Spec::new(rt).pid(Pid::Host).cmd(&["true"]))
+                    .expect("sentinel");
+            expect(w, "the sentinel", |e| finding(e, &sentinel.id));
+        }
+        Sentinel::Fake(s) => {
+            let child = Command::new(&s.synth)
+                .args(["join-cgroup", &s.dir, "--", "/bin/true", "sentinel"])
+                .spawn()
+                .expect("spawn");
+            let pid = child.id();
+            assert!(child.wait_with_output().expect("wait").status.success());
+            expect(w, "the sentinel", |e| {
+                finding(e, &s.fake.id) && e["trigger"] == "exec" && e["pid"] == pid
+            });
+        }
+    }
 }
 
 fn runtime_host_pid_cases(rt: Rt, test: &str) {
@@ -83,8 +119,7 @@ fn runtime_host_pid_cases(rt: Rt, test: &str) {
 /// it, as Docker's (the id's state is on disk), with its full id.
 #[test]
 fn docker_cgroup_parent_container_is_reported_as_dockers() {
-    let test = "docker_cgroup_parent_container_is_reported_as_dockers";
-    let Some(w) = watch(test, &[Rt::Docker], &[]) else {
+    let Some(w) = watch(test_name!(), &[Rt::Docker], &[]) else {
         return;
     };
     let parent = format!("/{}-cpa/sub", pidns_tests::state::unique_name());
@@ -120,23 +155,23 @@ fn assert_no_runtime_noise(w: &Watch, id: &str) {
 
 #[test]
 fn docker_run_exec_and_short_lived() {
-    runtime_host_pid_cases(Rt::Docker, "docker_run_exec_and_short_lived");
+    runtime_host_pid_cases(Rt::Docker, test_name!());
 }
 
 #[test]
 fn podman_run_exec_and_short_lived() {
-    runtime_host_pid_cases(Rt::Podman, "podman_run_exec_and_short_lived");
+    runtime_host_pid_cases(Rt::Podman, test_name!());
 }
 
 #[test]
 fn containerd_with_ns_into_the_host_pid_namespace() {
     // ctr run --with-ns pid:/proc/<host pid>/ns/pid: runc setns-es into the host's.
-    runtime_host_pid_cases(Rt::Ctr, "containerd_with_ns_into_the_host_pid_namespace");
+    runtime_host_pid_cases(Rt::Ctr, test_name!());
 }
 
 #[test]
 fn kubernetes_host_pid_pods_in_every_layout() {
-    let Some(w) = watch("kubernetes_host_pid_pods_in_every_layout", &[Rt::Runc], &[]) else {
+    let Some(w) = watch(test_name!(), &[Rt::Runc], &[]) else {
         return;
     };
     for layout in Layout::ALL {
@@ -167,8 +202,7 @@ fn kubernetes_host_pid_pods_in_every_layout() {
 
 #[test]
 fn runc_and_podman_joining_the_host_pid_namespace_by_path() {
-    let test = "runc_and_podman_joining_the_host_pid_namespace_by_path";
-    let Some(w) = watch(test, &[Rt::Runc, Rt::Podman], &[]) else {
+    let Some(w) = watch(test_name!(), &[Rt::Runc, Rt::Podman], &[]) else {
         return;
     };
     for rt in [Rt::Runc, Rt::Podman] {
@@ -183,17 +217,14 @@ fn runc_and_podman_joining_the_host_pid_namespace_by_path() {
             (Some("exec"), Some(u64::from(c.init_pid())), Some("sleep")),
             "{rt:?}: {f}"
         );
-        let sentinel = Container::run_to_completion(&Spec::new(rt).pid(Pid::Host).cmd(&["true"]))
-            .expect("sentinel");
-        expect(&w, "the sentinel", |e| finding(e, &sentinel.id));
+        sentinel(&w, Sentinel::Runtime(rt));
         assert_no_runtime_noise(&w, &c.id);
     }
 }
 
 #[test]
 fn a_payload_named_like_a_runtime_is_reported() {
-    let test = "a_payload_named_like_a_runtime_is_reported";
-    let Some(w) = watch(test, &[Rt::Docker], &[]) else {
+    let Some(w) = watch(test_name!(), &[Rt::Docker], &[]) else {
         return;
     };
     let c = Container::start(&Spec::new(Rt::Docker).pid(Pid::Host)).expect("host-pid container");
@@ -236,8 +267,7 @@ impl Drop for CgroupChain {
 
 #[test]
 fn long_cgroup_paths_name_the_innermost_container() {
-    let test = "long_cgroup_paths_name_the_innermost_container";
-    let Some(w) = watch(test, &[Rt::Runc], &[]) else {
+    let Some(w) = watch(test_name!(), &[Rt::Runc], &[]) else {
         return;
     };
     // kind: a Kubernetes node in a Docker container, whose pods' cgroups
@@ -304,7 +334,7 @@ fn long_cgroup_paths_name_the_innermost_container() {
 #[test]
 fn isolated_containers_produce_nothing() {
     let Some(w) = watch(
-        "isolated_containers_produce_nothing",
+        test_name!(),
         &[Rt::Docker, Rt::Podman, Rt::Ctr, Rt::Runc],
         &[],
     ) else {
@@ -331,15 +361,10 @@ fn isolated_containers_produce_nothing() {
     assert_nothing_about(&w, &ids);
 }
 
-/// No event names any of `ids`. The kernel hands events over in order, so
-/// once a host-PID container started afterwards shows up, any event about
-/// them would already be here: the watcher was live, the absence means
-/// something.
+/// No event names any of `ids`, once a sentinel (a host-PID Docker
+/// container started afterwards) proved the watcher live.
 fn assert_nothing_about(w: &Watch, ids: &[String]) {
-    let sentinel =
-        Container::run_to_completion(&Spec::new(Rt::Docker).pid(Pid::Host).cmd(&["true"]))
-            .expect("sentinel");
-    expect(w, "the sentinel", |e| finding(e, &sentinel.id));
+    sentinel(w, Sentinel::Runtime(Rt::Docker));
     let wrong: Vec<Value> = w
         .events()
         .into_iter()
@@ -353,8 +378,7 @@ fn assert_nothing_about(w: &Watch, ids: &[String]) {
 
 #[test]
 fn isolated_containers_sharing_other_host_namespaces_produce_nothing() {
-    let test = "isolated_containers_sharing_other_host_namespaces_produce_nothing";
-    let Some(w) = watch(test, &[Rt::Docker, Rt::Podman, Rt::Ctr], &[]) else {
+    let Some(w) = watch(test_name!(), &[Rt::Docker, Rt::Podman, Rt::Ctr], &[]) else {
         return;
     };
     let me = std::process::id();
@@ -382,11 +406,7 @@ fn isolated_containers_sharing_other_host_namespaces_produce_nothing() {
 
 #[test]
 fn setns_into_host_namespaces_including_refused_attempts() {
-    let Some(w) = watch(
-        "setns_into_host_namespaces_including_refused_attempts",
-        &[Rt::Docker],
-        &[],
-    ) else {
+    let Some(w) = watch(test_name!(), &[Rt::Docker], &[]) else {
         return;
     };
     let me = std::process::id().to_string();
@@ -449,15 +469,10 @@ fn run_synth(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn synthetic_attach_exec_fork_clone_and_setns() {
-    if !require_root("synthetic_attach_exec_fork_clone_and_setns") {
-        return;
-    }
-    let Some(w) = watch("synthetic_attach_exec_fork_clone_and_setns", &[], &[]) else {
+    let Some((w, s)) = synthetic(test_name!(), &[]) else {
         return;
     };
-    let fake = FakeContainer::docker().expect("fake container cgroup");
-    let dir = fake.path().display().to_string();
-    let synth = synth().expect("pidns-synth").display().to_string();
+    let Synthetic { fake, dir, synth } = s;
 
     // A host process moves itself into the container's cgroup, then execs.
     let child = Command::new(&synth)
@@ -598,8 +613,15 @@ fn all_for(w: &Watch, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
     w.events().into_iter().filter(|e| pred(e)).collect()
 }
 
-/// A fake container and the sentinel that proves the watcher has seen
-/// everything before it: a process moved into the container that execs.
+/// The prologue of a synthetic test: [`watch`] (root, eBPF, `extra`), then
+/// a fake container to act in. `None` after a skip.
+fn synthetic(test: &str, extra: &[&str]) -> Option<(Watch, Synthetic)> {
+    let w = watch(test, &[], extra)?;
+    Some((w, Synthetic::new()))
+}
+
+/// A fake container, where `pidns-synth` runs on cue; its sentinel
+/// ([`Sentinel::Fake`]) is a process moved into it that execs.
 struct Synthetic {
     fake: FakeContainer,
     dir: String,
@@ -626,18 +648,6 @@ impl Synthetic {
         all.extend_from_slice(args);
         synth_child(&all)
     }
-
-    fn sentinel(&self, w: &Watch) {
-        let child = Command::new(&self.synth)
-            .args(["join-cgroup", &self.dir, "--", "/bin/true", "sentinel"])
-            .spawn()
-            .expect("spawn");
-        let pid = child.id();
-        assert!(child.wait_with_output().expect("wait").status.success());
-        expect(w, "the sentinel", |e| {
-            finding(e, &self.fake.id) && e["trigger"] == "exec" && e["pid"] == pid
-        });
-    }
 }
 
 fn flags_of(e: &Value) -> u64 {
@@ -649,14 +659,9 @@ fn flags_of(e: &Value) -> u64 {
 
 #[test]
 fn synthetic_vfork_fork_and_new_pid_namespaces() {
-    let test = "synthetic_vfork_fork_and_new_pid_namespaces";
-    if !require_root(test) {
-        return;
-    }
-    let Some(w) = watch(test, &[], &[]) else {
+    let Some((w, s)) = synthetic(test_name!(), &[]) else {
         return;
     };
-    let s = Synthetic::new();
     // posix_spawn: glibc vforks (CLONE_VM|CLONE_VFORK); the child is
     // reported once, at its exec, with the flags it was created with.
     let spawned = s.inside_child(&["spawn", "--", "/bin/true"]);
@@ -666,7 +671,7 @@ fn synthetic_vfork_fork_and_new_pid_namespaces() {
     let unshared = s.inside_child(&["unshare-pid", "--", "/bin/true"]);
     // clone(CLONE_NEWPID)
     let cloned = s.inside_child(&["clone", "newpid", "--", "/bin/true"]);
-    s.sentinel(&w);
+    sentinel(&w, Sentinel::Fake(&s));
 
     let about = |pid: u32| all_for(&w, |e| e["pid"] == pid || e["child_pid"] == pid);
     let spawned_events = about(spawned);
@@ -712,14 +717,9 @@ fn synthetic_vfork_fork_and_new_pid_namespaces() {
 
 #[test]
 fn synthetic_clone_into_a_container_cgroup_is_reported_at_exec() {
-    let test = "synthetic_clone_into_a_container_cgroup_is_reported_at_exec";
-    if !require_root(test) {
-        return;
-    }
-    let Some(w) = watch(test, &[], &[]) else {
+    let Some((w, s)) = synthetic(test_name!(), &[]) else {
         return;
     };
-    let s = Synthetic::new();
     // A host process creates its child directly in the container's cgroup
     // (clone3 CLONE_INTO_CGROUP, as crun does); the child execs there.
     let child = synth_child(&["clone3-into", &s.dir, "--", "/bin/true"]);
@@ -731,7 +731,7 @@ fn synthetic_clone_into_a_container_cgroup_is_reported_at_exec() {
         (Some("exec"), Some("true")),
         "{f}"
     );
-    s.sentinel(&w);
+    sentinel(&w, Sentinel::Fake(&s));
     let attach = all_for(&w, |e| e["pid"] == child && e["trigger"] == "cgroup_attach");
     assert!(
         attach.is_empty(),
@@ -751,14 +751,9 @@ impl Drop for Overlay {
 
 #[test]
 fn synthetic_runtime_setup_is_known_by_its_executable() {
-    let test = "synthetic_runtime_setup_is_known_by_its_executable";
-    if !require_root(test) {
-        return;
-    }
-    let Some(w) = watch(test, &[], &[]) else {
+    let Some((w, s)) = synthetic(test_name!(), &[]) else {
         return;
     };
-    let s = Synthetic::new();
     let scratch = Scratch::new("pidnst-runtime");
     // runc 1.2+ re-executes itself from a private read-only overlayfs of its
     // own directory (a lower-only mount: two lower layers).
@@ -829,14 +824,9 @@ impl Drop for Scratch {
 
 #[test]
 fn synthetic_setns_through_a_pidfd_and_into_other_host_namespaces() {
-    let test = "synthetic_setns_through_a_pidfd_and_into_other_host_namespaces";
-    if !require_root(test) {
-        return;
-    }
-    let Some(w) = watch(test, &[], &[]) else {
+    let Some((w, s)) = synthetic(test_name!(), &[]) else {
         return;
     };
-    let s = Synthetic::new();
     let me = std::process::id();
     let link = |pid: u32, ty: &str| {
         std::fs::read_link(format!("/proc/{pid}/ns/{ty}"))
@@ -931,7 +921,7 @@ fn synthetic_setns_through_a_pidfd_and_into_other_host_namespaces() {
             .status
             .success()
     );
-    s.sentinel(&w);
+    sentinel(&w, Sentinel::Fake(&s));
     let wrong = all_for(&w, |e| {
         e["event"] == "setns"
             && (e["ns_inode"].as_u64() == Some(inode(inner_net.clone()))
@@ -946,14 +936,10 @@ fn synthetic_setns_through_a_pidfd_and_into_other_host_namespaces() {
 
 #[test]
 fn synthetic_compat_setns_is_seen_with_compat_setns() {
-    let test = "synthetic_compat_setns_is_seen_with_compat_setns";
-    if !require_root(test) {
-        return;
-    }
     if std::env::consts::ARCH != "x86_64" {
         return; // no i386 ABI to go through
     }
-    let Some(w) = watch(test, &[], &["--compat-setns"]) else {
+    let Some((w, s)) = synthetic(test_name!(), &["--compat-setns"]) else {
         return;
     };
     let ready = expect(&w, "ready", |e| e["event"] == "ready");
@@ -963,7 +949,6 @@ fn synthetic_compat_setns_is_seen_with_compat_setns() {
             .is_some_and(|p| p.iter().any(|p| p == "sys_exit_compat_setns")),
         "{ready}"
     );
-    let s = Synthetic::new();
     let uts = format!("/proc/{}/ns/uts", std::process::id());
     // int 0x80: the syscalls:sys_exit_setns tracepoint never sees it
     assert!(s.inside(&["setns32", "uts", &uts]).status.success());
@@ -983,24 +968,15 @@ fn synthetic_compat_setns_is_seen_with_compat_setns() {
 
 #[test]
 fn lost_events_are_counted_and_reported() {
-    if !require_root("lost_events_are_counted_and_reported") {
-        return;
-    }
-    let Some(w) = watch(
-        "lost_events_are_counted_and_reported",
-        &[],
-        &["--ring-buffer-kib", "4"],
-    ) else {
+    let Some((w, s)) = synthetic(test_name!(), &["--ring-buffer-kib", "4"]) else {
         return;
     };
-    let fake = FakeContainer::docker().expect("fake container cgroup");
-    let dir = fake.path().display().to_string();
     let agent = nix::unistd::Pid::from_raw(w.pid().expect("pid") as i32);
     // Freeze the reader so that a burst must overflow a 4 KiB ring.
     nix::sys::signal::kill(agent, Signal::SIGSTOP).expect("SIGSTOP");
     run_synth(&[
         "join-cgroup",
-        &dir,
+        &s.dir,
         "--",
         "/bin/sh",
         "-c",
@@ -1014,11 +990,8 @@ fn lost_events_are_counted_and_reported() {
 
 #[test]
 fn sigint_and_sigterm_detach_and_exit_zero() {
-    if !require_root("sigint_and_sigterm_detach_and_exit_zero") {
-        return;
-    }
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        let Some(mut w) = watch("sigint_and_sigterm_detach_and_exit_zero", &[], &[]) else {
+        let Some(mut w) = watch(test_name!(), &[], &[]) else {
             return;
         };
         let status = w.stop_with(sig).expect("stop");
@@ -1052,7 +1025,7 @@ fn sigint_and_sigterm_detach_and_exit_zero() {
 
 #[test]
 fn without_ebpf_one_line_then_procfs_polling() {
-    if !require_root("without_ebpf_one_line_then_procfs_polling") {
+    if !require_root(test_name!()) {
         return;
     }
     // As an unprivileged user pidns cannot load probes: it must say so once and poll.
@@ -1094,7 +1067,7 @@ fn without_ebpf_one_line_then_procfs_polling() {
 
 #[test]
 fn procfs_mode_reports_new_host_pid_containers() {
-    let Some(()) = ready("procfs_mode_reports_new_host_pid_containers", &[Rt::Docker]) else {
+    let Some(()) = ready(test_name!(), &[Rt::Docker]) else {
         return;
     };
     let w = Watch::start(&["--mode", "procfs", "--interval", "0.3"]).expect("watch");
@@ -1108,8 +1081,7 @@ fn procfs_mode_reports_new_host_pid_containers() {
 /// cgroup is removed (the kernel's `cgroup_rmdir` event).
 #[test]
 fn a_stopped_container_leaves_the_gauge_without_a_rescan() {
-    let test = "a_stopped_container_leaves_the_gauge_without_a_rescan";
-    let Some(w) = watch(test, &[Rt::Docker], &["--metrics-addr", "0"]) else {
+    let Some(w) = watch(test_name!(), &[Rt::Docker], &["--metrics-addr", "0"]) else {
         return;
     };
     let addr = expect(&w, "ready", |e| e["event"] == "ready")["metrics_addr"]
@@ -1142,9 +1114,8 @@ fn a_stopped_container_leaves_the_gauge_without_a_rescan() {
 
 #[test]
 fn agent_sheds_capabilities_serves_metrics_and_rescans() {
-    let test = "agent_sheds_capabilities_serves_metrics_and_rescans";
     let Some(w) = watch(
-        test,
+        test_name!(),
         &[Rt::Docker],
         &["--metrics-addr", "0", "--rescan", "1"],
     ) else {
