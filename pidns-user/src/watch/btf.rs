@@ -58,79 +58,16 @@ pub fn offsets(path: &Path) -> Result<Offsets, BtfError> {
         path: path.into(),
         reason: format!("{e:?}"),
     })?;
-    let off = |ty: &'static str, field: &'static str| -> Result<u32, BtfError> {
-        let missing = |reason: String| BtfError::Missing {
-            path: path.into(),
-            ty,
-            field,
-            reason,
-        };
-        let id = info
-            .id_of(ty)
-            .ok_or_else(|| missing("no such type".into()))?;
-        match info
-            .offset_of(id, field)
-            .map_err(|e| missing(format!("{e:?}")))?
-        {
-            (_, Offset::ByteOffset(o)) => Ok(o),
-            (_, Offset::BitOffsetAndSize(..)) => Err(missing("a bitfield".into())),
-        }
-    };
-    let size = |ty: &'static str| -> Result<u32, BtfError> {
-        let missing = |reason: String| BtfError::Missing {
-            path: path.into(),
-            ty,
-            field: "(size)",
-            reason,
-        };
-        let id = info
-            .id_of(ty)
-            .ok_or_else(|| missing("no such type".into()))?;
-        let s = info.size_of(id).map_err(|e| missing(format!("{e:?}")))?;
-        u32::try_from(s).map_err(|_| missing("too large".into()))
-    };
+    let btf = Lookup { path, info: &info };
     let mut o = Offsets::ZERO;
     // The fields that are not a plain BTF member or size, first (their
     // errors come first, as they always did); the rest from the table.
-    // Before 6.18 a namespace's type sat in its operations, not in ns_common.
-    (
-        o.ns_common_type,
-        o.proc_ns_operations_type,
-        o.ns_type_via_ops,
-    ) = match off("ns_common", "ns_type") {
-        Ok(at) => (at, 0, Offsets::NS_TYPE_IN_NS_COMMON),
-        Err(_) => (
-            off("ns_common", "ops")?,
-            off("proc_ns_operations", "type")?,
-            Offsets::NS_TYPE_VIA_OPS,
-        ),
-    };
-    let arch = std::env::consts::ARCH;
-    (o.pt_regs_arg0, o.pt_regs_arg1) = match arch {
-        "x86_64" => (off("pt_regs", "di")?, off("pt_regs", "si")?),
-        // At syscall exit x0 holds the return value; the first argument is
-        // saved in orig_x0. regs[] sits at the start of pt_regs.
-        "aarch64" => (off("pt_regs", "orig_x0")?, off("user_pt_regs", "regs")? + 8),
-        other => {
-            return Err(BtfError::Missing {
-                path: path.into(),
-                ty: "pt_regs",
-                field: "(first argument)",
-                reason: format!("no register map for {other}"),
-            });
-        }
-    };
-    // The i386 ABI (IA32 emulation) exists on x86_64 only: 0 elsewhere.
-    if arch == "x86_64" {
-        o.pt_regs_orig_ax = off("pt_regs", "orig_ax")?;
-        o.pt_regs_compat_arg0 = off("pt_regs", "bx")?;
-        o.pt_regs_compat_arg1 = off("pt_regs", "cx")?;
-        o.task_thread_info_status = off("task_struct", "thread_info.status").unwrap_or(0);
-    }
+    btf.ns_type(&mut o)?;
+    btf.registers(&mut o)?;
     for field in Offsets::FIELDS {
         let value = match field.source {
-            OffsetSource::Member(ty, member) => off(ty, member)?,
-            OffsetSource::Size(ty) => size(ty)?,
+            OffsetSource::Member(ty, member) => btf.off(ty, member)?,
+            OffsetSource::Size(ty) => btf.size(ty)?,
             // Set above; `syscall_exit_ret` by the caller, from tracefs.
             OffsetSource::NsType
             | OffsetSource::Registers
@@ -141,6 +78,99 @@ pub fn offsets(path: &Path) -> Result<Offsets, BtfError> {
         *(field.slot)(&mut o) = value;
     }
     Ok(o)
+}
+
+/// Offsets and sizes looked up in one BTF file.
+struct Lookup<'a> {
+    path: &'a Path,
+    info: &'a TypeInformation,
+}
+
+impl Lookup<'_> {
+    fn missing(&self, ty: &'static str, field: &'static str, reason: String) -> BtfError {
+        BtfError::Missing {
+            path: self.path.into(),
+            ty,
+            field,
+            reason,
+        }
+    }
+
+    /// The byte offset of `ty.field` (a dotted path reaches into members).
+    fn off(&self, ty: &'static str, field: &'static str) -> Result<u32, BtfError> {
+        let id = self
+            .info
+            .id_of(ty)
+            .ok_or_else(|| self.missing(ty, field, "no such type".into()))?;
+        match self
+            .info
+            .offset_of(id, field)
+            .map_err(|e| self.missing(ty, field, format!("{e:?}")))?
+        {
+            (_, Offset::ByteOffset(o)) => Ok(o),
+            (_, Offset::BitOffsetAndSize(..)) => Err(self.missing(ty, field, "a bitfield".into())),
+        }
+    }
+
+    fn size(&self, ty: &'static str) -> Result<u32, BtfError> {
+        let id = self
+            .info
+            .id_of(ty)
+            .ok_or_else(|| self.missing(ty, "(size)", "no such type".into()))?;
+        let s = self
+            .info
+            .size_of(id)
+            .map_err(|e| self.missing(ty, "(size)", format!("{e:?}")))?;
+        u32::try_from(s).map_err(|_| self.missing(ty, "(size)", "too large".into()))
+    }
+
+    /// Where a namespace's type sits: in `ns_common` (6.18+), or before
+    /// that in its operations.
+    fn ns_type(&self, o: &mut Offsets) -> Result<(), BtfError> {
+        (
+            o.ns_common_type,
+            o.proc_ns_operations_type,
+            o.ns_type_via_ops,
+        ) = match self.off("ns_common", "ns_type") {
+            Ok(at) => (at, 0, Offsets::NS_TYPE_IN_NS_COMMON),
+            Err(_) => (
+                self.off("ns_common", "ops")?,
+                self.off("proc_ns_operations", "type")?,
+                Offsets::NS_TYPE_VIA_OPS,
+            ),
+        };
+        Ok(())
+    }
+
+    /// Where a syscall's arguments sit in the saved user registers, native
+    /// and (x86_64 only) 32-bit compat.
+    fn registers(&self, o: &mut Offsets) -> Result<(), BtfError> {
+        let arch = std::env::consts::ARCH;
+        (o.pt_regs_arg0, o.pt_regs_arg1) = match arch {
+            "x86_64" => (self.off("pt_regs", "di")?, self.off("pt_regs", "si")?),
+            // At syscall exit x0 holds the return value; the first argument is
+            // saved in orig_x0. regs[] sits at the start of pt_regs.
+            "aarch64" => (
+                self.off("pt_regs", "orig_x0")?,
+                self.off("user_pt_regs", "regs")? + 8,
+            ),
+            other => {
+                return Err(self.missing(
+                    "pt_regs",
+                    "(first argument)",
+                    format!("no register map for {other}"),
+                ));
+            }
+        };
+        // The i386 ABI (IA32 emulation) exists on x86_64 only: 0 elsewhere.
+        if arch == "x86_64" {
+            o.pt_regs_orig_ax = self.off("pt_regs", "orig_ax")?;
+            o.pt_regs_compat_arg0 = self.off("pt_regs", "bx")?;
+            o.pt_regs_compat_arg1 = self.off("pt_regs", "cx")?;
+            o.task_thread_info_status = self.off("task_struct", "thread_info.status").unwrap_or(0);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -68,54 +68,7 @@ impl Probes {
             .map_max_entries(maps::EVENTS, ringbuf_bytes)
             .load(PROBES)
             .context("loading the eBPF probes")?;
-        let mut attached = Vec::new();
-        let mut skipped = Vec::new();
-        let mut outcome =
-            |name: &str, required: bool, r: anyhow::Result<()>| -> anyhow::Result<()> {
-                match r {
-                    Ok(()) => {
-                        attached.push(name.to_owned());
-                        Ok(())
-                    }
-                    Err(e) if !required => {
-                        skipped.push((name.to_owned(), format!("{e:#}")));
-                        Ok(())
-                    }
-                    Err(e) => Err(e.context(format!("attaching {name}"))),
-                }
-            };
-        let compat = (compat && config.offsets.task_thread_info_status != 0).then_some((
-            COMPAT_SETNS.0,
-            COMPAT_SETNS.1,
-            false,
-        ));
-        for (name, tracepoint, required) in TRACEPOINTS.into_iter().chain(compat) {
-            let r = (|| -> anyhow::Result<()> {
-                let p: &mut BtfTracePoint = ebpf
-                    .program_mut(name)
-                    .context("missing from the object")?
-                    .try_into()?;
-                p.load(tracepoint, &btf)?;
-                p.attach()?;
-                Ok(())
-            })();
-            outcome(name, required, r)?;
-        }
-        for (name, tracepoint, required) in SYSCALL_TRACEPOINTS {
-            let r = match &tracefs {
-                Ok(_) => (|| -> anyhow::Result<()> {
-                    let p: &mut TracePoint = ebpf
-                        .program_mut(name)
-                        .context("missing from the object")?
-                        .try_into()?;
-                    p.load()?;
-                    p.attach("syscalls", tracepoint)?;
-                    Ok(())
-                })(),
-                Err(why) => Err(anyhow::anyhow!("{why}")),
-            };
-            outcome(name, required, r)?;
-        }
+        let (attached, skipped) = attach(&mut ebpf, &btf, config, &tracefs, compat)?;
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name)
                 .with_context(|| format!("map {name} missing"))
@@ -157,6 +110,70 @@ impl Probes {
             .map(|per_cpu| per_cpu.iter().sum())
             .unwrap_or(0)
     }
+}
+
+/// An optional program not attached, and why.
+type Skipped = (String, String);
+
+/// Attaches every program: the required ones or fail; the optional ones
+/// (setns needs tracefs, compat setns is asked for) are listed as skipped,
+/// with why, when they cannot be.
+fn attach(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    config: &Config,
+    tracefs: &Result<std::path::PathBuf, String>,
+    compat: bool,
+) -> anyhow::Result<(Vec<String>, Vec<Skipped>)> {
+    use anyhow::Context as _;
+    let mut attached = Vec::new();
+    let mut skipped = Vec::new();
+    let mut outcome = |name: &str, required: bool, r: anyhow::Result<()>| -> anyhow::Result<()> {
+        match r {
+            Ok(()) => {
+                attached.push(name.to_owned());
+                Ok(())
+            }
+            Err(e) if !required => {
+                skipped.push((name.to_owned(), format!("{e:#}")));
+                Ok(())
+            }
+            Err(e) => Err(e.context(format!("attaching {name}"))),
+        }
+    };
+    let compat = (compat && config.offsets.task_thread_info_status != 0).then_some((
+        COMPAT_SETNS.0,
+        COMPAT_SETNS.1,
+        false,
+    ));
+    for (name, tracepoint, required) in TRACEPOINTS.into_iter().chain(compat) {
+        let r = (|| -> anyhow::Result<()> {
+            let p: &mut BtfTracePoint = ebpf
+                .program_mut(name)
+                .context("missing from the object")?
+                .try_into()?;
+            p.load(tracepoint, btf)?;
+            p.attach()?;
+            Ok(())
+        })();
+        outcome(name, required, r)?;
+    }
+    for (name, tracepoint, required) in SYSCALL_TRACEPOINTS {
+        let r = match &tracefs {
+            Ok(_) => (|| -> anyhow::Result<()> {
+                let p: &mut TracePoint = ebpf
+                    .program_mut(name)
+                    .context("missing from the object")?
+                    .try_into()?;
+                p.load()?;
+                p.attach("syscalls", tracepoint)?;
+                Ok(())
+            })(),
+            Err(why) => Err(anyhow::anyhow!("{why}")),
+        };
+        outcome(name, required, r)?;
+    }
+    Ok((attached, skipped))
 }
 
 /// An error and its causes on one line, each said once. aya's errors repeat

@@ -12,13 +12,22 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+mod ctr;
+mod engine;
+mod layout;
+mod runc;
+
+pub use layout::Layout;
 
 use crate::{
-    cgroups::{self, Claim},
+    cgroups::Claim,
     mounts, sh,
-    state::{self, CTR_NAMESPACE, DOCKER_IMAGE, Record},
+    state::{self, CTR_NAMESPACE, DOCKER_IMAGE},
 };
+use engine::{engine_cmd, inspect_args};
+use runc::runc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rt {
@@ -81,95 +90,6 @@ pub enum Pid<'a> {
     HostPath,
     /// Another container's: `--pid=container:<id>`.
     Container(&'a Container),
-}
-
-/// Where runc puts the container's cgroup: the layouts of real orchestrators,
-/// reproduced through `cgroupsPath` with runc's cgroupfs driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// kubelet cgroupfs driver: `/kubepods/burstable/pod<uid>/<id>`.
-    KubepodsCgroupfs,
-    /// kubelet systemd driver with containerd: `…/kubepods-besteffort-pod<uid>.slice/cri-containerd-<id>.scope`.
-    KubepodsSystemdContainerd,
-    /// A systemd-style cgroupsPath given to the cgroupfs driver: `/kubepods-besteffort-pod<uid>.slice:cri-containerd:<id>`.
-    KubepodsColonContainerd,
-    /// CRI-O under the systemd driver: `…/kubepods-burstable-pod<uid>.slice/crio-<id>.scope`.
-    CrioSystemd,
-    /// systemd-nspawn: `/machine.slice/systemd-nspawn@<name>.service/payload`.
-    Nspawn,
-    /// LXC 4+: `/lxc.payload.<name>`.
-    Lxc,
-    /// CRI-O under the cgroupfs driver: `/kubepods/besteffort/pod<uid>/crio-<id>`.
-    /// Not in [`Layout::ALL`]: the scan tests cover it on its own.
-    CrioCgroupfs,
-}
-
-impl Layout {
-    pub const ALL: [Layout; 6] = [
-        Layout::KubepodsCgroupfs,
-        Layout::KubepodsSystemdContainerd,
-        Layout::KubepodsColonContainerd,
-        Layout::CrioSystemd,
-        Layout::Nspawn,
-        Layout::Lxc,
-    ];
-
-    /// (cgroupsPath, runtime as pidns names it, id as pidns reports it, pod uid)
-    fn place(self, name: &str) -> (String, &'static str, String, Option<String>) {
-        let id = state::random_hex(32);
-        let uid = format!(
-            "{}-{}-{}-{}-{}",
-            state::random_hex(4),
-            state::random_hex(2),
-            state::random_hex(2),
-            state::random_hex(2),
-            state::random_hex(6)
-        );
-        let us = uid.replace('-', "_");
-        match self {
-            Layout::KubepodsCgroupfs => (
-                format!("/kubepods/burstable/pod{uid}/{id}"),
-                "kubernetes",
-                id,
-                Some(uid),
-            ),
-            Layout::KubepodsSystemdContainerd => (
-                format!(
-                    "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{us}.slice/cri-containerd-{id}.scope"
-                ),
-                "containerd",
-                id,
-                Some(uid),
-            ),
-            Layout::KubepodsColonContainerd => (
-                format!("/kubepods-besteffort-pod{us}.slice:cri-containerd:{id}"),
-                "containerd",
-                id,
-                Some(uid),
-            ),
-            Layout::CrioSystemd => (
-                format!(
-                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{us}.slice/crio-{id}.scope"
-                ),
-                "cri-o",
-                id,
-                Some(uid),
-            ),
-            Layout::Nspawn => (
-                format!("/machine.slice/systemd-nspawn@{name}.service/payload"),
-                "systemd-nspawn",
-                name.to_owned(),
-                None,
-            ),
-            Layout::Lxc => (format!("/lxc.payload.{name}"), "lxc", name.to_owned(), None),
-            Layout::CrioCgroupfs => (
-                format!("/kubepods/besteffort/pod{uid}/crio-{id}"),
-                "cri-o",
-                id,
-                Some(uid),
-            ),
-        }
-    }
 }
 
 /// What to create.
@@ -247,16 +167,16 @@ pub struct Container {
     pub pod_uid: Option<String>,
     /// The PID mode that was asked for: `host`, `container:<id>` or `private`.
     pub asked_pid_mode: String,
-    init_pid: u32,
-    bundle: Option<PathBuf>,
+    pub(super) init_pid: u32,
+    pub(super) bundle: Option<PathBuf>,
     /// The cgroup directories the runtime creates for it and that did not
     /// exist before (a pod's `pod<uid>`, `/docker`, `kubepods*.slice`):
     /// removed with it unless another container of ours still needs them.
-    claim: Claim,
+    pub(super) claim: Claim,
     removed: bool,
 }
 
-fn pid_ns_path(pid: &Pid<'_>) -> Option<String> {
+pub(super) fn pid_ns_path(pid: &Pid<'_>) -> Option<String> {
     match pid {
         Pid::Private => None,
         // Any process of ours is in the host PID namespace; /proc/1/ns may be unreadable.
@@ -286,129 +206,9 @@ impl Container {
             removed: false,
         };
         match spec.rt {
-            Rt::Docker | Rt::Podman => {
-                let (program, mut args) = engine_cmd(spec.rt);
-                args.extend(
-                    ["run", "-d", "--name", &name, "--ulimit", "nofile=1024:1024"]
-                        .map(String::from),
-                );
-                if !spec.args.iter().any(|a| a.starts_with("--net")) {
-                    args.push("--network=none".into());
-                }
-                if spec.rt == Rt::Podman {
-                    args.extend(["--ulimit", "nproc=1024:1024"].map(String::from));
-                }
-                match spec.pid {
-                    Pid::Private => {}
-                    Pid::Host => args.push("--pid=host".into()),
-                    Pid::HostPath if spec.rt == Rt::Podman => args.push(format!(
-                        "--pid=ns:{}",
-                        pid_ns_path(&spec.pid).unwrap_or_default()
-                    )),
-                    Pid::HostPath => bail!("Docker cannot join a PID namespace by path"),
-                    Pid::Container(other) => args.push(format!("--pid=container:{}", other.name)),
-                }
-                args.extend(spec.args.iter().cloned());
-                for cap in &spec.caps {
-                    args.push(format!("--cap-add={cap}"));
-                }
-                if spec.rt == Rt::Podman {
-                    args.push("--rootfs".into());
-                    args.push(rootfs().display().to_string());
-                } else {
-                    args.push(DOCKER_IMAGE.into());
-                }
-                args.extend(spec.cmd.iter().cloned());
-                // The cgroupfs drivers' parents (Podman's conmon goes below its own).
-                c.claim = cgroups::claim(
-                    if spec.rt == Rt::Docker {
-                        "docker"
-                    } else {
-                        "libpod_parent/conmon"
-                    },
-                    cgroups::Leaf::Parent,
-                );
-                c.id = sh::run(program, &args)?
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .to_owned();
-                state::record(&Record::ContainerId(c.id.clone()));
-                c.runtime = if spec.rt == Rt::Docker {
-                    "docker"
-                } else {
-                    "podman"
-                };
-                c.init_pid =
-                    sh::run(program, &inspect_args(spec.rt, &name, "{{.State.Pid}}"))?.parse()?;
-            }
-            Rt::Ctr => {
-                let mut args = vec![
-                    "-n".to_owned(),
-                    CTR_NAMESPACE.into(),
-                    "run".into(),
-                    "-d".into(),
-                ];
-                args.extend(spec.args.iter().cloned());
-                args.push("--rootfs".into());
-                if let Some(path) = pid_ns_path(&spec.pid) {
-                    args.push("--with-ns".into());
-                    args.push(format!("pid:{path}"));
-                }
-                for cap in &spec.caps {
-                    args.push("--cap-add".into());
-                    args.push(format!("CAP_{cap}"));
-                }
-                args.push(rootfs().display().to_string());
-                args.push(name.clone());
-                args.extend(
-                    spec.cmd
-                        .iter()
-                        .map(|a| {
-                            if a.starts_with('/') {
-                                a.clone()
-                            } else {
-                                format!("/bin/{a}")
-                            }
-                        })
-                        .take(1),
-                );
-                args.extend(spec.cmd.iter().skip(1).cloned());
-                c.claim = cgroups::claim(&format!("{CTR_NAMESPACE}/{name}"), cgroups::Leaf::Own);
-                sh::run("ctr", &args)?;
-                c.id = name.clone();
-                c.runtime = "containerd";
-                c.init_pid = ctr_task_pid(&name)?;
-            }
-            Rt::Runc => {
-                let (cgroups_path, runtime, id, pod_uid) = match &spec.cgroups_path {
-                    Some((path, runtime, id)) => (path.clone(), *runtime, id.clone(), None),
-                    None => spec.layout.place(&name),
-                };
-                let bundle = state::state_dir().join("bundles").join(&name);
-                fs::create_dir_all(&bundle)?;
-                fs::write(
-                    bundle.join("config.json"),
-                    serde_json::to_vec_pretty(&runc_config(spec, &cgroups_path))?,
-                )?;
-                c.bundle = Some(bundle.clone());
-                c.id = id;
-                c.runtime = runtime;
-                c.pod_uid = pod_uid;
-                c.claim = cgroups::claim(&cgroups_path, cgroups::Leaf::Own);
-                runc_detaching(&[
-                    "run",
-                    "-d",
-                    "--bundle",
-                    &bundle.display().to_string(),
-                    &name,
-                ])?;
-                let st: Value = serde_json::from_str(&runc(&["state", &name])?)?;
-                c.init_pid = st["pid"]
-                    .as_u64()
-                    .and_then(|p| u32::try_from(p).ok())
-                    .unwrap_or(0);
-            }
+            Rt::Docker | Rt::Podman => engine::start(spec, &mut c)?,
+            Rt::Ctr => ctr::start(spec, &mut c)?,
+            Rt::Runc => runc::start(spec, &mut c)?,
         }
         Ok(c)
     }
@@ -577,57 +377,6 @@ impl Drop for Container {
     }
 }
 
-fn engine_cmd(rt: Rt) -> (&'static str, Vec<String>) {
-    match rt {
-        Rt::Podman => (
-            "podman",
-            PODMAN_GLOBAL.iter().map(|s| s.to_string()).collect(),
-        ),
-        _ => ("docker", Vec::new()),
-    }
-}
-
-fn inspect_args(rt: Rt, name: &str, format: &str) -> Vec<String> {
-    let mut args = engine_cmd(rt).1;
-    args.extend([
-        "inspect".to_owned(),
-        "--format".into(),
-        format.into(),
-        name.into(),
-    ]);
-    args
-}
-
-fn runc(args: &[&str]) -> Result<String> {
-    let mut all = vec![
-        "--root".to_owned(),
-        state::runc_root().display().to_string(),
-    ];
-    all.extend(args.iter().map(|s| s.to_string()));
-    sh::run("runc", &all)
-}
-
-fn runc_detaching(args: &[&str]) -> Result<String> {
-    let mut all = vec![
-        "--root".to_owned(),
-        state::runc_root().display().to_string(),
-    ];
-    all.extend(args.iter().map(|s| s.to_string()));
-    sh::run_detaching("runc", &all)
-}
-
-fn ctr_task_pid(name: &str) -> Result<u32> {
-    let list = sh::run("ctr", &["-n", CTR_NAMESPACE, "task", "ls"])?;
-    list.lines()
-        .find_map(|l| {
-            let mut f = l.split_whitespace();
-            (f.next() == Some(name))
-                .then(|| f.next().and_then(|p| p.parse().ok()))
-                .flatten()
-        })
-        .ok_or_else(|| anyhow!("ctr task ls has no {name}:\n{list}"))
-}
-
 /// `host` when the spec has no pid namespace, `path:<p>` when it joins one, else `private`.
 fn oci_pid_mode(spec: &Value) -> String {
     let pid = spec["linux"]["namespaces"]
@@ -640,45 +389,6 @@ fn oci_pid_mode(spec: &Value) -> String {
             _ => "private".into(),
         },
     }
-}
-
-fn runc_config(spec: &Spec<'_>, cgroups_path: &str) -> Value {
-    let mut caps: Vec<String> = ["CAP_KILL", "CAP_AUDIT_WRITE", "CAP_NET_BIND_SERVICE"]
-        .map(String::from)
-        .to_vec();
-    caps.extend(spec.caps.iter().map(|c| format!("CAP_{c}")));
-    let mut namespaces = vec![
-        json!({"type": "mount"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "network"}),
-    ];
-    match spec.pid {
-        Pid::Private => namespaces.push(json!({"type": "pid"})),
-        Pid::Host => {}
-        Pid::HostPath | Pid::Container(_) => {
-            namespaces.push(json!({"type": "pid", "path": pid_ns_path(&spec.pid)}))
-        }
-    }
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": spec.cmd,
-            "env": ["PATH=/bin"],
-            "cwd": "/",
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": true
-        },
-        "root": {"path": rootfs(), "readonly": true},
-        "hostname": "pidnst",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755", "size=1m"]}
-        ],
-        "linux": {"namespaces": namespaces, "cgroupsPath": cgroups_path}
-    })
 }
 
 /// Removes a container by name, whatever state it is in.
