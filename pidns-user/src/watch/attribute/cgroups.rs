@@ -229,7 +229,9 @@ impl CgroupTable {
     /// process's ancestors. A negative answer is kept too (and handed to the
     /// kernel, which then drops the cgroup's events): otherwise every exec
     /// in it would come here for another walk up its ancestry. A new mkdir
-    /// of the cgroup asks again.
+    /// of the cgroup asks again. No answer (the process, or one of its
+    /// ancestors, exited before the walk; runc's setup stages do at once) is
+    /// not kept: the next event in the cgroup asks again.
     fn confirm(
         &mut self,
         proc: &ProcRoot,
@@ -242,7 +244,9 @@ impl CgroupTable {
         if cg.class == Some(class::HOST) {
             return false; // judged before: no shim behind it
         }
-        let confirmed = Ancestry::new(proc).has_shim_ancestor(pid);
+        let Some(confirmed) = Ancestry::new(proc).shim_ancestor(pid) else {
+            return false;
+        };
         let class = if !confirmed {
             class::HOST
         } else if self.containers.get(key).is_some_and(|k| k.allowed) {
@@ -433,6 +437,28 @@ mod tests {
             panic!("not stats")
         };
         assert_eq!((events, unattributed, lost), (2, 1, 7));
+    }
+
+    #[test]
+    fn a_confirmation_that_found_the_process_gone_is_asked_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        process(dir.path(), 70, "containerd-shim", 1, "/", &[], 1);
+        let mut a = attributor(dir.path(), &[]);
+        assert_eq!(a.learn(20, b"/default/web"), None);
+        // runc's setup stage, moved in and gone before user space looked
+        let out = a.handle(&event(kind::ATTACH, 20, 4300, "runc:[0:PARENT]", ""));
+        assert!(out.is_empty(), "no verdict, none cached: {out:?}");
+        // the container's init, alive: confirmed now
+        process(dir.path(), 71, "sleep", 70, "/default/web", &[], 1);
+        let out = a.handle(&event(kind::EXEC, 20, 71, "sleep", "/bin/sleep"));
+        assert!(
+            out.contains(&Action::Classify {
+                cgroup_id: 20,
+                class: class::CONTAINER
+            }),
+            "{out:?}"
+        );
+        assert_eq!(findings(&out).len(), 1);
     }
 
     #[test]
