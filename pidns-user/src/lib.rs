@@ -4,6 +4,7 @@
 //! Layout, from the bottom up: [`parse`] holds pure parsers, [`procfs`] the
 //! collector that reads a proc root, [`report`] the data model of scan and
 //! watch, [`names`] and [`allow`] what names a container and which may share,
+//! [`state`] runtimes' on-disk records of containers and their roots,
 //! [`engine`] the logic that scan and watch share, [`render`] the formatters
 //! (which never touch /proc), and [`watch`] the agent.
 
@@ -16,6 +17,7 @@ pub mod parse;
 pub mod procfs;
 pub mod render;
 pub mod report;
+pub mod state;
 #[cfg(test)]
 mod testutil;
 pub mod watch;

@@ -4,7 +4,6 @@
 use std::{
     collections::HashMap,
     fs,
-    io::Read,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -17,7 +16,6 @@ use crate::{
     report::{ContainerKey, Identity, Pod},
 };
 
-const MAX_STATE_FILE: u64 = 4 * 1024 * 1024;
 const DOCKER_CONTAINERS: &str = "var/lib/docker/containers";
 const CONTAINERD_TASKS: &str = "run/containerd/io.containerd.runtime.v2.task";
 const PODMAN_CONTAINERS: &str = "var/lib/containers/storage/overlay-containers";
@@ -67,7 +65,8 @@ impl NameResolver {
                 .or_else(|| self.crio(id))
                 .or_else(|| self.docker(id)),
             Runtime::Podman => self.podman(id),
-            Runtime::Lxc | Runtime::SystemdNspawn => Some(Names {
+            Runtime::Unknown => None,
+            Runtime::Lxc | Runtime::SystemdNspawn | Runtime::Runc | Runtime::Crun => Some(Names {
                 name: Some(id.to_owned()),
                 pod: None,
             }),
@@ -236,14 +235,7 @@ pub fn containerd_task_exists(root: &Path, namespace: &str, id: &str) -> bool {
 }
 
 fn read_json(path: &Path) -> Option<Value> {
-    let mut buf = Vec::new();
-    // A FIFO or device planted in a host root must not hang or poke anything.
-    crate::procfs::open_regular(path)
-        .ok()?
-        .take(MAX_STATE_FILE)
-        .read_to_end(&mut buf)
-        .ok()?;
-    serde_json::from_slice(&buf).ok()
+    crate::state::read_json(path)
 }
 
 #[cfg(test)]

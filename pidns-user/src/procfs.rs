@@ -4,6 +4,11 @@
 //! mounted into a pod (`/host/proc`), or an evidence or fixture tree whose
 //! `ns/*` entries are plain symlinks with `pid:[N]` text. Namespace identity
 //! is therefore always read from link text (readlink), never with stat.
+//!
+//! A process's root directory is the one fact read with `stat`: through
+//! `/proc/<pid>/root`, which the kernel resolves to the directory the
+//! process runs on, in whatever mount namespace it is. In an evidence tree,
+//! `root` may be a symlink to a directory standing in for it.
 
 use std::{
     fs::{self, File},
@@ -19,6 +24,28 @@ use crate::{
 /// Upper bound on what is read from one /proc file. Real cgroup and status
 /// files are a few hundred bytes; a tree handed to us may hold anything.
 pub const MAX_FILE: u64 = 64 * 1024;
+
+/// A directory as the kernel identifies it: device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(meta: &fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt as _;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+
+    /// The device as `(major, minor)`, as mountinfo writes it.
+    pub fn major_minor(self) -> (u32, u32) {
+        (libc::major(self.dev), libc::minor(self.dev))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ProcRoot {
@@ -111,6 +138,15 @@ impl ProcRoot {
         nslink::parse_typed(text.as_os_str().as_encoded_bytes(), expected).ok_or_else(|| {
             ReadError::malformed(path, "namespace link text is not `<type>:[<inode>]`")
         })
+    }
+
+    /// The device and inode of the directory `pid` runs on (`stat` of
+    /// `/proc/<pid>/root`, which follows the link).
+    pub fn root_id(&self, pid: u32) -> Result<FileId, ReadError> {
+        let path = self.file(pid, "root");
+        fs::metadata(&path)
+            .map(|m| FileId::of(&m))
+            .map_err(|e| ReadError::from_io(path, &e))
     }
 
     pub fn status(&self, pid: u32) -> Result<status::Status, ReadError> {
@@ -231,6 +267,25 @@ mod tests {
         ));
         assert_eq!(root.comm(42).unwrap(), "sleep");
         assert_eq!(root.status(42).unwrap().nspid, Some(vec![42]));
+    }
+
+    #[test]
+    fn roots_are_stat_through_the_link() {
+        let tree = crate::testutil::Tree::new();
+        let host = tree.path().join("hostroot");
+        fs::create_dir(&host).unwrap();
+        tree.pid(1).root(&host);
+        tree.pid(2);
+        let root = tree.proc();
+        let id = root.root_id(1).unwrap();
+        assert_eq!(id, FileId::of(&fs::metadata(&host).unwrap()));
+        assert_eq!(
+            root.root_id(2).unwrap_err().kind,
+            ReadErrorKind::Vanished,
+            "no root in the tree"
+        );
+        let (major, minor) = id.major_minor();
+        assert_eq!(libc::makedev(major, minor), id.dev);
     }
 
     #[test]

@@ -109,6 +109,15 @@ impl Proc {
         self.link(ty, &format!("{ty}:[{ino}]"))
     }
 
+    /// `root` as a symlink to `dir`, standing in for the directory the
+    /// process runs on (stat follows it, as it follows the kernel's link).
+    pub fn root(self, dir: &Path) -> Proc {
+        let path = self.dir.join("root");
+        let _ = fs::remove_file(&path);
+        symlink(dir, path).expect("root link");
+        self
+    }
+
     /// `ns/<name>` as a link with any text.
     pub fn link(self, name: &str, text: &str) -> Proc {
         let path = self.dir.join("ns").join(name);

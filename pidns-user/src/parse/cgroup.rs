@@ -52,6 +52,42 @@ pub fn is_within(path: &[u8], cgroup: &[u8]) -> bool {
     }
 }
 
+/// Why a cgroup file is not as the kernel writes it, if it is not: a line
+/// that does not parse, a blank line before the end, no line at all, or a
+/// hierarchy listed twice. The kernel prints cgroup names unescaped, so a
+/// cgroup named with a newline (`x\n0::/docker/<id>`), which anyone who
+/// can create cgroups can make, adds lines of its choosing; they never
+/// parse as a file of unique hierarchies.
+pub fn malformed(bytes: &[u8]) -> Option<&'static str> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if body.is_empty() {
+        return Some("no cgroup line");
+    }
+    let mut seen: Vec<u32> = Vec::new();
+    for line in body.split(|&b| b == b'\n') {
+        let Some(l) = parse_line(line) else {
+            return Some("a line that is not `hierarchy:controllers:path`");
+        };
+        if seen.contains(&l.hierarchy) {
+            return Some("a hierarchy listed twice");
+        }
+        seen.push(l.hierarchy);
+    }
+    None
+}
+
+/// The path to show for a process's cgroup: the unified (v2) hierarchy's,
+/// else systemd's named hierarchy's, else the first line's.
+pub fn shown_path(bytes: &[u8]) -> Option<&[u8]> {
+    let lines: Vec<Line<'_>> = parse(bytes).collect();
+    lines
+        .iter()
+        .find(|l| l.is_unified())
+        .or_else(|| lines.iter().find(|l| l.is_systemd()))
+        .or(lines.first())
+        .map(|l| l.path)
+}
+
 fn parse_line(line: &[u8]) -> Option<Line<'_>> {
     let mut parts = line.splitn(3, |&b| b == b':');
     let hierarchy = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
@@ -106,6 +142,32 @@ mod tests {
         );
         assert_eq!(any_within(b"", c), None);
         assert_eq!(any_within(b"garbage", c), None);
+    }
+
+    #[test]
+    fn files_the_kernel_would_not_write_are_malformed() {
+        assert_eq!(malformed(b"9:name=systemd:/\n4:memory:/a\n0::/\n"), None);
+        assert_eq!(malformed(b"0::/a"), None, "cut short is still lines");
+        // a cgroup named `x\n0::/docker/<id>` adds a line of its choosing
+        assert!(malformed(b"0::/x\n0::/docker/abc\n").is_some());
+        assert!(malformed(b"0::/x\ny\n").is_some());
+        assert!(malformed(b"0::/x\n\n1:cpu:/\n").is_some());
+        assert!(malformed(b"").is_some());
+        assert!(malformed(b"\n").is_some());
+    }
+
+    #[test]
+    fn the_path_shown_for_a_process() {
+        assert_eq!(
+            shown_path(b"9:name=systemd:/s\n4:memory:/m\n0::/u\n"),
+            Some(&b"/u"[..])
+        );
+        assert_eq!(
+            shown_path(b"4:memory:/m\n9:name=systemd:/s\n"),
+            Some(&b"/s"[..])
+        );
+        assert_eq!(shown_path(b"4:memory:/m\n"), Some(&b"/m"[..]));
+        assert_eq!(shown_path(b""), None);
     }
 
     #[test]

@@ -50,6 +50,18 @@ pub enum Runtime {
     Lxc,
     #[serde(rename = "systemd-nspawn")]
     SystemdNspawn,
+    /// runc on its own, known by its state (`/run/runc/<id>/state.json`),
+    /// never by a cgroup path.
+    #[serde(rename = "runc")]
+    Runc,
+    /// crun on its own, known by its state (`/run/crun/<id>/status`).
+    #[serde(rename = "crun")]
+    Crun,
+    /// A container-like process (its own mount namespace and root) that no
+    /// runtime's state accounts for: a home-made container, a runtime
+    /// pidns does not know. Its id is its root mount's source.
+    #[serde(rename = "unknown")]
+    Unknown,
 }
 
 impl Runtime {
@@ -62,6 +74,9 @@ impl Runtime {
             Runtime::Kubernetes => "kubernetes",
             Runtime::Lxc => "lxc",
             Runtime::SystemdNspawn => "systemd-nspawn",
+            Runtime::Runc => "runc",
+            Runtime::Crun => "crun",
+            Runtime::Unknown => "unknown",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 pub mod layout;
+pub mod mountinfo;
 pub mod nslink;
 pub mod stat;
 pub mod status;

@@ -11,6 +11,8 @@
 pub struct Status {
     pub name: Option<String>,
     pub ppid: Option<u32>,
+    /// The real user id (the first of `Uid:`'s four).
+    pub uid: Option<u32>,
     /// `None` when the kernel predates `NSpid` (Linux < 4.1) or the file was cut.
     pub nspid: Option<Vec<u32>>,
 }
@@ -38,6 +40,11 @@ pub fn parse(bytes: &[u8]) -> Status {
                 status.ppid = std::str::from_utf8(value)
                     .ok()
                     .and_then(|v| v.trim().parse().ok())
+            }
+            b"Uid" => {
+                status.uid = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.split_ascii_whitespace().next()?.parse().ok())
             }
             b"NSpid" => {
                 let ids: Option<Vec<u32>> = std::str::from_utf8(value)
@@ -84,13 +91,14 @@ fn unescape_name(raw: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const HOST: &str = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4436\nNgid:\t0\nPid:\t4436\nPPid:\t4416\nNStgid:\t4436\nNSpid:\t4436\nNSpgid:\t4436\n";
+    const HOST: &str = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4436\nNgid:\t0\nPid:\t4436\nPPid:\t4416\nUid:\t1000\t1000\t1000\t1000\nNStgid:\t4436\nNSpid:\t4436\nNSpgid:\t4436\n";
 
     #[test]
     fn host_process() {
         let s = parse(HOST.as_bytes());
         assert_eq!(s.name.as_deref(), Some("sleep"));
         assert_eq!(s.ppid, Some(4416));
+        assert_eq!(s.uid, Some(1000));
         assert_eq!(s.nspid, Some(vec![4436]));
         assert_eq!(s.in_procfs_pidns(), Some(true));
     }
