@@ -23,7 +23,7 @@ pub struct NotRegular(pub &'static str);
 
 /// Why one file of one process could not be read. Expected while walking a
 /// live /proc; the scan records it and moves on.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {kind}")]
 pub struct ReadError {
     pub path: PathBuf,
@@ -39,6 +39,10 @@ pub enum ReadErrorKind {
     PermissionDenied,
     #[error("malformed: {0}")]
     Malformed(&'static str),
+    /// The kernel cannot print it: a cgroup path longer than PATH_MAX makes
+    /// `/proc/<pid>/cgroup` fail with ENAMETOOLONG.
+    #[error("too long for the kernel to print (ENAMETOOLONG)")]
+    TooLong,
     #[error("{0}")]
     Io(io::ErrorKind),
 }
@@ -56,6 +60,7 @@ impl ReadError {
             Some(libc::EISDIR) => ReadErrorKind::Malformed("a directory where a file belongs"),
             Some(libc::ELOOP) => ReadErrorKind::Malformed("a symbolic link where a file belongs"),
             Some(libc::ENXIO) => ReadErrorKind::Malformed("a socket where a file belongs"),
+            Some(libc::ENAMETOOLONG) => ReadErrorKind::TooLong,
             _ => ReadErrorKind::Io(err.kind()),
         };
         ReadError { path, kind }

@@ -700,13 +700,21 @@ fn monitor_cgroups_inside_a_container_are_the_containers() {
 #[test]
 fn a_nested_cgroup_named_after_an_allowed_container_borrows_nothing() {
     let t = Tree::new();
-    // The allowed agent, and an attacker's sub-cgroup named after it.
+    // The allowed agent, and an attacker's sub-cgroup named after it (each
+    // on a root of its own: real containers, not mere claims).
     t.add(
         2100,
-        P::host("agent", 2100).hybrid(&format!("/docker/{ID_B}")),
+        P::host("agent", 2100)
+            .hybrid(&format!("/docker/{ID_B}"))
+            .on_root("agent", 4026532100),
     );
     let nested = format!("/docker/{ID_A}/docker/{ID_B}");
-    t.add(2200, P::host("sh", 2200).hybrid(&nested));
+    t.add(
+        2200,
+        P::host("sh", 2200)
+            .hybrid(&nested)
+            .on_root("outer", 4026532200),
+    );
     t.write(
         &format!("root/var/lib/docker/containers/{ID_A}/config.v2.json"),
         r#"{"Name":"/outer"}"#,

@@ -1,7 +1,9 @@
-//! A process's ancestry: whether a containerd shim is among its ancestors.
+//! A process's ancestry: whether a containerd shim, or any runtime process,
+//! is among its ancestors.
 
 use std::collections::HashMap;
 
+use super::runtime_process::is_runtime_process;
 use crate::procfs::ProcRoot;
 
 /// Whether a containerd shim is among `pid`'s ancestors: the second signal
@@ -9,6 +11,8 @@ use crate::procfs::ProcRoot;
 pub struct Ancestry<'a> {
     proc: &'a ProcRoot,
     memo: HashMap<u32, bool>,
+    /// The same for any runtime process (by name).
+    runtime_memo: HashMap<u32, bool>,
 }
 
 impl<'a> Ancestry<'a> {
@@ -16,6 +20,7 @@ impl<'a> Ancestry<'a> {
         Ancestry {
             proc,
             memo: HashMap::new(),
+            runtime_memo: HashMap::new(),
         }
     }
 
@@ -36,43 +41,66 @@ impl<'a> Ancestry<'a> {
         }
     }
 
-    /// Whether `start` or one of its ancestors is a containerd shim. The
-    /// memo holds this (inclusive) answer for every process a finished walk
-    /// passed.
-    fn shim_at_or_above(&mut self, start: u32) -> Option<bool> {
-        let mut chain = Vec::new();
-        let mut cur = start;
-        let mut found = Some(false);
-        for _ in 0..64 {
-            if let Some(&known) = self.memo.get(&cur) {
-                found = Some(known);
-                break;
+    /// Whether a runtime process (a shim, conmon, an OCI runtime, LXC's
+    /// monitor, systemd-nspawn; by name) is among `pid`'s ancestors: `None`
+    /// when the walk could not finish. A name proves nothing, so this only
+    /// ever adds to the evidence that a process is a container's.
+    pub fn runtime_ancestor(&mut self, pid: u32) -> Option<bool> {
+        let status = self.proc.status(pid).ok()?;
+        match status.ppid {
+            Some(ppid) if ppid > 0 && ppid != pid => {
+                let proc = self.proc;
+                walk(proc, &mut self.runtime_memo, ppid, is_runtime_process)
             }
-            chain.push(cur);
-            let Ok(status) = self.proc.status(cur) else {
-                found = None;
-                break;
-            };
-            if status
-                .name
-                .as_deref()
-                .is_some_and(|n| n.starts_with("containerd-shim"))
-            {
-                found = Some(true);
-                break;
-            }
-            match status.ppid {
-                Some(ppid) if ppid > 0 && ppid != cur => cur = ppid,
-                _ => break,
-            }
+            _ => Some(false),
         }
-        if let Some(answer) = found {
-            for p in chain {
-                self.memo.insert(p, answer);
-            }
-        }
-        found
     }
+
+    /// Whether `start` or one of its ancestors is a containerd shim.
+    fn shim_at_or_above(&mut self, start: u32) -> Option<bool> {
+        walk(self.proc, &mut self.memo, start, |n| {
+            n.starts_with("containerd-shim")
+        })
+    }
+}
+
+/// Whether `start` or one of its ancestors has a name `wanted` accepts. The
+/// memo holds this (inclusive) answer for every process a finished walk
+/// passed.
+fn walk(
+    proc: &ProcRoot,
+    memo: &mut HashMap<u32, bool>,
+    start: u32,
+    wanted: impl Fn(&str) -> bool,
+) -> Option<bool> {
+    let mut chain = Vec::new();
+    let mut cur = start;
+    let mut found = Some(false);
+    for _ in 0..64 {
+        if let Some(&known) = memo.get(&cur) {
+            found = Some(known);
+            break;
+        }
+        chain.push(cur);
+        let Ok(status) = proc.status(cur) else {
+            found = None;
+            break;
+        };
+        if status.name.as_deref().is_some_and(&wanted) {
+            found = Some(true);
+            break;
+        }
+        match status.ppid {
+            Some(ppid) if ppid > 0 && ppid != cur => cur = ppid,
+            _ => break,
+        }
+    }
+    if let Some(answer) = found {
+        for p in chain {
+            memo.insert(p, answer);
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -98,5 +126,12 @@ mod tests {
         assert_eq!(a.shim_ancestor(90), None);
         assert_eq!(a.shim_ancestor(4242), None, "gone");
         assert!(!a.has_shim_ancestor(4242));
+        // any runtime: conmon, runc, lxc-start, ...
+        t.pid(60).status("conmon", 1);
+        t.pid(61).status("sleep", 60);
+        assert_eq!(a.runtime_ancestor(61), Some(true));
+        assert_eq!(a.runtime_ancestor(72), Some(true), "a shim is one");
+        assert_eq!(a.runtime_ancestor(80), Some(false));
+        assert_eq!(a.runtime_ancestor(90), None);
     }
 }

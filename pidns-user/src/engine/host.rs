@@ -1,8 +1,10 @@
-//! The host PID namespace of a proc root, and whether one process lives in it.
+//! The host of a proc root: its PID namespace and whether one process lives
+//! in it, and what else tells a host process from a container's (the host's
+//! mount namespace and the root directory it runs on).
 
 use crate::{
     error::{ReadError, ReadErrorKind, ScanError},
-    procfs::ProcRoot,
+    procfs::{FileId, ProcRoot},
     report::{HostMethod, HostPidns, Method},
 };
 
@@ -162,4 +164,96 @@ pub(super) enum PidnsFact {
     Elsewhere { inode: Option<u64> },
     Unknown(ReadError),
     Vanished,
+}
+
+/// The host's mount namespace and root directory: what a container process
+/// differs from the host in, whatever its cgroup. Read from the host PID's
+/// own links, else from kthreadd's (PID 2 lives in the initial namespaces
+/// and shares the kernel's initial filesystem context with PID 1, so its
+/// root is the host's), else, for the root only, from pidns's own process
+/// when it is in the host's mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostIdentity {
+    /// The host's mount namespace inode (`mnt:[N]`).
+    pub mnt_ns: Option<u64>,
+    /// The device and inode of the host's root directory.
+    pub root: Option<FileId>,
+}
+
+impl HostIdentity {
+    pub fn find(proc: &ProcRoot, host: &HostPidns) -> HostIdentity {
+        let kthread = kernel_thread(proc);
+        let candidates: Vec<u32> = std::iter::once(host.host_pid).chain(kthread).collect();
+        let mnt_ns = candidates
+            .iter()
+            .find_map(|&pid| proc.ns_inode(pid, "mnt").ok());
+        let own = proc
+            .self_pid()
+            .filter(|&me| mnt_ns.is_some() && proc.ns_inode(me, "mnt").ok() == mnt_ns);
+        let root = candidates
+            .iter()
+            .chain(own.iter())
+            .find_map(|&pid| proc.root_id(pid).ok());
+        HostIdentity { mnt_ns, root }
+    }
+
+    /// Both facts known: container-like processes can be told from the host's.
+    pub fn usable(&self) -> bool {
+        self.mnt_ns.is_some() && self.root.is_some()
+    }
+}
+
+/// kthreadd: PID 2 in the initial PID namespace, child of PID 0.
+pub fn kernel_thread(proc: &ProcRoot) -> Option<u32> {
+    let s = proc.status(2).ok()?;
+    (s.name.as_deref() == Some("kthreadd") && s.ppid == Some(0)).then_some(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Tree;
+
+    fn host_pidns(host_pid: u32) -> HostPidns {
+        HostPidns {
+            inode: Some(4026531836),
+            method: HostMethod::NsLink,
+            host_pid,
+            inode_source_pid: None,
+            procfs_own: true,
+        }
+    }
+
+    #[test]
+    fn the_host_identity_from_pid_1_else_kthreadd() {
+        let t = Tree::new();
+        let hostroot = t.path().join("hostroot");
+        std::fs::create_dir(&hostroot).unwrap();
+        t.pid(1)
+            .status("init", 0)
+            .ns("mnt", 4026531832)
+            .root(&hostroot);
+        t.pid(2).status("kthreadd", 0).ns("mnt", 4026531840);
+        let proc = t.proc();
+        let id = HostIdentity::find(&proc, &host_pidns(1));
+        assert_eq!(id.mnt_ns, Some(4026531832));
+        assert_eq!(id.root, proc.root_id(1).ok());
+        assert!(id.usable());
+
+        // PID 1's links and root unreadable, as on this machine kind: kthreadd's
+        std::fs::remove_file(t.path().join("1/ns/mnt")).unwrap();
+        std::fs::remove_file(t.path().join("1/root")).unwrap();
+        t.pid(2).root(&hostroot);
+        let id = HostIdentity::find(&proc, &host_pidns(1));
+        assert_eq!(id.mnt_ns, Some(4026531840));
+        assert_eq!(id.root, proc.root_id(2).ok());
+
+        // a tree without roots: the mount namespace alone is not enough
+        std::fs::remove_file(t.path().join("2/root")).unwrap();
+        let id = HostIdentity::find(&proc, &host_pidns(1));
+        assert!(!id.usable());
+        // a process named kthreadd with a parent is not kthreadd
+        t.pid(2).status("kthreadd", 1);
+        assert_eq!(kernel_thread(&proc), None);
+    }
 }

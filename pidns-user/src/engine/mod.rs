@@ -2,25 +2,34 @@
 //! container, and whether each lives in the host PID namespace.
 //!
 //! It works from the collector's facts alone (cgroup files, namespace links,
-//! `NSpid`), never from a runtime's API.
+//! `NSpid`, the root a process runs on) and runtimes' on-disk state, never
+//! from a runtime's API.
 //!
 //! - [`placement`]: a process's container, from its cgroup file;
+//! - [`rootfs`]: a container process by its root and mount namespace,
+//!   whatever its cgroup, and its container by its root filesystem;
+//! - [`claim`]: whether a container found by its cgroup's name shows any
+//!   other container evidence;
 //! - [`runtime_process`]: telling a runtime's own processes from the container's;
-//! - [`ancestry`]: a containerd shim among a process's ancestors;
+//! - [`ancestry`]: a containerd shim (or any runtime) among a process's ancestors;
 //! - [`host`]: the host PID namespace, and whether a process lives in it;
+//!   the host's mount namespace and root;
 //! - [`scan`]: the one-shot scan, as its steps (place, gather, judge, tally).
 
 pub mod ancestry;
+pub mod claim;
 pub mod host;
 pub mod placement;
+pub mod rootfs;
 pub mod runtime_process;
 pub mod scan;
 
 use std::path::PathBuf;
 
 pub use ancestry::Ancestry;
-pub use host::host_pidns;
+pub use host::{HostIdentity, host_pidns};
 pub use placement::{Placement, own_container, placement, refine_runtime};
+pub use rootfs::{Attribution, Attributor, RootFact, container_like, root_fact};
 pub use runtime_process::{Unverified, is_runtime_process, verify_runtime_process};
 pub use scan::scan;
 

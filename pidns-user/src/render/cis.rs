@@ -1,11 +1,14 @@
 //! `--format cis`: benchmark-style lines, as compliance tooling prints them.
 //!
 //! The control is `[WARN]` when a container shares the host PID namespace
-//! without being allowed, and also when a container could not be checked:
-//! an unverified container is not a pass. `[PASS]` means every container was
+//! without being allowed, when a container process is outside its
+//! container's cgroup, and also when a container could not be checked: an
+//! unchecked container is not a pass. `[PASS]` means every container was
 //! checked and none shares it, allowed ones aside. The exit code does not
-//! follow the `[WARN]` of unverified containers: it stays 0 unless one
-//! shares (README, "Exit codes").
+//! follow the `[WARN]` of unchecked containers: it stays 0 unless one
+//! shares or a process left its cgroup (README, "Exit codes"). An
+//! unverified claim (a cgroup named like a container's, nothing else) is an
+//! `[INFO]` line: it is not a container.
 
 use std::fmt::Write as _;
 
@@ -17,12 +20,18 @@ pub fn render(r: &ScanReport) -> String {
     let with = |v: Verdict| -> Vec<&Container> {
         r.containers.iter().filter(|c| c.verdict == v).collect()
     };
-    let (sharing, allowed, unknown) = (
+    let (sharing, allowed, unknown, unverified) = (
         with(Verdict::Shares),
         with(Verdict::Allowed),
         with(Verdict::Unknown),
+        with(Verdict::Unverified),
     );
-    let pass = sharing.is_empty() && unknown.is_empty();
+    let outside: Vec<&Container> = r
+        .containers
+        .iter()
+        .filter(|c| !c.outside_cgroup_pids.is_empty())
+        .collect();
+    let pass = sharing.is_empty() && unknown.is_empty() && outside.is_empty();
     let _ = writeln!(out, "[INFO] 5 - Container Runtime");
     let _ = writeln!(
         out,
@@ -43,10 +52,19 @@ pub fn render(r: &ScanReport) -> String {
             )
         );
     }
+    for c in &outside {
+        let _ = writeln!(
+            out,
+            "[WARN]      * Outside its container's cgroup: {} ({}) pids {}",
+            label(c),
+            who(c),
+            pid_list(&c.outside_cgroup_pids)
+        );
+    }
     for c in &unknown {
         let _ = writeln!(
             out,
-            "[WARN]      * Unverified, could not be checked: {} ({}): {}",
+            "[WARN]      * Could not be checked: {} ({}): {}",
             label(c),
             who(c),
             escape(c.unknown_reason.as_deref().unwrap_or("unreadable"))
@@ -61,6 +79,22 @@ pub fn render(r: &ScanReport) -> String {
             escape(c.allowed_by.as_deref().unwrap_or("allowed"))
         );
     }
+    for c in &unverified {
+        let _ = writeln!(
+            out,
+            "[INFO]      * Unverified claim, not a container: {} ({}) cgroup {}, owner uid {}: {}",
+            label(c),
+            who(c),
+            escape(&c.cgroup),
+            c.owner_uid
+                .map_or_else(|| "?".to_owned(), |u| u.to_string()),
+            escape(
+                c.unverified_reason
+                    .as_deref()
+                    .unwrap_or("no container evidence")
+            )
+        );
+    }
     let checked = r.summary.containers - unknown.len();
     let mut tally = format!(
         "{checked} of {} containers checked: {} in the host PID namespace without being allowed",
@@ -71,10 +105,27 @@ pub fn render(r: &ScanReport) -> String {
         let _ = write!(tally, ", {} allowed to be", allowed.len());
     }
     if !unknown.is_empty() {
-        let _ = write!(tally, ", {} unverified", unknown.len());
+        let _ = write!(tally, ", {} could not be checked", unknown.len());
+    }
+    if !unverified.is_empty() {
+        let _ = write!(tally, ", {} unverified claims", unverified.len());
+    }
+    if r.summary.outside_cgroup > 0 {
+        let _ = write!(
+            tally,
+            ", {} processes outside their container's cgroup",
+            r.summary.outside_cgroup
+        );
+    }
+    if r.summary.cgroup_unreadable > 0 {
+        let _ = write!(
+            tally,
+            ", {} processes with an unreadable cgroup file judged by their namespaces and root",
+            r.summary.cgroup_unreadable
+        );
     }
     let _ = writeln!(out, "[INFO]      * {tally}");
-    if !sharing.is_empty() {
+    if !sharing.is_empty() || !outside.is_empty() {
         let _ = writeln!(out, "[INFO]      * Remediation: {REMEDIATION}");
     } else if !unknown.is_empty() {
         let _ = writeln!(

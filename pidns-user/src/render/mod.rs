@@ -26,6 +26,7 @@ pub(crate) fn verdict_style(v: Verdict) -> Style {
         Verdict::Shares => RED,
         Verdict::Allowed => CYAN,
         Verdict::Unknown => YELLOW,
+        Verdict::Unverified => DIM,
         Verdict::Isolated => GREEN,
     }
 }

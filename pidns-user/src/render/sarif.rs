@@ -2,11 +2,15 @@
 //! results (GitHub code scanning, Defect Dojo, ...), as Trivy and kubescape
 //! users expect.
 //!
-//! One rule (the CIS control). A sharing container is an `error` result; an
-//! allowed one is the same result with an external suppression, and an
-//! unknown one a `warning`. The container is the result's logical location;
-//! the physical location is the evidence file, the first host-PID process's
-//! `ns/pid` link under the proc root.
+//! Two rules: the CIS control, and a container process outside its
+//! container's cgroup. A sharing container is an `error` result of the
+//! first; an allowed one is the same result with an external suppression,
+//! an unknown one a `warning`, an unverified claim (a cgroup named like a
+//! container's, nothing else) a `note`. A container with processes outside
+//! its cgroup is an `error` result of the second, allowed or not. The
+//! container is the result's logical location; the physical location is the
+//! evidence file, the first host-PID process's `ns/pid` link under the proc
+//! root.
 //!
 //! Pids change from run to run, so results carry a partial fingerprint made
 //! of what does not: the rule, the runtime and the container id. SARIF
@@ -26,6 +30,8 @@ use super::{CONTROL_TITLE, REMEDIATION, label, short_id};
 use crate::report::{Container, ScanReport, Verdict};
 
 pub const RULE_ID: &str = "CIS-DOCKER-5.16";
+/// The rule of a container process outside its container's cgroup.
+pub const OUTSIDE_RULE_ID: &str = "PIDNS-OUTSIDE-CGROUP";
 /// The `partialFingerprints` key: `<rule>:<runtime>:<container id>`.
 pub const FINGERPRINT: &str = "pidnsContainer/v1";
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -52,13 +58,37 @@ pub fn render(r: &ScanReport) -> String {
                 .build(),
         )
         .build();
+    let outside_rule = ReportingDescriptor::builder()
+        .id(OUTSIDE_RULE_ID)
+        .name("ContainerProcessOutsideItsCgroup")
+        .short_description(
+            MultiformatMessageString::builder()
+                .text("A container process is outside its container's cgroup")
+                .build(),
+        )
+        .full_description(
+            MultiformatMessageString::builder()
+                .text(
+                    "Runtimes never move their containers' processes out of the container's cgroup; a process \
+                     found by its root (its container's mount namespace and root filesystem) in another cgroup \
+                     left it, which escapes the container's resource limits and any monitoring keyed on cgroups.",
+                )
+                .build(),
+        )
+        .default_configuration(ReportingConfiguration::builder().level(json!("error")).build())
+        .properties(PropertyBag::builder().tags(vec!["security".to_owned()]).build())
+        .build();
     let driver = ToolComponent::builder()
         .name("pidns")
         .version(r.pidns_version)
         .semantic_version(r.pidns_version)
-        .rules(vec![rule])
+        .rules(vec![rule, outside_rule])
         .build();
-    let results: Vec<SarifResult> = r.containers.iter().filter_map(|c| result(r, c)).collect();
+    let results: Vec<SarifResult> = r
+        .containers
+        .iter()
+        .flat_map(|c| result(r, c).into_iter().chain(outside_result(r, c)))
+        .collect();
     // What the scan could not settle or was told in vain (an `--allow`
     // that matched nothing, a container seen only mid-setup).
     let notifications: Vec<Notification> = r
@@ -129,7 +159,61 @@ fn result(r: &ScanReport, c: &Container) -> Option<SarifResult> {
                 c.unknown_reason.as_deref().unwrap_or("unreadable")
             ),
         ),
+        Verdict::Unverified => (
+            ResultLevel::Note,
+            format!(
+                "cgroup {} is named like {} container {}, but its processes (owner uid {}) show no container evidence: unverified, not counted. {}",
+                c.cgroup,
+                c.runtime,
+                short_id(&c.id),
+                c.owner_uid
+                    .map_or_else(|| "?".to_owned(), |u| u.to_string()),
+                c.unverified_reason.as_deref().unwrap_or_default()
+            ),
+        ),
     };
+    let mut res = base(r, c, RULE_ID, level, text);
+    if c.verdict == Verdict::Allowed {
+        res.suppressions = Some(vec![
+            Suppression::builder()
+                .kind(json!("external"))
+                .justification("listed with --allow")
+                .build(),
+        ]);
+    }
+    Some(res)
+}
+
+/// A container with processes outside its cgroup: an error whatever its
+/// verdict (`--allow` covers sharing the host PID namespace, not this).
+fn outside_result(r: &ScanReport, c: &Container) -> Option<SarifResult> {
+    if c.outside_cgroup_pids.is_empty() {
+        return None;
+    }
+    let text = format!(
+        "{} container {} ({}) has {} processes outside its cgroup {} (pids {}), found by the root they run on.",
+        c.runtime,
+        label(c),
+        short_id(&c.id),
+        c.outside_cgroup_pids.len(),
+        c.cgroup,
+        c.outside_cgroup_pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Some(base(r, c, OUTSIDE_RULE_ID, ResultLevel::Error, text))
+}
+
+/// A result of `rule` about container `c`, located and fingerprinted.
+fn base(
+    r: &ScanReport,
+    c: &Container,
+    rule: &str,
+    level: ResultLevel,
+    text: String,
+) -> SarifResult {
     let logical = LogicalLocation::builder()
         .name(c.id.clone())
         .fully_qualified_name(format!("{}://{}", c.runtime, c.id))
@@ -154,23 +238,14 @@ fn result(r: &ScanReport, c: &Container) -> Option<SarifResult> {
     props.insert("container".to_owned(), json!(c));
     let fingerprint = BTreeMap::from([(
         FINGERPRINT.to_owned(),
-        format!("{RULE_ID}:{}:{}", c.runtime, c.id),
+        format!("{rule}:{}:{}", c.runtime, c.id),
     )]);
-    let mut res = SarifResult::builder()
-        .rule_id(RULE_ID)
+    SarifResult::builder()
+        .rule_id(rule)
         .partial_fingerprints(fingerprint)
         .level(level)
         .message(Message::builder().text(text).build())
         .locations(vec![location])
         .properties(PropertyBag::builder().additional_properties(props).build())
-        .build();
-    if c.verdict == Verdict::Allowed {
-        res.suppressions = Some(vec![
-            Suppression::builder()
-                .kind(json!("external"))
-                .justification("listed with --allow")
-                .build(),
-        ]);
-    }
-    Some(res)
+        .build()
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{BOLD, DIM, RED, display_name, enclosure, escape, label, short_id, verdict_style};
-use crate::report::{Container, HostMethod, Method, ScanReport, Verdict};
+use crate::report::{Container, FoundBy, HostMethod, Method, ScanReport, Verdict};
 
 pub fn render(r: &ScanReport) -> String {
     let mut out = String::new();
@@ -96,12 +96,17 @@ fn containers(out: &mut String, r: &ScanReport) {
     }
 }
 
-/// Why each sharing (or unknown) container is flagged.
+/// Why each sharing, unknown or unverified container, and each with a
+/// process outside its cgroup, is flagged.
 fn evidence(out: &mut String, r: &ScanReport) {
     let flagged: Vec<_> = r
         .containers
         .iter()
-        .filter(|c| c.shares_host_pidns == Some(true) || c.verdict == Verdict::Unknown)
+        .filter(|c| {
+            c.shares_host_pidns == Some(true)
+                || matches!(c.verdict, Verdict::Unknown | Verdict::Unverified)
+                || !c.outside_cgroup_pids.is_empty()
+        })
         .collect();
     if !flagged.is_empty() {
         let _ = writeln!(out, "\n{BOLD}Evidence{BOLD:#}");
@@ -115,7 +120,19 @@ fn evidence(out: &mut String, r: &ScanReport) {
                 escape(&c.cgroup),
                 enclosure(c)
             );
+            found_by_root(out, c);
             processes(out, r, c);
+            outside(out, c);
+            if let Some(reason) = &c.unverified_reason {
+                let uid = c
+                    .owner_uid
+                    .map_or_else(|| "?".to_owned(), |u| u.to_string());
+                let _ = writeln!(
+                    out,
+                    "    {DIM}unverified claim, owner uid {uid}: {}{DIM:#}",
+                    escape(reason)
+                );
+            }
             if let Some(by) = &c.allowed_by {
                 let _ = writeln!(out, "    allowed by {}", escape(by));
             }
@@ -124,6 +141,49 @@ fn evidence(out: &mut String, r: &ScanReport) {
             }
         }
     }
+}
+
+/// How a container found by its root was recognised.
+fn found_by_root(out: &mut String, c: &Container) {
+    if c.found_by != FoundBy::Root {
+        return;
+    }
+    let mount = c.root_mount.as_ref().map_or_else(
+        || "its root".to_owned(),
+        |m| {
+            let what = m
+                .upperdir
+                .as_deref()
+                .map(|u| format!(" upperdir {}", escape(u)))
+                .unwrap_or_else(|| format!(" {}", escape(m.source.as_deref().unwrap_or("-"))));
+            format!("{}{what}, device {}", m.fs_type, m.device)
+        },
+    );
+    let _ = match &c.rootfs {
+        Some(rootfs) => writeln!(
+            out,
+            "    found by its root ({mount}): {}'s root filesystem {}",
+            c.runtime,
+            escape(rootfs)
+        ),
+        None => writeln!(
+            out,
+            "    found by its root ({mount}), its own mount namespace and root; no runtime's state names it"
+        ),
+    };
+}
+
+/// Its processes outside its container's cgroup.
+fn outside(out: &mut String, c: &Container) {
+    if c.outside_cgroup_pids.is_empty() {
+        return;
+    }
+    let pids: Vec<String> = c.outside_cgroup_pids.iter().map(u32::to_string).collect();
+    let _ = writeln!(
+        out,
+        "    {RED}outside its container's cgroup{RED:#}: pids {}",
+        pids.join(", ")
+    );
 }
 
 /// A flagged container's host-PID processes: the first read in detail, the
@@ -145,7 +205,15 @@ fn processes(out: &mut String, r: &ScanReport, c: &Container) {
             }
             _ => String::new(),
         };
-        let _ = writeln!(out, "    pid {} {comm}: {how}{children}", p.pid);
+        let cgroup = if p.outside_cgroup {
+            format!(
+                "; outside its container's cgroup (in {})",
+                escape(p.cgroup.as_deref().unwrap_or("?"))
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "    pid {} {comm}: {how}{children}{cgroup}", p.pid);
     }
     if !rest.is_empty() {
         const SHOWN: usize = 12;
@@ -180,7 +248,26 @@ fn summary(out: &mut String, r: &ScanReport) {
             s.containers
         );
     }
+    if s.outside_cgroup > 0 {
+        let _ = writeln!(
+            out,
+            "{RED}{} container processes are outside their container's cgroup.{RED:#}",
+            s.outside_cgroup
+        );
+    }
     let mut notes = Vec::new();
+    if s.unverified > 0 {
+        notes.push(format!(
+            "{} unverified (a cgroup named like a container's, nothing else)",
+            s.unverified
+        ));
+    }
+    if s.cgroup_unreadable > 0 {
+        notes.push(format!(
+            "{} processes with an unreadable cgroup file (judged by their namespaces and root)",
+            s.cgroup_unreadable
+        ));
+    }
     if s.allowed > 0 {
         notes.push(format!("{} allowed", s.allowed));
     }
@@ -211,6 +298,7 @@ fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Shares => "SHARES",
         Verdict::Allowed => "allowed",
         Verdict::Unknown => "UNKNOWN",
+        Verdict::Unverified => "unverified",
         Verdict::Isolated => "isolated",
     }
 }

@@ -22,11 +22,14 @@ pub struct ScanReport {
 }
 
 impl ScanReport {
-    /// Containers that share the host PID namespace and are not allowed.
+    /// Containers that fail the scan: those that share the host PID
+    /// namespace and are not allowed, and those with a process outside the
+    /// container's cgroup (allowed or not: runtimes never move their
+    /// containers' processes out, attackers do).
     pub fn violations(&self) -> impl Iterator<Item = &Container> {
         self.containers
             .iter()
-            .filter(|c| c.verdict == Verdict::Shares)
+            .filter(|c| c.verdict == Verdict::Shares || !c.outside_cgroup_pids.is_empty())
     }
 }
 
@@ -76,6 +79,14 @@ pub enum Verdict {
     Allowed,
     /// Could not be established; see `unknown_reason`.
     Unknown,
+    /// Its processes live in the host PID namespace, but nothing but its
+    /// cgroup's name says it is a container: they run on the host's root,
+    /// in the host's mount namespace, its runtime has no record of its id,
+    /// and no runtime process is among their ancestors. Any local user can
+    /// name a cgroup like a container's (`systemd-run --user --scope
+    /// --unit=docker-<id>`); see `unverified_reason` and `owner_uid`. Does
+    /// not fail the scan.
+    Unverified,
     /// Every process lives in a PID namespace other than the host's.
     Isolated,
 }
@@ -89,8 +100,21 @@ pub struct Container {
     pub pod: Option<Pod>,
     /// containerd namespace, for containers created through containerd directly.
     pub containerd_namespace: Option<String>,
-    /// The container's cgroup as seen in /proc/<pid>/cgroup.
+    /// The container's cgroup as seen in /proc/<pid>/cgroup. For a
+    /// container found by its root, the cgroup its runtime recorded for it,
+    /// else the one its first process is in.
     pub cgroup: String,
+    /// How pidns found it: by its cgroup's name, or by the root its
+    /// processes run on (their own mount namespace and root, whatever their
+    /// cgroup).
+    pub found_by: FoundBy,
+    /// For a container found by its root: the mount its root is on, as its
+    /// first process's mountinfo shows it.
+    pub root_mount: Option<RootMountReport>,
+    /// For a container found by its root: the root filesystem its runtime
+    /// recorded, which the process's root was matched with (by device and
+    /// inode, never by name).
+    pub rootfs: Option<String>,
     /// Containers whose cgroups enclose this one (Docker in Docker, a kind
     /// node around its pods), outermost first; empty when not nested.
     pub enclosed_by: Vec<Identity>,
@@ -110,6 +134,14 @@ pub struct Container {
     /// e.g. `--pid=container:<id>`.
     pub shares_pidns_with: Vec<String>,
     pub unknown_reason: Option<String>,
+    /// Why an `unverified` container is: the evidence that was looked for.
+    pub unverified_reason: Option<String>,
+    /// With `unverified`: the real uid of its first host-PID process, the
+    /// user who named a cgroup like a container's.
+    pub owner_uid: Option<u32>,
+    /// Its processes outside its container's cgroup (found by their root),
+    /// ascending. Any fails the scan.
+    pub outside_cgroup_pids: Vec<u32>,
     /// Why an `allowed` container is: `--allow <entry>`, or `pidns itself`
     /// (the container pidns runs in, e.g. its DaemonSet pod).
     pub allowed_by: Option<String>,
@@ -128,6 +160,30 @@ impl Container {
     }
 }
 
+/// How a container was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FoundBy {
+    /// Its cgroup path is laid out as a runtime lays out a container's.
+    Cgroup,
+    /// Its processes run in a mount namespace and on a root that are not the
+    /// host's, in a cgroup no layout names (or none that can be read).
+    Root,
+}
+
+/// The mount a container process's root is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RootMountReport {
+    /// `major:minor`, the kernel's.
+    pub device: String,
+    pub fs_type: String,
+    /// As the mounter gave it: a claim, never used to attribute.
+    pub source: Option<String>,
+    /// The directory of the filesystem that is the mount's top.
+    pub root: String,
+    pub upperdir: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProcessEvidence {
     pub pid: u32,
@@ -137,6 +193,10 @@ pub struct ProcessEvidence {
     pub method: Method,
     /// Its `ns/pid_for_children`: where its future children will live.
     pub children_pidns_inode: Option<u64>,
+    /// Found outside its container's cgroup (by its root): a finding of its own.
+    pub outside_cgroup: bool,
+    /// With `outside_cgroup`: the cgroup it is in (`null` when unreadable).
+    pub cgroup: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -145,6 +205,7 @@ pub struct Summary {
     pub sharing: usize,
     pub allowed: usize,
     pub unknown: usize,
+    pub unverified: usize,
     pub isolated: usize,
     pub processes_scanned: usize,
     pub container_processes: usize,
@@ -154,4 +215,14 @@ pub struct Summary {
     pub permission_errors: usize,
     /// Entries that are not laid out like a process (junk in a supplied tree).
     pub malformed_entries: usize,
+    /// Processes whose cgroup file the kernel would not print (a path longer
+    /// than PATH_MAX) or that was malformed: judged by their namespaces and
+    /// root instead.
+    pub cgroup_unreadable: usize,
+    /// Container processes outside their container's cgroup.
+    pub outside_cgroup: usize,
+    /// Processes outside container cgroups whose root could not be read
+    /// (not root, or an evidence tree without `root` entries): judged by
+    /// their cgroup alone.
+    pub roots_unreadable: usize,
 }

@@ -4,7 +4,7 @@ use std::os::unix::fs::MetadataExt as _;
 
 use pidns_ebpf::{NS_PID, NS_TYPES};
 
-use crate::{parse::stat, procfs::ProcRoot, report::HostPidns};
+use crate::{engine::host::kernel_thread, parse::stat, procfs::ProcRoot, report::HostPidns};
 
 /// Where a host namespace's inode was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,12 +59,6 @@ impl HostNamespaces {
         }
         HostNamespaces { inums, sources }
     }
-}
-
-/// kthreadd: PID 2 in the initial PID namespace, child of PID 0.
-fn kernel_thread(proc: &ProcRoot) -> Option<u32> {
-    let s = proc.status(2).ok()?;
-    (s.name.as_deref() == Some("kthreadd") && s.ppid == Some(0)).then_some(2)
 }
 
 /// `st_dev` of the nsfs, which `bpf_get_ns_current_pid_tgid` wants with the inode.

@@ -14,6 +14,8 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 pub const HOST_NS: u64 = 4026531836;
+/// The host's mount namespace.
+pub const HOST_MNT: u64 = 4026531832;
 pub const ID_A: &str = "40e9cfb459ea932ec1f41ca728c2afb10676bb793b3ad87f4b67f7873eccbae4";
 pub const ID_B: &str = "ee1ce7f35ea818835a188ca162e83d4161ff729138d981a1e6d1b304aea23448";
 pub const ID_C: &str = "c1c292754f149691ee92da26fd9375d3c02ce1f75711ef956e2bf7437ed81268";
@@ -40,6 +42,13 @@ pub struct P {
     /// `None`: no NSpid line.
     pub nspid: Option<Vec<u32>>,
     pub cgroup: String,
+    /// Its `ns/mnt` (none with [`Link::Missing`]).
+    pub mnt: Option<u64>,
+    /// The directory (below the tree's `roots/`) its `root` links to;
+    /// `None`: no `root` entry.
+    pub root: Option<String>,
+    /// The real uid in its `status`.
+    pub uid: u32,
 }
 
 impl P {
@@ -52,6 +61,9 @@ impl P {
             children: Some(HOST_NS),
             nspid: Some(vec![pid]),
             cgroup: "0::/\n".into(),
+            mnt: Some(HOST_MNT),
+            root: Some("host".into()),
+            uid: 0,
         }
     }
 
@@ -64,6 +76,9 @@ impl P {
             children: Some(ns),
             nspid: Some(vec![pid, inner]),
             cgroup: "0::/\n".into(),
+            mnt: Some(HOST_MNT),
+            root: Some("host".into()),
+            uid: 0,
         }
     }
 
@@ -109,6 +124,31 @@ impl P {
 
     pub fn no_nspid(mut self) -> P {
         self.nspid = None;
+        self
+    }
+
+    /// A container's process by its root: in mount namespace `mnt`, on the
+    /// directory `roots/<root>` of the tree.
+    pub fn on_root(mut self, root: &str, mnt: u64) -> P {
+        self.root = Some(root.into());
+        self.mnt = Some(mnt);
+        self
+    }
+
+    /// Its `ns/mnt` link.
+    pub fn mnt(mut self, mnt: Option<u64>) -> P {
+        self.mnt = mnt;
+        self
+    }
+
+    /// No `root` entry (an evidence tree captured without it).
+    pub fn no_root(mut self) -> P {
+        self.root = None;
+        self
+    }
+
+    pub fn uid(mut self, uid: u32) -> P {
+        self.uid = uid;
         self
     }
 }
@@ -158,12 +198,21 @@ impl Tree {
         });
         fs::write(
             d.join("status"),
-            format!("Name:\t{}\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{}\n{}", p.comm, p.ppid, nspid.unwrap_or_default()),
+            format!("Name:\t{}\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n{}", p.comm, p.ppid, nspid.unwrap_or_default(), uid = p.uid),
         )
         .expect("status");
         fs::write(d.join("cgroup"), p.cgroup).expect("cgroup");
         // Re-adding a process replaces its links rather than writing through them.
         let _ = fs::remove_dir_all(d.join("ns"));
+        let _ = fs::remove_file(d.join("root"));
+        if let Some(root) = &p.root {
+            let dir = self.root_dir(root);
+            symlink(dir, d.join("root")).expect("root");
+        }
+        if let (Some(mnt), false) = (p.mnt, matches!(p.link, Link::Missing)) {
+            fs::create_dir_all(d.join("ns")).expect("ns");
+            symlink(format!("mnt:[{mnt}]"), d.join("ns/mnt")).expect("ns/mnt");
+        }
         match p.link {
             Link::Missing => {}
             Link::Ns(ino) => {
@@ -181,6 +230,14 @@ impl Tree {
             }
         }
         self
+    }
+
+    /// The directory `roots/<name>` of the tree, which processes' `root`
+    /// entries link to (created if need be).
+    pub fn root_dir(&self, name: &str) -> PathBuf {
+        let dir = self.dir.path().join("roots").join(name);
+        fs::create_dir_all(&dir).expect("root dir");
+        dir
     }
 
     /// Makes PID 1's link unreadable, as on hardened hosts.
