@@ -28,6 +28,7 @@ use crate::{
     parse::{
         layout::Runtime,
         mountinfo::{self, RootMount},
+        stat,
     },
     procfs::{FileId, ProcRoot},
     report::RootMountReport,
@@ -45,6 +46,9 @@ pub enum RootFact {
     HostRoot,
     /// Another root, in the host's mount namespace: a plain `chroot`.
     Chroot,
+    /// A kernel thread on a root of its own (`kdevtmpfs` runs on devtmpfs
+    /// in a mount namespace of its own): the kernel's, no container's.
+    KernelThread,
     /// Another root in another mount namespace: a container process.
     /// `mnt_ns` is `None` when its link was unreadable (counted as another).
     ContainerLike {
@@ -57,8 +61,9 @@ pub enum RootFact {
 }
 
 /// Whether `pid` is container-like: one `stat` of its root, and a readlink
-/// of its `ns/mnt` only when the root is not the host's. The caller checks
-/// that `host` is [usable](HostIdentity::usable).
+/// of its `ns/mnt` and a read of its `stat` (a kernel thread's flags) only
+/// when the root is not the host's. The caller checks that `host` is
+/// [usable](HostIdentity::usable).
 pub fn root_fact(proc: &ProcRoot, pid: u32, host: &HostIdentity) -> RootFact {
     let gone = |e: &ReadError| e.kind == ReadErrorKind::Vanished && !proc.exists(pid);
     let root = match proc.root_id(pid) {
@@ -69,16 +74,18 @@ pub fn root_fact(proc: &ProcRoot, pid: u32, host: &HostIdentity) -> RootFact {
     if Some(root) == host.root {
         return RootFact::HostRoot;
     }
-    match proc.ns_inode(pid, "mnt") {
-        Ok(mnt) if Some(mnt) == host.mnt_ns => RootFact::Chroot,
-        Ok(mnt) => RootFact::ContainerLike {
-            root,
-            mnt_ns: Some(mnt),
-        },
-        Err(e) if gone(&e) => RootFact::Vanished,
+    let mnt_ns = match proc.ns_inode(pid, "mnt") {
+        Ok(mnt) if Some(mnt) == host.mnt_ns => return RootFact::Chroot,
+        Ok(mnt) => Some(mnt),
+        Err(e) if gone(&e) => return RootFact::Vanished,
         // Another root and no telling where: judged, never dropped.
-        Err(_) => RootFact::ContainerLike { root, mnt_ns: None },
+        Err(_) => None,
+    };
+    let mut buf = Vec::new();
+    if proc.read_into(pid, "stat", &mut buf).is_ok() && stat::is_kernel_thread(&buf) == Some(true) {
+        return RootFact::KernelThread;
     }
+    RootFact::ContainerLike { root, mnt_ns }
 }
 
 /// Which container a container-like process belongs to.
@@ -283,6 +290,11 @@ mod tests {
         t.pid(14).root(&t.path().join("ctr"));
         // no root at all (an evidence tree that lacks it)
         t.pid(15).ns("mnt", 4026532003);
+        // kdevtmpfs: a kernel thread in a mount namespace of its own
+        t.pid(27)
+            .ns("mnt", 4026531860)
+            .root(&t.path().join("chroot"))
+            .file("stat", "27 (kdevtmpfs) S 2 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 20 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
         let proc = t.proc();
         let host = HostIdentity {
             mnt_ns: Some(HOST_MNT),

@@ -52,12 +52,18 @@ pub fn is_within(path: &[u8], cgroup: &[u8]) -> bool {
     }
 }
 
+/// The longest cgroup path the kernel prints whole: it writes a path into a
+/// PATH_MAX buffer, and a longer one comes out cut to this length (Linux
+/// 6.x) or not at all (ENAMETOOLONG, older kernels).
+pub const PATH_CUT: usize = 4095;
+
 /// Why a cgroup file is not as the kernel writes it, if it is not: a line
 /// that does not parse, a blank line before the end, no line at all, or a
 /// hierarchy listed twice. The kernel prints cgroup names unescaped, so a
 /// cgroup named with a newline (`x\n0::/docker/<id>`), which anyone who
 /// can create cgroups can make, adds lines of its choosing; they never
-/// parse as a file of unique hierarchies.
+/// parse as a file of unique hierarchies. A path the kernel cut at
+/// PATH_MAX says nothing of where the process really is either.
 pub fn malformed(bytes: &[u8]) -> Option<&'static str> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if body.is_empty() {
@@ -70,6 +76,9 @@ pub fn malformed(bytes: &[u8]) -> Option<&'static str> {
         };
         if seen.contains(&l.hierarchy) {
             return Some("a hierarchy listed twice");
+        }
+        if l.path.len() >= PATH_CUT {
+            return Some("a path cut at PATH_MAX");
         }
         seen.push(l.hierarchy);
     }
@@ -154,6 +163,11 @@ mod tests {
         assert!(malformed(b"0::/x\n\n1:cpu:/\n").is_some());
         assert!(malformed(b"").is_some());
         assert!(malformed(b"\n").is_some());
+        // a path over PATH_MAX, as Linux 6.x prints it: cut at 4095 bytes
+        let cut = format!("1:cpu:/\n0::/{}\n", "p".repeat(PATH_CUT - 1));
+        assert_eq!(malformed(cut.as_bytes()), Some("a path cut at PATH_MAX"));
+        let whole = format!("0::/{}\n", "p".repeat(PATH_CUT - 2));
+        assert_eq!(malformed(whole.as_bytes()), None);
     }
 
     #[test]

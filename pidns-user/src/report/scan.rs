@@ -215,9 +215,10 @@ pub struct Summary {
     pub permission_errors: usize,
     /// Entries that are not laid out like a process (junk in a supplied tree).
     pub malformed_entries: usize,
-    /// Processes whose cgroup file the kernel would not print (a path longer
-    /// than PATH_MAX) or that was malformed: judged by their namespaces and
-    /// root instead.
+    /// Processes whose cgroup file the kernel could not print whole (a path
+    /// longer than PATH_MAX: cut at 4095 bytes, or ENAMETOOLONG on older
+    /// kernels) or that was malformed: judged by their namespaces and root
+    /// instead.
     pub cgroup_unreadable: usize,
     /// Container processes outside their container's cgroup.
     pub outside_cgroup: usize,

@@ -224,7 +224,7 @@ impl Scan<'_> {
         }
         if summary.cgroup_unreadable > 0 {
             self.warnings.push(format!(
-                "{} processes had a cgroup file the kernel would not print (a path longer than PATH_MAX) or that is malformed: they were judged by their namespaces and root",
+                "{} processes had a cgroup file the kernel could not print whole (a path longer than PATH_MAX, cut or refused) or that is malformed: they were judged by their namespaces and root",
                 summary.cgroup_unreadable
             ));
         }

@@ -74,7 +74,7 @@ impl Scan<'_> {
             );
         } else if self.summary.roots_unreadable > 0 {
             self.warnings.push(format!(
-                "{} processes in no container's cgroup had an unreadable root (run as root): they are judged by their cgroup alone",
+                "{} processes in no container's cgroup had an unreadable root (not root, or a protected process): they are judged by their cgroup alone",
                 self.summary.roots_unreadable
             ));
         }
@@ -83,8 +83,13 @@ impl Scan<'_> {
 
     /// A process in no container's cgroup: container-like by its root?
     fn by_root(&mut self, pid: u32, state: &Cgroup, buf: &[u8], rooted: &mut Vec<Rooted>) {
+        // The host PID is the host by definition (its root may be
+        // unreadable even to root, as PID 1's is on some sandboxes).
+        if pid == self.host.host_pid {
+            return;
+        }
         match root_fact(&self.proc, pid, &self.identity) {
-            RootFact::HostRoot | RootFact::Chroot => {}
+            RootFact::HostRoot | RootFact::Chroot | RootFact::KernelThread => {}
             RootFact::Vanished => self.summary.processes_vanished += 1,
             RootFact::Unreadable(_) => self.summary.roots_unreadable += 1,
             RootFact::ContainerLike { root, mnt_ns } => rooted.push(Rooted {
