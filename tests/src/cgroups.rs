@@ -97,6 +97,16 @@ pub fn claim(rel: &str, leaf: Leaf) -> Claim {
     }
 }
 
+/// [`claim`] of several paths, held (and released) together.
+pub fn claim_all(paths: &[(String, Leaf)]) -> Claim {
+    Claim {
+        dirs: paths
+            .iter()
+            .flat_map(|(rel, leaf)| std::mem::take(&mut claim(rel, *leaf).dirs))
+            .collect(),
+    }
+}
+
 /// [`claim`] in the given hierarchies; `record` writes the claimed
 /// directories to the state directory's records.
 fn claim_in(hierarchies: &[PathBuf], rel: &str, leaf: Leaf, record: bool) -> Claim {

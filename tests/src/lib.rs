@@ -5,9 +5,12 @@
 //!   `None`, or fails when `PIDNS_REQUIRE_PRIVILEGED=1`.
 //! - [`env`]: the environment variables `cargo xtask test` and the tests
 //!   agree on.
-//! - [`runtimes`]: Docker, Podman, containerd (`ctr`) and runc, brought up by
+//! - [`runtimes`]: Docker, Podman (runc and crun), containerd (`ctr`), runc,
+//!   LXC and systemd-nspawn, brought up by
 //!   the `pidns-harness up` binary that `cargo xtask test` runs, and one small
 //!   API to create containers in every PID mode with RAII cleanup.
+//! - [`homemade`]: what no runtime makes on cue: home-made containers,
+//!   cgroups of any name or too long to print, plain host processes.
 //! - [`pidns`]: running the pidns binary under test.
 //! - [`state`], [`cgroups`], [`mounts`]: where the harness keeps its files,
 //!   what a run records so that a killed run can be cleaned up, and removing
@@ -15,6 +18,7 @@
 
 pub mod cgroups;
 pub mod env;
+pub mod homemade;
 pub mod mounts;
 pub mod pidns;
 pub mod runtimes;

@@ -28,8 +28,10 @@ pub fn state_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from)
 }
 
+/// runc's own default root: pidns reads runc's containers' state there.
+/// The run's containers are told from others' by their `pidnst-` names.
 pub fn runc_root() -> PathBuf {
-    state_dir().join("runc")
+    PathBuf::from("/run/runc")
 }
 
 /// Random hex from the kernel.

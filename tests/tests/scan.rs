@@ -28,7 +28,8 @@ fn reported<'a>(scan: &'a Scan, c: &Container) -> &'a Value {
 fn runtime_says_host(c: &Container) -> bool {
     let mode = c.runtime_pid_mode().expect("runtime view of the pid mode");
     match c.rt {
-        Rt::Docker | Rt::Podman => mode == "host",
+        Rt::Docker | Rt::Podman | Rt::PodmanCrun | Rt::Lxc => mode == "host",
+        Rt::Nspawn => false,
         // What containerd and runc were asked: no pid namespace, or one joined
         // through a path to a process in the host's.
         Rt::Ctr | Rt::Runc => {
@@ -110,6 +111,55 @@ fn podman_host_isolated_and_shared() {
 #[test]
 fn containerd_ctr_host_isolated_and_shared() {
     three_modes(Rt::Ctr, test_name!());
+}
+
+#[test]
+fn podman_with_crun_host_isolated_and_shared() {
+    three_modes(Rt::PodmanCrun, test_name!());
+}
+
+/// LXC from its busybox template: isolated, and sharing the host PID
+/// namespace through its config (`lxc.namespace.share.pid`), which no
+/// runtime API reports.
+#[test]
+fn lxc_isolated_and_sharing_through_its_config() {
+    let Some(()) = ready(test_name!(), &[Rt::Lxc]) else {
+        return;
+    };
+    let _serial = serial();
+    let isolated = Container::start(&Spec::new(Rt::Lxc)).expect("isolated LXC container");
+    let host =
+        Container::start(&Spec::new(Rt::Lxc).pid(Pid::Host)).expect("host-pid LXC container");
+    let scan = Scan::run(&[]).expect("scan");
+    assert_eq!(scan.code, 1, "{}", scan.stderr);
+    for c in [&isolated, &host] {
+        check(&scan, c);
+        assert_eq!(
+            reported(&scan, c)["cgroup"],
+            format!("/lxc.payload.{}", c.name)
+        );
+    }
+}
+
+/// systemd-nspawn (`--register=no --keep-unit`, so in its caller's cgroup):
+/// found by its root, the machine directory, and isolated.
+#[test]
+fn nspawn_is_found_by_its_machine_directory_and_isolated() {
+    let Some(()) = ready(test_name!(), &[Rt::Nspawn]) else {
+        return;
+    };
+    let _serial = serial();
+    let machine = Container::start(&Spec::new(Rt::Nspawn)).expect("nspawn machine");
+    let scan = Scan::run(&[]).expect("scan");
+    check(&scan, &machine);
+    let r = reported(&scan, &machine);
+    assert_eq!(r["found_by"], "root", "{r:#}");
+    assert_eq!(
+        r["rootfs"],
+        format!("/var/lib/machines/{}", machine.name),
+        "{r:#}"
+    );
+    assert_eq!(r["outside_cgroup_pids"], serde_json::json!([]), "{r:#}");
 }
 
 #[test]

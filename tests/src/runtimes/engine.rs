@@ -1,8 +1,8 @@
-//! Docker and Podman, through their CLIs.
+//! Docker and Podman (with runc or crun), through their CLIs.
 
 use anyhow::Result;
 
-use super::{Container, PODMAN_GLOBAL, Pid, Rt, Spec, pid_ns_path, rootfs};
+use super::{Container, PODMAN_CRUN_GLOBAL, PODMAN_GLOBAL, Pid, Rt, Spec, pid_ns_path, rootfs};
 use crate::{
     cgroups, sh,
     state::{self, DOCKER_IMAGE, Record},
@@ -16,13 +16,14 @@ pub(super) fn start(spec: &Spec<'_>, c: &mut Container) -> Result<()> {
     if !spec.args.iter().any(|a| a.starts_with("--net")) {
         args.push("--network=none".into());
     }
-    if spec.rt == Rt::Podman {
+    let podman = spec.rt != Rt::Docker;
+    if podman {
         args.extend(["--ulimit", "nproc=1024:1024"].map(String::from));
     }
     match spec.pid {
         Pid::Private => {}
         Pid::Host => args.push("--pid=host".into()),
-        Pid::HostPath if spec.rt == Rt::Podman => args.push(format!(
+        Pid::HostPath if podman => args.push(format!(
             "--pid=ns:{}",
             pid_ns_path(&spec.pid).unwrap_or_default()
         )),
@@ -33,7 +34,7 @@ pub(super) fn start(spec: &Spec<'_>, c: &mut Container) -> Result<()> {
     for cap in &spec.caps {
         args.push(format!("--cap-add={cap}"));
     }
-    if spec.rt == Rt::Podman {
+    if podman {
         args.push("--rootfs".into());
         args.push(rootfs().display().to_string());
     } else {
@@ -69,6 +70,10 @@ pub(super) fn engine_cmd(rt: Rt) -> (&'static str, Vec<String>) {
         Rt::Podman => (
             "podman",
             PODMAN_GLOBAL.iter().map(|s| s.to_string()).collect(),
+        ),
+        Rt::PodmanCrun => (
+            "podman",
+            PODMAN_CRUN_GLOBAL.iter().map(|s| s.to_string()).collect(),
         ),
         _ => ("docker", Vec::new()),
     }

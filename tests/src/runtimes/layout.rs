@@ -21,6 +21,10 @@ pub enum Layout {
     /// CRI-O under the cgroupfs driver: `/kubepods/besteffort/pod<uid>/crio-<id>`.
     /// Not in [`Layout::ALL`]: the scan tests cover it on its own.
     CrioCgroupfs,
+    /// No `cgroupsPath`: runc puts the container at `/<id>` below its own
+    /// cgroup, a path no layout names. pidns knows it by its root and
+    /// runc's state. Not in [`Layout::ALL`].
+    NoCgroupsPath,
 }
 
 impl Layout {
@@ -87,6 +91,7 @@ impl Layout {
                 id,
                 Some(uid),
             ),
+            Layout::NoCgroupsPath => (String::new(), "runc", name.to_owned(), None),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Real container runtimes: Docker, Podman, containerd through `ctr`, and
-//! runc on its own (which, given a `cgroupsPath`, reproduces the cgroup
-//! layouts of Kubernetes, CRI-O, LXC and systemd-nspawn).
+//! Real container runtimes: Docker, Podman (with runc, and with crun),
+//! containerd through `ctr`, runc on its own (which, given a `cgroupsPath`,
+//! reproduces the cgroup layouts of Kubernetes, CRI-O, LXC and
+//! systemd-nspawn), LXC and systemd-nspawn.
 //!
 //! [`Container::start`] creates one container in a given PID mode; dropping
 //! the [`Container`] removes it, also when the test fails or panics.
@@ -17,6 +18,8 @@ use serde_json::Value;
 mod ctr;
 mod engine;
 mod layout;
+pub mod lxc;
+pub mod nspawn;
 mod runc;
 
 pub use layout::Layout;
@@ -37,12 +40,30 @@ pub enum Rt {
     Ctr,
     /// runc directly, with a chosen cgroup [`Layout`].
     Runc,
+    /// Podman with crun as its OCI runtime.
+    PodmanCrun,
+    /// LXC, from its busybox template.
+    Lxc,
+    /// systemd-nspawn, isolated (it has no host-PID mode).
+    Nspawn,
 }
 
-pub const ALL: [Rt; 4] = [Rt::Docker, Rt::Podman, Rt::Ctr, Rt::Runc];
+pub const ALL: [Rt; 7] = [
+    Rt::Docker,
+    Rt::Podman,
+    Rt::Ctr,
+    Rt::Runc,
+    Rt::PodmanCrun,
+    Rt::Lxc,
+    Rt::Nspawn,
+];
 
-/// Podman needs the cgroupfs manager and runc here: crun refuses hybrid cgroups.
+/// Podman needs the cgroupfs manager here, and runc unless crun is asked
+/// for (crun refuses hybrid cgroups while the unified hierarchy holds a
+/// controller: `pidns-harness up` mounts those as v1 hierarchies).
 pub const PODMAN_GLOBAL: [&str; 3] = ["--cgroup-manager=cgroupfs", "--runtime", "runc"];
+/// Podman with crun.
+pub const PODMAN_CRUN_GLOBAL: [&str; 3] = ["--cgroup-manager=cgroupfs", "--runtime", "crun"];
 
 pub fn rootfs() -> PathBuf {
     state::state_dir().join("rootfs")
@@ -73,6 +94,12 @@ pub fn available(rt: Rt) -> Result<()> {
         Rt::Runc => {
             sh::run("runc", &["--version"])?;
         }
+        Rt::PodmanCrun => {
+            sh::run("podman", &["--version"])?;
+            sh::run("crun", &["--version"])?;
+        }
+        Rt::Lxc => lxc::available()?,
+        Rt::Nspawn => nspawn::available()?,
     }
     Ok(())
 }
@@ -173,6 +200,8 @@ pub struct Container {
     /// exist before (a pod's `pod<uid>`, `/docker`, `kubepods*.slice`):
     /// removed with it unless another container of ours still needs them.
     pub(super) claim: Claim,
+    /// systemd-nspawn's own process, which runs the machine.
+    pub(super) supervisor: Option<u32>,
     removed: bool,
 }
 
@@ -203,12 +232,15 @@ impl Container {
             init_pid: 0,
             bundle: None,
             claim: Claim::default(),
+            supervisor: None,
             removed: false,
         };
         match spec.rt {
-            Rt::Docker | Rt::Podman => engine::start(spec, &mut c)?,
+            Rt::Docker | Rt::Podman | Rt::PodmanCrun => engine::start(spec, &mut c)?,
             Rt::Ctr => ctr::start(spec, &mut c)?,
             Rt::Runc => runc::start(spec, &mut c)?,
+            Rt::Lxc => lxc::start(spec, &mut c)?,
+            Rt::Nspawn => nspawn::start(spec, &mut c)?,
         }
         Ok(c)
     }
@@ -217,7 +249,7 @@ impl Container {
     /// Returns the container as it was, for its id.
     pub fn run_to_completion(spec: &Spec<'_>) -> Result<Container> {
         match spec.rt {
-            Rt::Docker | Rt::Podman => {
+            Rt::Docker | Rt::Podman | Rt::PodmanCrun => {
                 let mut c = Container::start(spec)?;
                 let (program, mut args) = engine_cmd(spec.rt);
                 args.extend(["wait".to_owned(), c.name.clone()]);
@@ -225,7 +257,7 @@ impl Container {
                 c.remove()?;
                 Ok(c)
             }
-            Rt::Ctr | Rt::Runc => {
+            Rt::Ctr | Rt::Runc | Rt::Lxc | Rt::Nspawn => {
                 let mut c = Container::start(spec)?;
                 let deadline = Instant::now() + Duration::from_secs(30);
                 while !c.stopped()? {
@@ -249,13 +281,15 @@ impl Container {
                 serde_json::from_str::<Value>(&runc(&["state", &self.name])?)?["status"]
                     == "stopped"
             }
-            Rt::Docker | Rt::Podman => {
+            Rt::Docker | Rt::Podman | Rt::PodmanCrun => {
                 let (program, _) = engine_cmd(self.rt);
                 sh::run(
                     program,
                     &inspect_args(self.rt, &self.name, "{{.State.Running}}"),
                 )? == "false"
             }
+            Rt::Lxc => lxc::stopped(&self.name)?,
+            Rt::Nspawn => !std::path::Path::new(&format!("/proc/{}", self.init_pid)).exists(),
         })
     }
 
@@ -269,13 +303,15 @@ impl Container {
     /// the OCI spec handed to containerd or runc says.
     pub fn runtime_pid_mode(&self) -> Result<String> {
         match self.rt {
-            Rt::Docker | Rt::Podman => {
+            Rt::Docker | Rt::Podman | Rt::PodmanCrun => {
                 let (program, _) = engine_cmd(self.rt);
                 sh::run(
                     program,
                     &inspect_args(self.rt, &self.name, "{{.HostConfig.PidMode}}"),
                 )
             }
+            Rt::Lxc => lxc::pid_mode(&self.name),
+            Rt::Nspawn => Ok("private".into()),
             Rt::Ctr => {
                 let info: Value = serde_json::from_str(&sh::run(
                     "ctr",
@@ -306,7 +342,17 @@ impl Container {
     fn exec_args(&self, cmd: &[&str], detach: bool) -> (&'static str, Vec<String>) {
         let cmd = cmd.iter().map(|s| s.to_string());
         match self.rt {
-            Rt::Docker | Rt::Podman => {
+            Rt::Lxc | Rt::Nspawn => {
+                // into every namespace of the machine's init
+                let mut args = vec!["-t".to_owned(), self.init_pid.to_string(), "-a".into()];
+                args.extend(cmd);
+                if detach {
+                    args.splice(0..0, ["-f".to_owned(), "nsenter".into()]);
+                    return ("setsid", args);
+                }
+                ("nsenter", args)
+            }
+            Rt::Docker | Rt::Podman | Rt::PodmanCrun => {
                 let (program, mut args) = engine_cmd(self.rt);
                 args.push("exec".into());
                 if detach {
@@ -360,7 +406,10 @@ impl Container {
             return Ok(());
         }
         self.removed = true;
-        let result = remove_named(self.rt, &self.name);
+        let result = match self.rt {
+            Rt::Nspawn => nspawn::remove_named(&self.name, self.supervisor),
+            _ => remove_named(self.rt, &self.name),
+        };
         if let Some(bundle) = &self.bundle {
             let _ = mounts::remove_tree(bundle);
         }
@@ -394,7 +443,9 @@ fn oci_pid_mode(spec: &Value) -> String {
 /// Removes a container by name, whatever state it is in.
 pub fn remove_named(rt: Rt, name: &str) -> Result<()> {
     match rt {
-        Rt::Docker | Rt::Podman => {
+        Rt::Lxc => lxc::remove_named(name),
+        Rt::Nspawn => nspawn::remove_named(name, None),
+        Rt::Docker | Rt::Podman | Rt::PodmanCrun => {
             let (program, mut args) = engine_cmd(rt);
             args.extend(["rm".to_owned(), "-f".into(), name.into()]);
             sh::run(program, &args).map(drop)
@@ -427,6 +478,10 @@ pub fn remove_named(rt: Rt, name: &str) -> Result<()> {
 /// Names of every container of ours that a runtime still knows about.
 pub fn leftovers(rt: Rt) -> Result<Vec<String>> {
     let names = match rt {
+        // Podman's containers, whichever OCI runtime runs them
+        Rt::PodmanCrun => String::new(),
+        Rt::Lxc => lxc::leftovers()?,
+        Rt::Nspawn => nspawn::leftovers(),
         Rt::Docker | Rt::Podman => {
             let (program, mut args) = engine_cmd(rt);
             args.extend(["ps", "-a", "--format", "{{.Names}}"].map(String::from));

@@ -1,4 +1,5 @@
-//! runc on its own, with a bundle of ours and a chosen cgroup layout.
+//! runc on its own, with a bundle of ours and a chosen cgroup layout, its
+//! state in runc's default root (`/run/runc`), where pidns looks for it.
 
 use std::fs;
 
@@ -25,7 +26,13 @@ pub(super) fn start(spec: &Spec<'_>, c: &mut Container) -> Result<()> {
     c.id = id;
     c.runtime = runtime;
     c.pod_uid = pod_uid;
-    c.claim = cgroups::claim(&cgroups_path, cgroups::Leaf::Own);
+    // without a cgroupsPath, runc makes `<its own cgroup>/<id>`
+    let own = if cgroups_path.is_empty() {
+        name.clone()
+    } else {
+        cgroups_path.clone()
+    };
+    c.claim = cgroups::claim(&own, cgroups::Leaf::Own);
     runc_detaching(&[
         "run",
         "-d",
@@ -77,7 +84,7 @@ fn runc_config(spec: &Spec<'_>, cgroups_path: &str) -> Value {
             namespaces.push(json!({"type": "pid", "path": pid_ns_path(&spec.pid)}))
         }
     }
-    json!({
+    let mut config = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -94,6 +101,10 @@ fn runc_config(spec: &Spec<'_>, cgroups_path: &str) -> Value {
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755", "size=1m"]}
         ],
-        "linux": {"namespaces": namespaces, "cgroupsPath": cgroups_path}
-    })
+        "linux": {"namespaces": namespaces}
+    });
+    if !cgroups_path.is_empty() {
+        config["linux"]["cgroupsPath"] = json!(cgroups_path);
+    }
+    config
 }

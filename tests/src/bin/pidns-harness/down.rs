@@ -90,6 +90,19 @@ fn remove(snap: Option<&Snapshot>, records: &[Record]) -> (Vec<String>, usize) {
         unmounted += daemons::unmount_daemon_state(snap);
     }
     tied::remove_tied_cgroups(records);
+    if let Some(snap) = snap {
+        for at in snap.mounted.iter().rev() {
+            match nix::mount::umount(at.as_path()) {
+                Ok(()) => {
+                    let _ = std::fs::remove_dir(at);
+                }
+                Err(e) => left.push(format!(
+                    "cgroup hierarchy {} (mounted by up): {e}",
+                    at.display()
+                )),
+            }
+        }
+    }
     (left, unmounted)
 }
 
@@ -127,16 +140,9 @@ fn still_tied(records: &[Record], started: &[(String, u32)]) -> Result<Vec<Strin
     Ok(left)
 }
 
-/// The harness's own files, unless runc still has a container there.
+/// The harness's own files.
 fn remove_state_dir(left: &mut Vec<String>) -> Result<()> {
     let dir = state::state_dir();
-    if left.iter().any(|l| l.starts_with("Runc container")) {
-        left.push(format!(
-            "{} kept: runc still lists containers in its root there",
-            dir.display()
-        ));
-        return Ok(());
-    }
     for kept in mounts::remove_tree(&dir)? {
         left.push(format!(
             "mount point {} in {}: not the run's, kept (with the directories above it)",

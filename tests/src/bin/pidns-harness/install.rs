@@ -4,14 +4,15 @@
 use std::{
     collections::BTreeSet,
     fs,
+    path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use pidns_tests::{runtimes, sh, state::DOCKER_IMAGE};
+use pidns_tests::{cgroups, runtimes, sh, state::DOCKER_IMAGE};
 
-const PACKAGES: [(&str, &str); 7] = [
+const PACKAGES: [(&str, &str); 10] = [
     ("dockerd", "docker.io"),
     ("docker", "docker.io"),
     ("containerd", "containerd"),
@@ -19,6 +20,9 @@ const PACKAGES: [(&str, &str); 7] = [
     ("runc", "runc"),
     ("podman", "podman"),
     ("busybox", "busybox-static"),
+    ("crun", "crun"),
+    ("lxc-create", "lxc"),
+    ("systemd-nspawn", "systemd-container"),
 ];
 
 pub(crate) fn install_packages() -> Result<()> {
@@ -66,6 +70,71 @@ fn which(program: &str) -> Option<String> {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
         .map(|p| p.display().to_string())
+}
+
+/// crun refuses a hybrid host while the unified hierarchy holds a
+/// controller ("cgroups in hybrid mode not supported, drop all controllers
+/// from cgroupv2"). Each such controller (here: hugetlb) is mounted as a v1
+/// hierarchy of its own, which takes it off the unified one; so is one
+/// still bound to a v1 hierarchy that is no longer mounted (a previous
+/// run's, which the kernel releases in its own time, handing the controller
+/// back to the unified hierarchy in the middle of this run). `down`
+/// unmounts them again. Returns the mount points made.
+pub(crate) fn hybrid_for_crun() -> Result<Vec<PathBuf>> {
+    let hierarchies = cgroups::mounted()?;
+    let Some(unified) = hierarchies.iter().find(|h| h.unified) else {
+        return Ok(Vec::new());
+    };
+    if hierarchies.iter().all(|h| h.unified) {
+        return Ok(Vec::new()); // v2 only: crun is at home
+    }
+    let on_v2 = fs::read_to_string(unified.mount_point.join("cgroup.controllers"))?;
+    let mounted_v1 = |c: &str| hierarchies.iter().any(|h| h.options.iter().any(|o| o == c));
+    let unmounted_v1: Vec<String> = fs::read_to_string("/proc/cgroups")?
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                [name, hierarchy, _, "1"] if *hierarchy != "0" && !mounted_v1(name) => {
+                    Some((*name).to_owned())
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let base = unified
+        .mount_point
+        .parent()
+        .context("the unified hierarchy's parent")?
+        .to_owned();
+    let mut made = Vec::new();
+    for controller in on_v2
+        .split_whitespace()
+        .map(str::to_owned)
+        .chain(unmounted_v1)
+    {
+        let at = base.join(&controller);
+        fs::create_dir_all(&at)?;
+        nix::mount::mount(
+            Some("cgroup"),
+            &at,
+            Some("cgroup"),
+            nix::mount::MsFlags::empty(),
+            Some(controller.as_str()),
+        )
+        .with_context(|| {
+            format!(
+                "mounting the {controller} controller as v1 at {}",
+                at.display()
+            )
+        })?;
+        eprintln!(
+            "pidns-harness up: mounted {controller} as a v1 hierarchy at {} (for crun)",
+            at.display()
+        );
+        made.push(at);
+    }
+    Ok(made)
 }
 
 pub(crate) fn build_rootfs() -> Result<()> {

@@ -18,6 +18,9 @@ pub(crate) struct Snapshot {
     pub cgroups: BTreeSet<PathBuf>,
     pub mounts: BTreeSet<PathBuf>,
     pub started: Vec<(String, u32)>,
+    /// Cgroup hierarchies `up` mounted (for crun), unmounted by `down`.
+    #[serde(default)]
+    pub mounted: Vec<PathBuf>,
 }
 
 /// Where runtimes mount things: mounts that appear here during a run and
@@ -59,6 +62,7 @@ impl Snapshot {
             cgroups: runtime_cgroups()?,
             mounts: mounts::mount_points()?,
             started: Vec::new(),
+            mounted: Vec::new(),
         })
     }
 

@@ -42,6 +42,10 @@ pub(crate) fn up() -> Result<()> {
     daemons::start_missing(&mut snap)?;
     sweep_killed_run();
     record_runtime_parents()?;
+    if snap.mounted.is_empty() {
+        snap.mounted = install::hybrid_for_crun()?;
+        snapshot::save(&snap)?;
+    }
     install::build_rootfs()?;
     if !sh::ok("docker", &["image", "inspect", DOCKER_IMAGE]) {
         install::import_image()?;
@@ -83,10 +87,18 @@ fn record_runtime_parents() -> Result<()> {
     Ok(())
 }
 
-/// `docker …, podman …, containerd …, runc …`: the versions brought up.
+/// `docker …, podman …, containerd …, runc …, …`: the versions brought up.
 fn versions() -> String {
+    let first_line = |program: &str, args: &[&str]| {
+        sh::run(program, args)
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or("?")
+            .to_owned()
+    };
     format!(
-        "docker {}, podman {}, containerd {}, runc {}",
+        "docker {}, podman {}, containerd {}, runc {}, {}, lxc {}, {}",
         sh::run("docker", &["version", "--format", "{{.Server.Version}}"]).unwrap_or_default(),
         sh::run("podman", &["version", "--format", "{{.Client.Version}}"]).unwrap_or_default(),
         sh::run("containerd", &["--version"])
@@ -100,5 +112,8 @@ fn versions() -> String {
             .next()
             .unwrap_or("?")
             .trim_start_matches("runc version "),
+        first_line("crun", &["--version"]),
+        first_line("lxc-create", &["--version"]),
+        first_line("systemd-nspawn", &["--version"]),
     )
 }
