@@ -190,3 +190,53 @@ fn warnings_are_valid_tool_execution_notifications() {
     let notes = &doc["runs"][0]["invocations"][0]["toolExecutionNotifications"];
     assert_eq!(notes.as_array().map(Vec::len), Some(1), "{doc:#}");
 }
+
+/// The second rule (a process outside its container's cgroup) and the
+/// `note` of an unverified claim are valid SARIF too.
+#[test]
+fn outside_cgroup_results_and_claims_are_valid() {
+    let t = Tree::new();
+    t.root_dir("web");
+    t.write(
+        "roots/run/runc/web/state.json",
+        r#"{"init_process_pid":900,"config":{"rootfs":"/web"},"cgroup_paths":{"":"/sys/fs/cgroup/unified/web"}}"#,
+    );
+    t.add(
+        900,
+        P::host("sleep", 900).v2("/").on_root("web", 4026532500),
+    );
+    t.add(
+        970,
+        P::host("sleep", 970)
+            .v2(&format!("/user.slice/docker-{ID_C}.scope"))
+            .uid(1000),
+    );
+    let root = t.path().join("roots").display().to_string();
+    let (code, doc) = sarif(&t, &["--host-root", &root]);
+    assert_eq!(code, 1);
+    validate(&doc);
+    let results = doc["runs"][0]["results"].as_array().expect("results");
+    let rules: Vec<(&str, &str)> = results
+        .iter()
+        .filter_map(|r| Some((r["ruleId"].as_str()?, r["level"].as_str()?)))
+        .collect();
+    assert!(
+        rules.contains(&("PIDNS-OUTSIDE-CGROUP", "error")),
+        "{doc:#}"
+    );
+    assert!(
+        rules.contains(&("CIS-DOCKER-5.16", "note")),
+        "the claim: {doc:#}"
+    );
+    assert!(
+        rules.contains(&("CIS-DOCKER-5.16", "error")),
+        "runc web shares: {doc:#}"
+    );
+    let ids: Vec<&str> = doc["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["CIS-DOCKER-5.16", "PIDNS-OUTSIDE-CGROUP"]);
+}
