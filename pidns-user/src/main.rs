@@ -75,14 +75,22 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         opts.evidence_detail = None;
     }
     let report = engine::scan(&opts).context("scan failed")?;
-    let text = match args.format {
-        ScanFormat::Table => render::table::render(&report),
-        ScanFormat::Json => render::json::render(&report),
-        ScanFormat::Cis => render::cis::render(&report),
-        ScanFormat::Sarif => render::sarif::render(&report),
+    let (text, styled) = match args.format {
+        ScanFormat::Table => (render::table::render(&report), true),
+        ScanFormat::Json => (render::json::render(&report), false),
+        ScanFormat::Cis => (render::cis::render(&report), true),
+        ScanFormat::Sarif => (render::sarif::render(&report), false),
     };
-    let mut out = anstream::stdout();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    // JSON escapes control characters: only the human formats go through
+    // anstream, which strips their styles off a pipe.
+    let written = if styled {
+        let mut out = anstream::stdout();
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    };
+    match written {
         // The reader went away (`pidns scan | head`): nothing left to say.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         r => r.context("writing the report")?,

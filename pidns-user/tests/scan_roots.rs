@@ -312,3 +312,64 @@ fn without_a_host_root_every_claim_stands() {
     assert_eq!(code, 1, "{json:#}");
     assert_eq!(container(&json, ID_C)["verdict"], "shares");
 }
+
+/// A tree big enough to be walked by two threads (1,200 processes) gives
+/// the answer one thread would: every container, every process, in order.
+#[test]
+fn a_big_tree_walked_on_both_cores_misses_nothing() {
+    let t = Tree::new();
+    let mut pid = 1000;
+    let mut ids = Vec::new();
+    for n in 0..150u32 {
+        let id = format!("{n:064x}");
+        for k in 0..6 {
+            let p = if k % 2 == 0 {
+                P::host("sleep", pid).on_root(&format!("c{n}"), CTR_MNT + u64::from(n))
+            } else {
+                P::nested("sleep", pid, ISO_NS + u64::from(n), k)
+            };
+            t.add(pid, p.v2(&format!("/docker/{id}")));
+            pid += 1;
+        }
+        ids.push(id);
+    }
+    // and home-made containers among host processes
+    for n in 0..300u32 {
+        let p = if n % 10 == 0 {
+            P::host("sleep", pid).on_root(&format!("h{n}"), 4026533000 + u64::from(n))
+        } else {
+            P::host("sleep", pid)
+        };
+        t.add(pid, p);
+        pid += 1;
+    }
+    let (code, json) = scan_json(&t, &["--all-evidence"]);
+    assert_eq!(code, 1);
+    // over 1,024 processes: two walkers
+    assert_eq!(
+        json["summary"]["processes_scanned"], 1202,
+        "{:#}",
+        json["summary"]
+    );
+    assert_eq!(json["summary"]["containers"], 180, "{:#}", json["summary"]);
+    for (n, id) in ids.iter().enumerate() {
+        let c = container(&json, id);
+        let first = 1000 + 6 * n as u32;
+        let pids: Vec<u32> = (first..first + 6).collect();
+        assert_eq!(c["pids"], serde_json::json!(pids), "{c:#}");
+        let host: Vec<u32> = c["host_pidns_processes"]
+            .as_array()
+            .expect("evidence")
+            .iter()
+            .filter_map(|p| p["pid"].as_u64().map(|p| p as u32))
+            .collect();
+        assert_eq!(host, [first, first + 2, first + 4], "{c:#}");
+    }
+    let home = json["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter(|c| c["runtime"] == "unknown")
+        .count();
+    assert_eq!(home, 30);
+}

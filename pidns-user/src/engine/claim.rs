@@ -18,12 +18,10 @@
 
 use std::path::Path;
 
-use super::{
-    Ancestry,
-    host::HostIdentity,
-    rootfs::{RootFact, root_fact},
+use super::{Ancestry, host::HostIdentity};
+use crate::{
+    error::ReadErrorKind, procfs::ProcRoot, report::ContainerKey, state::records::has_record,
 };
-use crate::{procfs::ProcRoot, report::ContainerKey, state::records::has_record};
 
 /// What was found of a container beyond its cgroup's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,14 +62,16 @@ impl Claims<'_> {
             return Evidence::Container;
         }
         for &pid in pids {
-            match root_fact(self.proc, pid, self.host) {
+            match self.proc.root_id(pid) {
                 // the host's root: is it in the host's mount namespace too?
-                RootFact::HostRoot => match self.proc.ns_inode(pid, "mnt") {
+                Ok(root) if Some(root) == self.host.root => match self.proc.ns_inode(pid, "mnt") {
                     Ok(mnt) if Some(mnt) == self.host.mnt_ns => {}
+                    Err(e) if e.kind == ReadErrorKind::Vanished && !self.proc.exists(pid) => {}
                     _ => return Evidence::Container,
                 },
                 // gone since it was seen: no evidence either way
-                RootFact::Vanished => {}
+                Err(e) if e.kind == ReadErrorKind::Vanished && !self.proc.exists(pid) => {}
+                // another root (or one that cannot be read)
                 _ => return Evidence::Container,
             }
         }

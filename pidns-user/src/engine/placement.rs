@@ -96,7 +96,18 @@ pub fn refine_runtime(p: &mut Placement, state_root: Option<&Path>) {
 /// the first two: a lone v1 controller path such as `/process_api/<hex>` is
 /// how host tools partition memory, not a container.
 pub fn placement(cgroup_file: &[u8]) -> Option<Placement> {
-    let lines: Vec<cgroup::Line<'_>> = cgroup::parse(cgroup_file).collect();
+    let lines: cgroup::Lines<'_> = cgroup::parse(cgroup_file).collect();
+    from_lines(&lines)
+}
+
+/// [`placement`] of a cgroup file as the kernel writes it, or why it is not
+/// one ([`cgroup::malformed`]): a file with lines forged through a cgroup's
+/// name places nothing.
+pub fn place(cgroup_file: &[u8]) -> Result<Option<Placement>, &'static str> {
+    cgroup::checked(cgroup_file).map(|lines| from_lines(&lines))
+}
+
+fn from_lines(lines: &[cgroup::Line<'_>]) -> Option<Placement> {
     let ranked = lines
         .iter()
         .filter(|l| l.is_unified())

@@ -25,6 +25,9 @@ impl Line<'_> {
     }
 }
 
+/// A cgroup file's lines, without allocating for the dozen a hybrid host has.
+pub type Lines<'a> = smallvec::SmallVec<[Line<'a>; 16]>;
+
 /// Parses every well-formed line; malformed lines are skipped.
 pub fn parse(bytes: &[u8]) -> impl Iterator<Item = Line<'_>> {
     bytes.split(|&b| b == b'\n').filter_map(parse_line)
@@ -65,30 +68,43 @@ pub const PATH_CUT: usize = 4095;
 /// parse as a file of unique hierarchies. A path the kernel cut at
 /// PATH_MAX says nothing of where the process really is either.
 pub fn malformed(bytes: &[u8]) -> Option<&'static str> {
+    checked(bytes).err()
+}
+
+/// The lines of a cgroup file as the kernel writes it, or why it is not one
+/// (see [`malformed`]), in one pass.
+pub fn checked(bytes: &[u8]) -> Result<Lines<'_>, &'static str> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if body.is_empty() {
-        return Some("no cgroup line");
+        return Err("no cgroup line");
     }
-    let mut seen: Vec<u32> = Vec::new();
+    let mut lines = Lines::new();
+    let mut seen: u64 = 0;
     for line in body.split(|&b| b == b'\n') {
-        let Some(l) = parse_line(line) else {
-            return Some("a line that is not `hierarchy:controllers:path`");
+        let l = parse_line(line).ok_or("a line that is not `hierarchy:controllers:path`")?;
+        let twice = match 1u64.checked_shl(l.hierarchy) {
+            Some(bit) if l.hierarchy < 64 => {
+                let was = seen & bit != 0;
+                seen |= bit;
+                was
+            }
+            _ => lines.iter().any(|o| o.hierarchy == l.hierarchy),
         };
-        if seen.contains(&l.hierarchy) {
-            return Some("a hierarchy listed twice");
+        if twice {
+            return Err("a hierarchy listed twice");
         }
         if l.path.len() >= PATH_CUT {
-            return Some("a path cut at PATH_MAX");
+            return Err("a path cut at PATH_MAX");
         }
-        seen.push(l.hierarchy);
+        lines.push(l);
     }
-    None
+    Ok(lines)
 }
 
 /// The path to show for a process's cgroup: the unified (v2) hierarchy's,
 /// else systemd's named hierarchy's, else the first line's.
 pub fn shown_path(bytes: &[u8]) -> Option<&[u8]> {
-    let lines: Vec<Line<'_>> = parse(bytes).collect();
+    let lines: Lines<'_> = parse(bytes).collect();
     lines
         .iter()
         .find(|l| l.is_unified())
@@ -161,6 +177,11 @@ mod tests {
         assert!(malformed(b"0::/x\n0::/docker/abc\n").is_some());
         assert!(malformed(b"0::/x\ny\n").is_some());
         assert!(malformed(b"0::/x\n\n1:cpu:/\n").is_some());
+        assert!(
+            malformed(b"100::/x\n100:cpu:/\n").is_some(),
+            "beyond the bitmask too"
+        );
+        assert_eq!(checked(b"9:name=systemd:/\n0::/\n").map(|l| l.len()), Ok(2));
         assert!(malformed(b"").is_some());
         assert!(malformed(b"\n").is_some());
         // a path over PATH_MAX, as Linux 6.x prints it: cut at 4095 bytes

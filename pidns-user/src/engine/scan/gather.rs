@@ -23,9 +23,9 @@ impl Scan<'_> {
         candidates: Vec<Candidate>,
     ) -> BTreeMap<ContainerKey, Gathered> {
         let mut gathered: BTreeMap<ContainerKey, Gathered> = BTreeMap::new();
-        for Candidate { pid, placement } in candidates {
+        let facts = self.pidns_facts(&candidates);
+        for (Candidate { pid, placement }, fact) in candidates.into_iter().zip(facts) {
             let key = placement.key.clone();
-            let fact = pidns_fact(&self.proc, &self.host, pid);
             if matches!(fact, PidnsFact::Vanished) {
                 self.summary.processes_vanished += 1;
                 continue;
@@ -41,6 +41,32 @@ impl Scan<'_> {
             g.placement.get_or_insert(placement);
         }
         gathered
+    }
+
+    /// Each candidate's PID namespace (a readlink each), on both cores when
+    /// there are many, in order.
+    fn pidns_facts(&self, candidates: &[Candidate]) -> Vec<PidnsFact> {
+        let chunk = candidates
+            .len()
+            .div_ceil(super::place::walkers(candidates.len()))
+            .max(1);
+        std::thread::scope(|s| {
+            let walkers: Vec<_> = candidates
+                .chunks(chunk)
+                .map(|share| {
+                    s.spawn(move || {
+                        share
+                            .iter()
+                            .map(|c| pidns_fact(&self.proc, &self.host, c.pid))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            walkers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
     }
 
     /// Container-like processes, each with its container by its root: the

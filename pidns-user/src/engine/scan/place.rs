@@ -1,72 +1,68 @@
 //! Place: which processes sit in a container's cgroup (one read each), and
 //! which of the others are container-like by their root (one `stat` each;
 //! a readlink of `ns/mnt` only for those not on the host's root).
+//!
+//! The walk is split into contiguous halves of the pid list, one per core
+//! (see [`walkers`]): the reads are the kernel's work, which it does on
+//! both at once, and the halves join in pid order.
 
 use super::{Candidate, Rooted, Scan, count_error};
 use crate::{
     engine::{
-        Ancestry, placement,
+        Ancestry,
+        placement::place,
         rootfs::{RootFact, root_fact},
     },
     error::ReadErrorKind,
     parse::{cgroup, layout::Role},
+    report::Summary,
 };
 
 /// Where one process's cgroup file puts it.
 enum Cgroup {
-    /// Read and well-formed: its shown path, for one in no container.
+    /// Read and well-formed, in no container's cgroup.
     Read,
-    /// The kernel would not print it (a path over PATH_MAX), or what it
-    /// printed is not a cgroup file.
+    /// The kernel could not print it whole (a path over PATH_MAX), or what
+    /// it printed is not a cgroup file.
     Unreadable,
+}
+
+/// What one walker found in its share of the pids.
+#[derive(Default)]
+struct Placed {
+    candidates: Vec<Candidate>,
+    rooted: Vec<Rooted>,
+    summary: Summary,
+}
+
+/// How many threads walk `n` processes: both cores for a host worth it,
+/// one for a small one (a thread costs more than a few hundred reads).
+pub(super) fn walkers(n: usize) -> usize {
+    const PER_WALKER: usize = 512;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.min(2).min(n / PER_WALKER).max(1)
 }
 
 impl Scan<'_> {
     pub(super) fn place(&mut self, pids: &[u32]) -> (Vec<Candidate>, Vec<Rooted>) {
-        let mut candidates = Vec::new();
-        let mut rooted = Vec::new();
-        let mut buf = Vec::with_capacity(4096);
-        let proc = self.proc.clone();
-        let mut ancestry = Ancestry::new(&proc);
         let judge_roots = self.identity.usable();
-        for &pid in pids {
-            let state = match self.proc.read_into(pid, "cgroup", &mut buf) {
-                Ok(()) if cgroup::malformed(&buf).is_some() => {
-                    self.summary.cgroup_unreadable += 1;
-                    Cgroup::Unreadable
-                }
-                Ok(()) => match placement(&buf) {
-                    // A monitor's own cgroup (never one inside a container's:
-                    // the layout attributes those to the container).
-                    Some(p) if p.role == Role::Monitor => continue,
-                    Some(mut p) if p.needs_confirmation => {
-                        if ancestry.has_shim_ancestor(pid) {
-                            crate::engine::refine_runtime(&mut p, self.opts.state_root.as_deref());
-                            candidates.push(Candidate { pid, placement: p });
-                            continue;
-                        }
-                        Cgroup::Read
-                    }
-                    Some(p) => {
-                        candidates.push(Candidate { pid, placement: p });
-                        continue;
-                    }
-                    None => Cgroup::Read,
-                },
-                Err(e) => {
-                    count_error(&mut self.summary, &e);
-                    match e.kind {
-                        ReadErrorKind::TooLong | ReadErrorKind::PermissionDenied => {
-                            Cgroup::Unreadable
-                        }
-                        // gone, or not laid out like a process at all
-                        _ => continue,
-                    }
-                }
-            };
-            if judge_roots {
-                self.by_root(pid, &state, &buf, &mut rooted);
-            }
+        let chunk = pids.len().div_ceil(walkers(pids.len())).max(1);
+        let this = &*self;
+        let parts: Vec<Placed> = std::thread::scope(|s| {
+            let walkers: Vec<_> = pids
+                .chunks(chunk)
+                .map(|share| s.spawn(move || this.place_share(share, judge_roots)))
+                .collect();
+            walkers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let (mut candidates, mut rooted) = (Vec::new(), Vec::new());
+        for p in parts {
+            candidates.extend(p.candidates);
+            rooted.extend(p.rooted);
+            add(&mut self.summary, &p.summary);
         }
         if !judge_roots {
             self.warnings.push(
@@ -81,8 +77,59 @@ impl Scan<'_> {
         (candidates, rooted)
     }
 
+    /// One walker's share of the pids, in order.
+    fn place_share(&self, pids: &[u32], judge_roots: bool) -> Placed {
+        let mut out = Placed::default();
+        let mut buf = Vec::with_capacity(4096);
+        let mut ancestry = Ancestry::new(&self.proc);
+        for &pid in pids {
+            let state = match self
+                .proc
+                .read_into(pid, "cgroup", &mut buf)
+                .map(|()| place(&buf))
+            {
+                Ok(Err(_malformed)) => {
+                    out.summary.cgroup_unreadable += 1;
+                    Cgroup::Unreadable
+                }
+                Ok(Ok(placed)) => match placed {
+                    // A monitor's own cgroup (never one inside a container's:
+                    // the layout attributes those to the container).
+                    Some(p) if p.role == Role::Monitor => continue,
+                    Some(mut p) if p.needs_confirmation => {
+                        if ancestry.has_shim_ancestor(pid) {
+                            crate::engine::refine_runtime(&mut p, self.opts.state_root.as_deref());
+                            out.candidates.push(Candidate { pid, placement: p });
+                            continue;
+                        }
+                        Cgroup::Read
+                    }
+                    Some(p) => {
+                        out.candidates.push(Candidate { pid, placement: p });
+                        continue;
+                    }
+                    None => Cgroup::Read,
+                },
+                Err(e) => {
+                    count_error(&mut out.summary, &e);
+                    match e.kind {
+                        ReadErrorKind::TooLong | ReadErrorKind::PermissionDenied => {
+                            Cgroup::Unreadable
+                        }
+                        // gone, or not laid out like a process at all
+                        _ => continue,
+                    }
+                }
+            };
+            if judge_roots {
+                self.by_root(pid, &state, &buf, &mut out);
+            }
+        }
+        out
+    }
+
     /// A process in no container's cgroup: container-like by its root?
-    fn by_root(&mut self, pid: u32, state: &Cgroup, buf: &[u8], rooted: &mut Vec<Rooted>) {
+    fn by_root(&self, pid: u32, state: &Cgroup, buf: &[u8], out: &mut Placed) {
         // The host PID is the host by definition (its root may be
         // unreadable even to root, as PID 1's is on some sandboxes).
         if pid == self.host.host_pid {
@@ -90,9 +137,9 @@ impl Scan<'_> {
         }
         match root_fact(&self.proc, pid, &self.identity) {
             RootFact::HostRoot | RootFact::Chroot | RootFact::KernelThread => {}
-            RootFact::Vanished => self.summary.processes_vanished += 1,
-            RootFact::Unreadable(_) => self.summary.roots_unreadable += 1,
-            RootFact::ContainerLike { root, mnt_ns } => rooted.push(Rooted {
+            RootFact::Vanished => out.summary.processes_vanished += 1,
+            RootFact::Unreadable(_) => out.summary.roots_unreadable += 1,
+            RootFact::ContainerLike { root, mnt_ns } => out.rooted.push(Rooted {
                 pid,
                 root,
                 mnt_ns,
@@ -104,5 +151,26 @@ impl Scan<'_> {
                 },
             }),
         }
+    }
+}
+
+/// Adds a walker's counts of what it could not read.
+fn add(total: &mut Summary, part: &Summary) {
+    total.processes_vanished += part.processes_vanished;
+    total.permission_errors += part.permission_errors;
+    total.malformed_entries += part.malformed_entries;
+    total.cgroup_unreadable += part.cgroup_unreadable;
+    total.roots_unreadable += part.roots_unreadable;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_hosts_walk_on_one_thread() {
+        assert_eq!(walkers(0), 1);
+        assert_eq!(walkers(100), 1);
+        assert!(walkers(20_000) <= 2);
     }
 }
