@@ -1,7 +1,9 @@
 //! What the scans are measured on: fake Docker containers (`/docker/<64
 //! hex>` cgroups, made and removed by the test crate's
 //! [`FakeContainer`]), each with processes half in the host PID namespace
-//! and half in a namespace of their own.
+//! and half in a namespace of their own. The host-PID half runs, as a real
+//! container's processes do, in a mount namespace of its own on a root of
+//! its own (a busybox tree): a cgroup's name alone is only a claim to pidns.
 
 use std::{
     collections::HashSet,
@@ -48,6 +50,45 @@ impl Hierarchies {
     }
 }
 
+/// A busybox tree the host-PID half of every fake container runs on, with
+/// an empty regular `dev/null` (busybox's shell opens it for background
+/// jobs). Removed on drop.
+pub(super) struct Root(PathBuf);
+
+impl Root {
+    fn create() -> Result<Root> {
+        let busybox = which::which("busybox").context("busybox (busybox-static) is needed")?;
+        let dir = std::env::temp_dir().join(format!("pidns-bench-root-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("bin"))?;
+        fs::create_dir_all(dir.join("dev"))?;
+        fs::copy(&busybox, dir.join("bin/busybox"))?;
+        for applet in ["sh", "sleep"] {
+            std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet))?;
+        }
+        fs::write(dir.join("dev/null"), "")?;
+        let root = Root(dir);
+        let ok = Command::new("chroot")
+            .arg(&root.0)
+            .args(["/bin/sh", "-c", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            bail!(
+                "{} does not run chrooted (not a static busybox?)",
+                busybox.display()
+            );
+        }
+        Ok(root)
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Fake Docker containers with processes in them, removed on drop.
 pub(super) struct Population {
     groups: Vec<Child>,
@@ -58,6 +99,7 @@ pub(super) struct Population {
     pub processes: usize,
     /// Dropped after the processes are gone (fields drop after `drop()`).
     pub containers: Vec<FakeContainer>,
+    root: Root,
 }
 
 impl Population {
@@ -70,6 +112,7 @@ impl Population {
             all_pids: Vec::new(),
             processes: 0,
             containers: Vec::new(),
+            root: Root::create()?,
         };
         for _ in 0..n {
             interrupted()?;
@@ -91,25 +134,31 @@ impl Population {
         self.containers.iter().map(|c| c.id.as_str())
     }
 
-    /// Starts container `i`'s shells, one in the host PID namespace and one
-    /// in its own (`unshare -p -f`), each joining the container's cgroups
-    /// from inside and starting `k` sleeps.
+    /// Starts container `i`'s shells, each joining the container's cgroups
+    /// from inside and starting `k` sleeps: one in the host PID namespace,
+    /// which then enters a mount namespace of its own on the busybox root
+    /// (`unshare -m -R`, the same process), and one in a PID namespace of
+    /// its own (`unshare -p -f`).
     fn spawn_into(&mut self, i: usize, k: usize) -> Result<()> {
-        let script = format!(
-            "for f in \"$@\"; do echo 0 > \"$f\" || exit 1; done; i=0; while [ $i -lt {k} ]; do sleep 3600 & i=$((i+1)); done; wait"
+        let sleeps = format!("i=0; while [ $i -lt {k} ]; do sleep 3600 & i=$((i+1)); done; wait");
+        let join = "for f in \"$@\"; do echo 0 > \"$f\" || exit 1; done";
+        let contained = format!(
+            "{join}; exec unshare -m --propagation private -R '{}' /bin/sh -c '{sleeps}'",
+            self.root.0.display()
         );
+        let isolated = format!("{join}; {sleeps}");
         let procs_files: Vec<String> = self.containers[i]
             .dirs()
             .map(|d| d.join("cgroup.procs").display().to_string())
             .collect();
-        for isolated in [false, true] {
-            let mut c = if isolated {
+        for in_own_pidns in [false, true] {
+            let mut c = if in_own_pidns {
                 let mut c = Command::new("unshare");
-                c.args(["-p", "-f", "sh", "-c", &script, "sh"]);
+                c.args(["-p", "-f", "sh", "-c", &isolated, "sh"]);
                 c
             } else {
                 let mut c = Command::new("sh");
-                c.args(["-c", &script, "sh"]);
+                c.args(["-c", &contained, "sh"]);
                 c
             };
             c.args(&procs_files)

@@ -7,11 +7,13 @@
 //!
 //! 1. Scan on a loaded host: fake Docker containers as real cgroups
 //!    (`/docker/<64 hex>` in the unified hierarchy and the v1 ones), each with
-//!    processes half in the host PID namespace and half in their own
-//!    (`unshare -p -f`, joining the cgroup from inside). `pidns scan`, `ps -e
-//!    -o pid,pidns,cgroup`, `lsns -t pid` and a floor (one cgroup read and one
-//!    ns readlink per process) run alternately; medians and ratios are
-//!    reported, and the scan's findings are checked against the truth.
+//!    processes half in the host PID namespace (in a mount namespace and on a
+//!    root of their own, as a container's) and half in their own PID
+//!    namespace (`unshare -p -f`), joining the cgroup from inside. `pidns
+//!    scan`, `ps -e -o pid,pidns,cgroup`, `lsns -t pid` and a floor (one
+//!    cgroup read per process, then one ns readlink for a container's or one
+//!    stat of the root for any other) run alternately; medians and ratios
+//!    are reported, and the scan's findings are checked against the truth.
 //! 2. Scaling: the same at about 1k, 5k and 20k processes.
 //! 3. The cost of watch: a fork()+execve() storm with and without `pidns watch`.
 //! 4. Latency and loss: a fork()+execve() storm inside a host-PID fake

@@ -91,7 +91,7 @@ pub(super) fn comparison(pidns: &Path, pop: &Population, rounds: usize) -> Resul
         ),
         ("lsns -t pid", PathBuf::from("lsns"), vec!["-t", "pid"]),
         (
-            "floor (cgroup read + ns readlink)",
+            "floor (cgroup read + ns readlink or root stat)",
             xtask,
             vec!["bench-floor"],
         ),
@@ -171,9 +171,12 @@ pub(super) fn scaling(pidns: &Path, pop: &Population, rounds: usize) -> Result<V
     }))
 }
 
-/// `xtask bench-floor`: the least a scan must do, one cgroup read and one
-/// ns readlink per process (open, one read into a fixed buffer, close,
-/// readlink: nothing else), as its own process like the tools it is compared with.
+/// `xtask bench-floor`: the least a scan must do per process: one cgroup
+/// read (open, one read into a fixed buffer, close), then one `readlink` of
+/// `ns/pid` for a process whose cgroup names a container (`/docker/` here:
+/// its PID namespace decides), or one `stat` of its root for any other (is
+/// it container-like?). Nothing else, as its own process like the tools it
+/// is compared with.
 pub fn floor() -> Result<()> {
     let mut buf = [0u8; 4096];
     let mut link = [0u8; 64];
@@ -187,15 +190,28 @@ pub fn floor() -> Result<()> {
             continue;
         };
         let cgroup = std::ffi::CString::new(format!("/proc/{pid}/cgroup"))?;
-        let ns = std::ffi::CString::new(format!("/proc/{pid}/ns/pid"))?;
         // SAFETY: plain syscalls on valid, NUL-terminated paths and buffers.
-        unsafe {
+        let len = unsafe {
             let fd = libc::open(cgroup.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-            if fd >= 0 {
-                libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-                libc::close(fd);
+            if fd < 0 {
+                continue;
             }
-            if libc::readlink(ns.as_ptr(), link.as_mut_ptr().cast(), link.len()) > 0 {
+            let len = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+            usize::try_from(len).unwrap_or(0)
+        };
+        let in_container = buf[..len].windows(8).any(|w| w == b"/docker/");
+        if in_container {
+            let ns = std::ffi::CString::new(format!("/proc/{pid}/ns/pid"))?;
+            // SAFETY: as above.
+            if unsafe { libc::readlink(ns.as_ptr(), link.as_mut_ptr().cast(), link.len()) } > 0 {
+                n += 1;
+            }
+        } else {
+            let root = std::ffi::CString::new(format!("/proc/{pid}/root"))?;
+            // SAFETY: as above; `st` is plain data the kernel fills in.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::stat(root.as_ptr(), &mut st) } == 0 {
                 n += 1;
             }
         }
