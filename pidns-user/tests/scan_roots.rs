@@ -199,7 +199,7 @@ fn a_docker_process_that_left_its_cgroup_is_counted_with_its_container() {
     let (_, table) = out(&t, "table", &["--host-root", &root]);
     assert!(table.contains("outside its container's cgroup"), "{table}");
     assert!(
-        table.contains("1 container processes are outside their container's cgroup"),
+        table.contains("1 container process is outside its container's cgroup"),
         "{table}"
     );
     let (_, cis) = out(&t, "cis", &["--host-root", &root]);

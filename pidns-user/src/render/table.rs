@@ -46,7 +46,7 @@ fn containers(out: &mut String, r: &ScanReport) {
             .containers
             .iter()
             .map(|c| {
-                let pidns = if c.shares_host_pidns == Some(true) {
+                let pidns = if !c.host_pidns_processes.is_empty() {
                     "host".to_owned()
                 } else {
                     c.pidns_inodes
@@ -173,12 +173,22 @@ fn found_by_root(out: &mut String, c: &Container) {
     };
 }
 
-/// Its processes outside its container's cgroup.
+/// Its processes outside its container's cgroup that the lines above do
+/// not show (those in a PID namespace of their own).
 fn outside(out: &mut String, c: &Container) {
-    if c.outside_cgroup_pids.is_empty() {
+    let pids: Vec<String> = c
+        .outside_cgroup_pids
+        .iter()
+        .filter(|&&pid| {
+            !c.host_pidns_processes
+                .iter()
+                .any(|p| p.pid == pid && p.outside_cgroup)
+        })
+        .map(u32::to_string)
+        .collect();
+    if pids.is_empty() {
         return;
     }
-    let pids: Vec<String> = c.outside_cgroup_pids.iter().map(u32::to_string).collect();
     let _ = writeln!(
         out,
         "    {RED}outside its container's cgroup{RED:#}: pids {}",
@@ -249,9 +259,14 @@ fn summary(out: &mut String, r: &ScanReport) {
         );
     }
     if s.outside_cgroup > 0 {
+        let (n, are) = if s.outside_cgroup == 1 {
+            ("process is", "its")
+        } else {
+            ("processes are", "their")
+        };
         let _ = writeln!(
             out,
-            "{RED}{} container processes are outside their container's cgroup.{RED:#}",
+            "{RED}{} container {n} outside {are} container's cgroup.{RED:#}",
             s.outside_cgroup
         );
     }
