@@ -46,27 +46,15 @@ impl Scan<'_> {
     /// Each candidate's PID namespace (a readlink each), on both cores when
     /// there are many, in order.
     fn pidns_facts(&self, candidates: &[Candidate]) -> Vec<PidnsFact> {
-        let chunk = candidates
-            .len()
-            .div_ceil(super::place::walkers(candidates.len()))
-            .max(1);
-        std::thread::scope(|s| {
-            let walkers: Vec<_> = candidates
-                .chunks(chunk)
-                .map(|share| {
-                    s.spawn(move || {
-                        share
-                            .iter()
-                            .map(|c| pidns_fact(&self.proc, &self.host, c.pid))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            walkers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
+        super::place::on_cores(candidates, |share| {
+            share
+                .iter()
+                .map(|c| pidns_fact(&self.proc, &self.host, c.pid))
+                .collect::<Vec<_>>()
         })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Container-like processes, each with its container by its root: the
@@ -95,6 +83,10 @@ impl Scan<'_> {
             let g = gathered.entry(key).or_default();
             if g.placement.is_none() && g.rooted.is_none() {
                 g.rooted = Some(rooted_by(&a, cgroup.as_deref()));
+                if let Some(note) = &a.note {
+                    self.warnings
+                        .push(format!("pid {pid}: {note}; it is reported as `unknown`"));
+                }
             }
             let shown = cgroup.clone();
             self.record(g, fact, |s, g, inode, method| {
@@ -106,10 +98,6 @@ impl Scan<'_> {
             g.pids.insert(pid);
             if outside {
                 g.outside.insert(pid);
-            }
-            if let Some(note) = &a.note {
-                self.warnings
-                    .push(format!("pid {pid}: {note}; it is reported as `unknown`"));
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::{
     },
     names,
     parse::layout::Runtime,
-    report::{Container, ContainerKey, FoundBy, HostMethod, Identity, Verdict},
+    report::{Container, ContainerKey, FoundBy, HostMethod, Verdict},
 };
 
 impl Scan<'_> {
@@ -63,31 +63,24 @@ impl Scan<'_> {
             }
         }
         let names = self.opts.names.as_ref();
-        let (identity, enclosed_by, namespace, cgroup) = match (&g.placement, &g.rooted) {
-            (Some(p), _) => (
+        let (identity, enclosed_by, namespace, cgroup) = match &g.placement {
+            Some(p) => (
                 p.identity(names),
                 p.enclosing_identities(names),
                 p.namespace.clone(),
                 p.cgroup.clone(),
             ),
-            (None, Some(r)) => (
-                names::describe(names, key, r.namespace.as_deref(), None),
-                Vec::new(),
-                r.namespace.clone(),
-                r.cgroup.clone(),
-            ),
-            (None, None) => (
-                Identity {
-                    id: key.id.clone(),
-                    runtime: key.runtime,
-                    name: None,
-                    pod: None,
-                    cgroup: key.cgroup.clone(),
-                },
-                Vec::new(),
-                None,
-                key.cgroup.clone(),
-            ),
+            None => {
+                let namespace = g.rooted.as_ref().and_then(|r| r.namespace.clone());
+                (
+                    names::describe(names, key, namespace.as_deref(), None),
+                    Vec::new(),
+                    namespace,
+                    g.rooted
+                        .as_ref()
+                        .map_or_else(|| key.cgroup.clone(), |r| r.cgroup.clone()),
+                )
+            }
         };
         let rooted = g.placement.is_none().then_some(g.rooted.as_ref()).flatten();
         Container {

@@ -46,18 +46,8 @@ pub(super) fn walkers(n: usize) -> usize {
 impl Scan<'_> {
     pub(super) fn place(&mut self, pids: &[u32]) -> (Vec<Candidate>, Vec<Rooted>) {
         let judge_roots = self.identity.usable();
-        let chunk = pids.len().div_ceil(walkers(pids.len())).max(1);
         let this = &*self;
-        let parts: Vec<Placed> = std::thread::scope(|s| {
-            let walkers: Vec<_> = pids
-                .chunks(chunk)
-                .map(|share| s.spawn(move || this.place_share(share, judge_roots)))
-                .collect();
-            walkers
-                .into_iter()
-                .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
+        let parts = on_cores(pids, |share| this.place_share(share, judge_roots));
         let (mut candidates, mut rooted) = (Vec::new(), Vec::new());
         for p in parts {
             candidates.extend(p.candidates);
@@ -152,6 +142,27 @@ impl Scan<'_> {
             }),
         }
     }
+}
+
+/// `walk` over contiguous shares of `items`, one per [`walkers`], each on a
+/// thread of its own when there are several; the results in order.
+pub(super) fn on_cores<T: Sync, R: Send>(items: &[T], walk: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let n = walkers(items.len());
+    if n == 1 {
+        return vec![walk(items)];
+    }
+    let chunk = items.len().div_ceil(n).max(1);
+    let walk = &walk;
+    std::thread::scope(|s| {
+        let threads: Vec<_> = items
+            .chunks(chunk)
+            .map(|share| s.spawn(move || walk(share)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// Adds a walker's counts of what it could not read.
