@@ -37,52 +37,11 @@ pub const FINGERPRINT: &str = "pidnsContainer/v1";
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
 pub fn render(r: &ScanReport) -> String {
-    let rule = ReportingDescriptor::builder()
-        .id(RULE_ID)
-        .name("HostPidNamespaceShared")
-        .short_description(MultiformatMessageString::builder().text(CONTROL_TITLE).build())
-        .full_description(
-            MultiformatMessageString::builder()
-                .text(
-                    "A container in the host's PID namespace sees every host process, can signal them, and with \
-                     CAP_SYS_ADMIN can nsenter into the host. CIS Docker Benchmark 5.16 (v1.6.0+), numbered 5.15 \
-                     in v1.1.0-v1.5.0.",
-                )
-                .build(),
-        )
-        .help(MultiformatMessageString::builder().text(REMEDIATION).build())
-        .default_configuration(ReportingConfiguration::builder().level(json!("error")).build())
-        .properties(
-            PropertyBag::builder()
-                .tags(vec!["security".to_owned(), "CIS-Docker-5.16".to_owned(), "CIS-Docker-5.15".to_owned()])
-                .build(),
-        )
-        .build();
-    let outside_rule = ReportingDescriptor::builder()
-        .id(OUTSIDE_RULE_ID)
-        .name("ContainerProcessOutsideItsCgroup")
-        .short_description(
-            MultiformatMessageString::builder()
-                .text("A container process is outside its container's cgroup")
-                .build(),
-        )
-        .full_description(
-            MultiformatMessageString::builder()
-                .text(
-                    "Runtimes never move their containers' processes out of the container's cgroup; a process \
-                     found by its root (its container's mount namespace and root filesystem) in another cgroup \
-                     left it, which escapes the container's resource limits and any monitoring keyed on cgroups.",
-                )
-                .build(),
-        )
-        .default_configuration(ReportingConfiguration::builder().level(json!("error")).build())
-        .properties(PropertyBag::builder().tags(vec!["security".to_owned()]).build())
-        .build();
     let driver = ToolComponent::builder()
         .name("pidns")
         .version(r.pidns_version)
         .semantic_version(r.pidns_version)
-        .rules(vec![rule, outside_rule])
+        .rules(rules())
         .build();
     let results: Vec<SarifResult> = r
         .containers
@@ -125,6 +84,52 @@ pub fn render(r: &ScanReport) -> String {
         serde_json::to_string_pretty(&sarif).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     out.push('\n');
     out
+}
+
+/// The two rules: the CIS control, and a process outside its container's cgroup.
+fn rules() -> Vec<ReportingDescriptor> {
+    let rule = ReportingDescriptor::builder()
+        .id(RULE_ID)
+        .name("HostPidNamespaceShared")
+        .short_description(MultiformatMessageString::builder().text(CONTROL_TITLE).build())
+        .full_description(
+            MultiformatMessageString::builder()
+                .text(
+                    "A container in the host's PID namespace sees every host process, can signal them, and with \
+                     CAP_SYS_ADMIN can nsenter into the host. CIS Docker Benchmark 5.16 (v1.6.0+), numbered 5.15 \
+                     in v1.1.0-v1.5.0.",
+                )
+                .build(),
+        )
+        .help(MultiformatMessageString::builder().text(REMEDIATION).build())
+        .default_configuration(ReportingConfiguration::builder().level(json!("error")).build())
+        .properties(
+            PropertyBag::builder()
+                .tags(vec!["security".to_owned(), "CIS-Docker-5.16".to_owned(), "CIS-Docker-5.15".to_owned()])
+                .build(),
+        )
+        .build();
+    let outside_rule = ReportingDescriptor::builder()
+        .id(OUTSIDE_RULE_ID)
+        .name("ContainerProcessOutsideItsCgroup")
+        .short_description(
+            MultiformatMessageString::builder()
+                .text("A container process is outside its container's cgroup")
+                .build(),
+        )
+        .full_description(
+            MultiformatMessageString::builder()
+                .text(
+                    "Runtimes never move their containers' processes out of the container's cgroup; a process \
+                     found by its root (its container's mount namespace and root filesystem) in another cgroup \
+                     left it, which escapes the container's resource limits and any monitoring keyed on cgroups.",
+                )
+                .build(),
+        )
+        .default_configuration(ReportingConfiguration::builder().level(json!("error")).build())
+        .properties(PropertyBag::builder().tags(vec!["security".to_owned()]).build())
+        .build();
+    vec![rule, outside_rule]
 }
 
 fn summary(r: &ScanReport) -> BTreeMap<String, serde_json::Value> {
