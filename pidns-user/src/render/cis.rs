@@ -17,117 +17,19 @@ use crate::report::{Container, ScanReport, Verdict};
 
 pub fn render(r: &ScanReport) -> String {
     let mut out = String::new();
-    let with = |v: Verdict| -> Vec<&Container> {
-        r.containers.iter().filter(|c| c.verdict == v).collect()
-    };
-    let (sharing, allowed, unknown, unverified) = (
-        with(Verdict::Shares),
-        with(Verdict::Allowed),
-        with(Verdict::Unknown),
-        with(Verdict::Unverified),
-    );
-    let outside: Vec<&Container> = r
-        .containers
-        .iter()
-        .filter(|c| !c.outside_cgroup_pids.is_empty())
-        .collect();
-    let pass = sharing.is_empty() && unknown.is_empty() && outside.is_empty();
+    let g = Groups::of(r);
+    let pass = g.sharing.is_empty() && g.unknown.is_empty() && g.outside.is_empty();
     let _ = writeln!(out, "[INFO] 5 - Container Runtime");
     let _ = writeln!(
         out,
         "[{}] 5.16 - {CONTROL_TITLE} (numbered 5.15 in CIS Docker Benchmark v1.1.0-v1.5.0)",
         if pass { "PASS" } else { "WARN" }
     );
-    for c in &sharing {
-        let _ = writeln!(
-            out,
-            "[WARN]      * Host PID namespace shared with: {} ({}) pids {}",
-            label(c),
-            who(c),
-            pid_list(
-                &c.host_pidns_processes
-                    .iter()
-                    .map(|p| p.pid)
-                    .collect::<Vec<_>>()
-            )
-        );
-    }
-    for c in &outside {
-        let _ = writeln!(
-            out,
-            "[WARN]      * Outside its container's cgroup: {} ({}) pids {}",
-            label(c),
-            who(c),
-            pid_list(&c.outside_cgroup_pids)
-        );
-    }
-    for c in &unknown {
-        let _ = writeln!(
-            out,
-            "[WARN]      * Could not be checked: {} ({}): {}",
-            label(c),
-            who(c),
-            escape(c.unknown_reason.as_deref().unwrap_or("unreadable"))
-        );
-    }
-    for c in &allowed {
-        let _ = writeln!(
-            out,
-            "[INFO]      * Allowed to share the host PID namespace: {} ({}), {}",
-            label(c),
-            who(c),
-            escape(c.allowed_by.as_deref().unwrap_or("allowed"))
-        );
-    }
-    for c in &unverified {
-        let _ = writeln!(
-            out,
-            "[INFO]      * Unverified claim, not a container: {} ({}) cgroup {}, owner uid {}: {}",
-            label(c),
-            who(c),
-            escape(&c.cgroup),
-            c.owner_uid
-                .map_or_else(|| "?".to_owned(), |u| u.to_string()),
-            escape(
-                c.unverified_reason
-                    .as_deref()
-                    .unwrap_or("no container evidence")
-            )
-        );
-    }
-    let checked = r.summary.containers - unknown.len();
-    let mut tally = format!(
-        "{checked} of {} containers checked: {} in the host PID namespace without being allowed",
-        r.summary.containers,
-        sharing.len()
-    );
-    if !allowed.is_empty() {
-        let _ = write!(tally, ", {} allowed to be", allowed.len());
-    }
-    if !unknown.is_empty() {
-        let _ = write!(tally, ", {} could not be checked", unknown.len());
-    }
-    if !unverified.is_empty() {
-        let _ = write!(tally, ", {} unverified claims", unverified.len());
-    }
-    if r.summary.outside_cgroup > 0 {
-        let _ = write!(
-            tally,
-            ", {} processes outside their container's cgroup",
-            r.summary.outside_cgroup
-        );
-    }
-    if r.summary.cgroup_unreadable > 0 {
-        let _ = write!(
-            tally,
-            ", {} processes with an unreadable cgroup file judged by their namespaces and root",
-            r.summary.cgroup_unreadable
-        );
-    }
-    let _ = writeln!(out, "[INFO]      * {tally}");
-    if !sharing.is_empty() || !outside.is_empty() {
+    g.lines(&mut out);
+    let _ = writeln!(out, "[INFO]      * {}", g.tally(r));
+    if !g.sharing.is_empty() || !g.outside.is_empty() {
         let _ = writeln!(out, "[INFO]      * Remediation: {REMEDIATION}");
-    } else if !unknown.is_empty() {
+    } else if !g.unknown.is_empty() {
         let _ = writeln!(
             out,
             "[INFO]      * Remediation: run pidns as root (or with CAP_SYS_PTRACE) so that every container's namespace links are readable"
@@ -142,6 +44,125 @@ pub fn render(r: &ScanReport) -> String {
         if pass { 1 } else { -1 }
     );
     out
+}
+
+/// The containers by what the control says of them.
+struct Groups<'a> {
+    sharing: Vec<&'a Container>,
+    allowed: Vec<&'a Container>,
+    unknown: Vec<&'a Container>,
+    unverified: Vec<&'a Container>,
+    outside: Vec<&'a Container>,
+}
+
+impl<'a> Groups<'a> {
+    fn of(r: &'a ScanReport) -> Groups<'a> {
+        let with = |v: Verdict| -> Vec<&Container> {
+            r.containers.iter().filter(|c| c.verdict == v).collect()
+        };
+        Groups {
+            sharing: with(Verdict::Shares),
+            allowed: with(Verdict::Allowed),
+            unknown: with(Verdict::Unknown),
+            unverified: with(Verdict::Unverified),
+            outside: r
+                .containers
+                .iter()
+                .filter(|c| !c.outside_cgroup_pids.is_empty())
+                .collect(),
+        }
+    }
+
+    /// One line per container the control has something to say about.
+    fn lines(&self, out: &mut String) {
+        for c in &self.sharing {
+            let pids: Vec<u32> = c.host_pidns_processes.iter().map(|p| p.pid).collect();
+            let _ = writeln!(
+                out,
+                "[WARN]      * Host PID namespace shared with: {} ({}) pids {}",
+                label(c),
+                who(c),
+                pid_list(&pids)
+            );
+        }
+        for c in &self.outside {
+            let _ = writeln!(
+                out,
+                "[WARN]      * Outside its container's cgroup: {} ({}) pids {}",
+                label(c),
+                who(c),
+                pid_list(&c.outside_cgroup_pids)
+            );
+        }
+        for c in &self.unknown {
+            let _ = writeln!(
+                out,
+                "[WARN]      * Could not be checked: {} ({}): {}",
+                label(c),
+                who(c),
+                escape(c.unknown_reason.as_deref().unwrap_or("unreadable"))
+            );
+        }
+        for c in &self.allowed {
+            let _ = writeln!(
+                out,
+                "[INFO]      * Allowed to share the host PID namespace: {} ({}), {}",
+                label(c),
+                who(c),
+                escape(c.allowed_by.as_deref().unwrap_or("allowed"))
+            );
+        }
+        for c in &self.unverified {
+            let _ = writeln!(
+                out,
+                "[INFO]      * Unverified claim, not a container: {} ({}) cgroup {}, owner uid {}: {}",
+                label(c),
+                who(c),
+                escape(&c.cgroup),
+                c.owner_uid
+                    .map_or_else(|| "?".to_owned(), |u| u.to_string()),
+                escape(
+                    c.unverified_reason
+                        .as_deref()
+                        .unwrap_or("no container evidence")
+                )
+            );
+        }
+    }
+
+    /// How many were checked, and with what outcome.
+    fn tally(&self, r: &ScanReport) -> String {
+        let checked = r.summary.containers - self.unknown.len();
+        let mut tally = format!(
+            "{checked} of {} containers checked: {} in the host PID namespace without being allowed",
+            r.summary.containers,
+            self.sharing.len()
+        );
+        if !self.allowed.is_empty() {
+            let _ = write!(tally, ", {} allowed to be", self.allowed.len());
+        }
+        if !self.unknown.is_empty() {
+            let _ = write!(tally, ", {} could not be checked", self.unknown.len());
+        }
+        if !self.unverified.is_empty() {
+            let _ = write!(tally, ", {} unverified claims", self.unverified.len());
+        }
+        if r.summary.outside_cgroup > 0 {
+            let _ = write!(
+                tally,
+                ", {} processes outside their container's cgroup",
+                r.summary.outside_cgroup
+            );
+        }
+        if r.summary.cgroup_unreadable > 0 {
+            let _ = write!(
+                tally,
+                ", {} processes with an unreadable cgroup file judged by their namespaces and root",
+                r.summary.cgroup_unreadable
+            );
+        }
+        tally
+    }
 }
 
 /// `docker 3f2a…` (and where it is nested).
