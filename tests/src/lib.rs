@@ -8,13 +8,15 @@
 //! - [`runtimes`]: Docker, Podman, containerd (`ctr`) and runc, brought up by
 //!   the `pidns-harness up` binary that `cargo xtask test` runs, and one small
 //!   API to create containers in every PID mode with RAII cleanup.
-//! - [`pidns`]: running the pidns binary under test.
+//! - [`pidns`]: running the pidns binary under test; [`inside`]: one of the
+//!   host's programs (`pidns-synth`) run inside a busybox container.
 //! - [`state`], [`cgroups`], [`mounts`]: where the harness keeps its files,
 //!   what a run records so that a killed run can be cleaned up, and removing
 //!   it without reaching into anything else.
 
 pub mod cgroups;
 pub mod env;
+pub mod inside;
 pub mod mounts;
 pub mod pidns;
 pub mod runtimes;
