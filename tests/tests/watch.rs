@@ -1289,6 +1289,7 @@ fn synthetic_a_container_cannot_forge_runtime_setup() {
     for (what, name, cmd) in cases {
         let sub = format!("{}/{name}", s.dir);
         std::fs::create_dir_all(&sub).expect("sub-cgroup");
+        let _sub = SubCgroup(sub.clone());
         let mut args: Vec<String> = ["join-cgroup", &s.dir, "--", "unshare", "-p", "-f", "-u"]
             .map(String::from)
             .to_vec();
@@ -1310,7 +1311,21 @@ fn synthetic_a_container_cannot_forge_runtime_setup() {
             (Some("uts"), Some(true)),
             "{what}: {e}"
         );
-        let _ = std::fs::remove_dir(&sub);
+    }
+}
+
+/// A sub-cgroup of a fake container, removed (once its processes are gone)
+/// before the container's own.
+struct SubCgroup(String);
+
+impl Drop for SubCgroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() || !std::path::Path::new(&self.0).exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

@@ -341,6 +341,10 @@ impl Scan<'_> {
                 "--allow {unused} matched no container that shares the host PID namespace"
             ));
         }
+        for (entry, runtimes) in self.opts.allow.ambiguous(containers.iter().map(Into::into)) {
+            self.warnings
+                .push(crate::allow::ambiguity_warning(&entry, &runtimes));
+        }
         if self.host.method == HostMethod::Nspid && self.host.inode.is_none() {
             self.warnings.push("no process in the host PID namespace had a readable ns/pid link; verdicts rest on NSpid".into());
         }
