@@ -1403,3 +1403,42 @@ fn synthetic_a_sub_cgroup_named_after_the_container_keeps_it_in_the_gauge() {
     );
     drop(sleeper);
 }
+
+/// A kernel cgroup map too small for the host's cgroups is said on stderr,
+/// never silently, and fails open: a cgroup it could not hold reaches user
+/// space, which still reports a host-PID process in a container there.
+#[test]
+fn synthetic_a_full_cgroup_map_is_said_and_fails_open() {
+    let Some((w, s)) = synthetic(test_name!(), &["--max-cgroups", "64"]) else {
+        return;
+    };
+    expect(&w, "ready", |e| e["event"] == "ready");
+    let subs: Vec<SubCgroup> = (0..70)
+        .map(|i| {
+            let dir = format!("{}/s{i}", s.dir);
+            std::fs::create_dir_all(&dir).expect("sub-cgroup");
+            SubCgroup(dir)
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !w.stderr().contains("cgroup map is full") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a full map went unsaid: {}",
+            w.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The last sub-cgroup did not fit: a process there is still reported.
+    let last = &subs[subs.len() - 1].0;
+    let child = Command::new(&s.synth)
+        .args(["join-cgroup", last, "--", "/bin/true"])
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    assert!(child.wait_with_output().expect("wait").status.success());
+    expect(&w, "the process in a cgroup the map could not hold", |e| {
+        finding(e, &s.fake.id) && e["pid"] == pid && e["trigger"] == "exec"
+    });
+    drop(subs);
+}

@@ -14,6 +14,7 @@ use pidns_tests::{
 use serde_json::{Value, json};
 
 use super::{
+    flood::Usage,
     interrupted,
     spawn::{SpawnMethod, Storm, tiny_true},
     stats::{median, percentiles},
@@ -65,7 +66,7 @@ pub(super) fn cost(
         "ratio": w / wo,
         "samples_with_s": with,
         "samples_without_s": without,
-        "target_max": 1.10,
+        "target_max": 1.03,
     }))
 }
 
@@ -155,6 +156,9 @@ struct Rounds {
     observed_us: Vec<u64>,
     per_round: Vec<Value>,
     verification: Value,
+    /// The agent's CPU share and peak RSS in each round with it.
+    agent_cpu_percent: Vec<f64>,
+    agent_peak_rss_kib: u64,
 }
 
 impl Rounds {
@@ -166,6 +170,8 @@ impl Rounds {
             observed_us: Vec::new(),
             per_round: Vec::new(),
             verification: json!({"exact": true, "checked_rounds": 0, "unchecked_rounds": 0}),
+            agent_cpu_percent: Vec::new(),
+            agent_peak_rss_kib: 0,
         }
     }
 
@@ -219,6 +225,8 @@ impl Rounds {
             "observed_latency": percentiles(&mut self.observed_us),
             "lost": lost,
             "verification": self.verification,
+            "agent_cpu_percent": median(&self.agent_cpu_percent),
+            "agent_peak_rss_kib": self.agent_peak_rss_kib,
             "per_round": self.per_round,
             "targets": {"p99_us_max": 10_000, "lost_max": 0, "exec_per_s": 10_000},
         })
@@ -238,21 +246,26 @@ pub(super) fn latency(pidns: &Path, unified: &Path, storm: &Storm, rounds: usize
     let mut all = Rounds::new();
     for r in 0..rounds {
         interrupted()?;
-        let with_agent = || -> Result<(f64, Seen)> {
+        let with_agent = || -> Result<(f64, Seen, Usage, Usage)> {
             let agent = agent(pidns)?;
+            let pid = agent.pid().unwrap_or(0);
+            let before = Usage::of(pid)?;
             let wall = run()?;
             agent.settle(Duration::from_millis(300), Duration::from_secs(10));
+            let after = Usage::of(pid)?;
             let lines = agent.finish(Signal::SIGTERM)?;
-            Ok((wall, seen(&lines, &fake.id)))
+            Ok((wall, seen(&lines, &fake.id), before, after))
         };
-        let (wall_with, s, wall_without) = if r % 2 == 0 {
-            let (w, s) = with_agent()?;
-            (w, s, run()?)
+        let ((wall_with, s, before, after), wall_without) = if r % 2 == 0 {
+            let w = with_agent()?;
+            (w, run()?)
         } else {
             let wo = run()?;
-            let (w, s) = with_agent()?;
-            (w, s, wo)
+            (with_agent()?, wo)
         };
+        all.agent_cpu_percent
+            .push(100.0 * (after.cpu_s - before.cpu_s) / wall_with);
+        all.agent_peak_rss_kib = all.agent_peak_rss_kib.max(after.hwm_kib);
         all.add(r, wall_with, wall_without, s, &want);
     }
     Ok(all.summary(storm))
