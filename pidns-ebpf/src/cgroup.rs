@@ -20,7 +20,7 @@ pub fn on_attach(ctx: &BtfTracePointContext) -> Option<()> {
     let cgrp: *const u8 = ctx.arg(0);
     let id = cgroup_v2_id(cgrp as u64)?;
     let class = cgroup_class(id);
-    if drops_findings(class.class) {
+    if class.class & class::BASE == class::HOST {
         return None;
     }
     let task_ptr: *const u8 = ctx.arg(2);
@@ -50,14 +50,19 @@ pub fn on_attach(ctx: &BtfTracePointContext) -> Option<()> {
                 let _ = TASKS.insert(pid, runtime_state(Some(exe)), 0);
             }
             Some(None) => {
-                if in_host && class.class & class::BASE == class::CONTAINER {
+                if in_host
+                    && class.class & class::BASE == class::CONTAINER
+                    && !drops_findings(class.class)
+                {
                     let _ = TASKS.insert(pid, TaskState::new(task::CONTAINER_PROCESS), 0);
                 }
             }
             None => verdict = flags::EXE_UNKNOWN,
         }
     }
-    if !in_host {
+    // An allowed container's setup processes are marked above (their setns
+    // calls are the runtime's), its processes are no findings.
+    if !in_host || drops_findings(class.class) {
         return None;
     }
     let ring = if verdict == flags::RUNTIME_SETUP {

@@ -180,7 +180,7 @@ fn into_cgroup(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
         return None;
     }
     let class = cgroup_class(id);
-    if drops_findings(class.class) {
+    if class.class & class::BASE == class::HOST {
         return None;
     }
     let child_pid: i32 = read(child, off!(task_pid))?;
@@ -191,10 +191,13 @@ fn into_cgroup(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
     let in_host = is_host_pidns(inum);
     if setup {
         let _ = TASKS.insert(child_pid, runtime_state(exe), 0);
-    } else if in_host && class.class & class::BASE == class::CONTAINER {
+    } else if in_host
+        && class.class & class::BASE == class::CONTAINER
+        && !drops_findings(class.class)
+    {
         let _ = TASKS.insert(child_pid, TaskState::new(task::CONTAINER_PROCESS), 0);
     }
-    if !in_host {
+    if !in_host || drops_findings(class.class) {
         return None;
     }
     let ring = if setup {

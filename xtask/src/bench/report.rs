@@ -180,8 +180,8 @@ pub(super) fn print_latency(l: &Value) {
         p("observed_latency", "max_us")
     );
     println!(
-        "  lost {}; findings against execs: {}",
-        l["lost"], l["verification"]
+        "  lost {}; aggregated beyond the budget {}; findings against execs: {}",
+        l["lost"], l["aggregated"], l["verification"]
     );
     println!(
         "  agent under the storm: {:.1}% CPU (median), peak RSS {} KiB",

@@ -78,6 +78,9 @@ struct Seen {
     attach: u64,
     other: u64,
     lost: u64,
+    /// Findings the kernel counted beyond the container's budget (reported
+    /// in `aggregate` lines, included in `exec`/`fork`/`attach` above).
+    aggregated: u64,
     /// The agent's `latency_us`: kernel event to its line being written.
     agent_us: Vec<u64>,
     /// Kernel event (the line's `ts`) to the bench reading the line.
@@ -110,6 +113,16 @@ fn seen(lines: &[Line], id: &str) -> Seen {
                             .duration_since(ts)
                             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
                     );
+                }
+            }
+            Some("aggregate") if v["container_id"] == id && v["of"] == "host_pidns" => {
+                let n = v["count"].as_u64().unwrap_or(0);
+                s.aggregated += n;
+                match v["trigger"].as_str() {
+                    Some("exec") => s.exec += n,
+                    Some("fork") => s.fork += n,
+                    Some("cgroup_attach") => s.attach += n,
+                    _ => s.other += n,
                 }
             }
             Some("lost") => s.lost += v["count"].as_u64().unwrap_or(0),
@@ -196,6 +209,7 @@ impl Rounds {
             "findings": {"exec": s.exec, "fork": s.fork, "cgroup_attach": s.attach, "other": s.other},
             "expected": {"exec": want.exec, "fork": want.fork, "cgroup_attach": want.attach, "other": 0},
             "lost": s.lost,
+            "aggregated": s.aggregated,
             "agent_latency_us": s.agent_us,
             "observed_latency_us": s.observed_us,
         }));
@@ -207,11 +221,13 @@ impl Rounds {
 
     fn summary(mut self, storm: &Storm) -> Value {
         let execs = storm.execs();
-        let lost: u64 = self
-            .per_round
-            .iter()
-            .map(|r| r["lost"].as_u64().unwrap_or(0))
-            .sum();
+        let sum = |key: &str| -> u64 {
+            self.per_round
+                .iter()
+                .map(|r| r[key].as_u64().unwrap_or(0))
+                .sum()
+        };
+        let (lost, aggregated) = (sum("lost"), sum("aggregated"));
         let (w, wo) = (median(&self.walls_with), median(&self.walls_without));
         json!({
             "execs_per_round": execs,
@@ -224,6 +240,7 @@ impl Rounds {
             "agent_latency": percentiles(&mut self.agent_us),
             "observed_latency": percentiles(&mut self.observed_us),
             "lost": lost,
+            "aggregated": aggregated,
             "verification": self.verification,
             "agent_cpu_percent": median(&self.agent_cpu_percent),
             "agent_peak_rss_kib": self.agent_peak_rss_kib,
