@@ -21,7 +21,11 @@ use crate::{
 
 /// `sched_process_exec(p, old_pid, bprm)`. See the entry point in `main.rs`.
 pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
-    let (cg, class) = watched_cgroup()?;
+    let cg = current_cgroup();
+    let class = cgroup_class(cg);
+    if class.class & class::BASE == class::HOST {
+        return None;
+    }
     let (tgid, tid) = current_ids();
     let bprm: *const u8 = ctx.arg(2);
     let bprm = bprm as u64;
@@ -34,12 +38,13 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
         {
             return None; // the runtime re-executing itself
         }
-        // The payload: from now on a container process like any other.
+        // The payload: from now on a container process like any other
+        // (also in an allowed container, whose setns calls are reported).
         let _ = TASKS.remove(tgid);
     } else if s.state == task::CONTAINER_PROCESS {
         clone_flags = s.clone_flags;
     }
-    if !current_in_host_pidns() {
+    if drops_findings(class.class) || !current_in_host_pidns() {
         return None;
     }
     // Only a known container cgroup makes a container process; for one not

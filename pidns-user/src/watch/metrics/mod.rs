@@ -135,6 +135,14 @@ impl Metrics {
             "How long the last full scan took",
             m.last_scan_duration.clone(),
         );
+        // Both streams are exposed from the start, at 0.
+        for stream in pidns_ebpf::stream::NAMES {
+            m.lost
+                .get_or_create(&StreamLabels {
+                    stream: stream.into(),
+                })
+                .inc_by(0);
+        }
         Metrics { registry, ..m }
     }
 
