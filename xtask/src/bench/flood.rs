@@ -109,6 +109,17 @@ pub(super) fn flood(pidns: &Path, synth: &Path, starts: usize) -> Result<Value> 
     }
     let wall = t.elapsed().as_secs_f64();
     let during = Usage::of(pid)?;
+    // A flooder that died (its tool did not run) would make this part pass
+    // for nothing.
+    for f in &flooders {
+        let running = pidns_tests::sh::run(
+            "docker",
+            &["inspect", "--format", "{{.State.Running}}", &f.name],
+        )?;
+        if running.trim() != "true" {
+            bail!("flooding container {} stopped during the flood", f.name);
+        }
+    }
     drop(flooders);
     let lines = agent.finish(Signal::SIGTERM)?;
     let seen = reported_in(&lines, &ids);
