@@ -458,7 +458,7 @@ fn allow_entries_qualified_by_runtime() {
     );
     t.write(
         "root/var/lib/containers/storage/overlay-containers/containers.json",
-        &format!(r#"[{{"id":"{ID_C}","names":["node-agent"]}}]"#),
+        format!(r#"[{{"id":"{ID_C}","names":["node-agent"]}}]"#),
     );
     let root = format!("{}/root", t.proc_root());
     let (code, json) = scan_json(&t, &["--host-root", &root, "--allow", "docker:node-agent"]);
