@@ -10,9 +10,9 @@ use aya_ebpf::{
     },
     maps::ring_buf::RingBufEntry,
 };
-use pidns_ebpf::{Event, WAKEUP_INTERVAL_NS, flags};
+use pidns_ebpf::{Event, WAKEUP_INTERVAL_NS, flags, stream};
 
-use crate::maps::{EVENTS, LAST_WAKEUP, UNCLASSIFIED, count_lost, off};
+use crate::maps::{EVENTS, FINDINGS, LAST_WAKEUP, UNCLASSIFIED, count_lost, off};
 
 /// Reserves an event and fills the common fields; the caller fills the rest
 /// through the setters and submits.
@@ -21,11 +21,24 @@ pub struct EventBuilder {
 }
 
 impl EventBuilder {
-    /// `None` when the ring buffer is full (counted in `LOST`).
+    /// On the ring of `stream` ([`stream::FINDINGS`] or [`stream::OTHER`]);
+    /// `None` when it is full (counted in `LOST`, by stream).
     #[inline(always)]
-    pub fn new(kind: u32, class: u32, cgroup_id: u64, pid: u32, tid: u32) -> Option<EventBuilder> {
-        let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
-            count_lost();
+    pub fn new(
+        stream: u32,
+        kind: u32,
+        class: u32,
+        cgroup_id: u64,
+        pid: u32,
+        tid: u32,
+    ) -> Option<EventBuilder> {
+        let reserved = if stream == stream::FINDINGS {
+            FINDINGS.reserve::<Event>(0)
+        } else {
+            EVENTS.reserve::<Event>(0)
+        };
+        let Some(mut entry) = reserved else {
+            count_lost(stream);
             return None;
         };
         let e = entry.as_mut_ptr();

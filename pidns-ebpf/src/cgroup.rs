@@ -2,12 +2,15 @@
 //! removed in the unified hierarchy.
 
 use aya_ebpf::programs::BtfTracePointContext;
-use pidns_ebpf::{DATA_LEN, TaskState, class, flags, kind, task};
+use pidns_ebpf::{DATA_LEN, TaskState, class, flags, kind, stream, task};
 
 use crate::{
     builder::EventBuilder,
     kernel::{cgroup_v2_id, current_ids, is_host_pidns, read, task_pidns_inum},
-    maps::{CGROUPS, TASKS, cgroup_class, ignored, off, task_state},
+    maps::{
+        CGROUPS, TASKS, budget_key, cgroup_class, current_may_mark_runtime_setup, drops_findings,
+        off, task_state, within_budget,
+    },
     runtime::{runtime_setup_exe, runtime_state},
 };
 
@@ -17,7 +20,7 @@ pub fn on_attach(ctx: &BtfTracePointContext) -> Option<()> {
     let cgrp: *const u8 = ctx.arg(0);
     let id = cgroup_v2_id(cgrp as u64)?;
     let class = cgroup_class(id);
-    if ignored(class) {
+    if class.class & class::BASE == class::HOST {
         return None;
     }
     let task_ptr: *const u8 = ctx.arg(2);
@@ -30,26 +33,47 @@ pub fn on_attach(ctx: &BtfTracePointContext) -> Option<()> {
     let pid = pid as u32;
     let inum = task_pidns_inum(task_ptr)?;
     let in_host = is_host_pidns(inum);
+    let (mover, _) = current_ids();
     let mut verdict = 0;
     if task_state(pid).state != task::CONTAINER_PROCESS {
-        match runtime_setup_exe(task_ptr) {
+        // Only a host process moving a task marks it as a runtime's setup
+        // process: a container process that can write its own cgroups
+        // moving a child that runs its own executable gains nothing.
+        let setup = if current_may_mark_runtime_setup(mover) {
+            runtime_setup_exe(task_ptr)
+        } else {
+            Some(None)
+        };
+        match setup {
             Some(Some(exe)) => {
                 verdict = flags::RUNTIME_SETUP;
                 let _ = TASKS.insert(pid, runtime_state(Some(exe)), 0);
             }
             Some(None) => {
-                if in_host && class == class::CONTAINER {
+                if in_host
+                    && class.class & class::BASE == class::CONTAINER
+                    && !drops_findings(class.class)
+                {
                     let _ = TASKS.insert(pid, TaskState::new(task::CONTAINER_PROCESS), 0);
                 }
             }
             None => verdict = flags::EXE_UNKNOWN,
         }
     }
-    if !in_host {
+    // An allowed container's setup processes are marked above (their setns
+    // calls are the runtime's), its processes are no findings.
+    if !in_host || drops_findings(class.class) {
         return None;
     }
-    let (mover, _) = current_ids();
-    let mut e = EventBuilder::new(kind::ATTACH, class, id, pid, tid as u32)?;
+    let ring = if verdict == flags::RUNTIME_SETUP {
+        stream::OTHER
+    } else {
+        if !within_budget(budget_key(id, &class), id, kind::ATTACH, 0, pid, 0) {
+            return None;
+        }
+        stream::FINDINGS
+    };
+    let mut e = EventBuilder::new(ring, kind::ATTACH, class.class, id, pid, tid as u32)?;
     e.add_flags(verdict);
     e.ppid(mover);
     e.ns_inum(inum);
@@ -64,7 +88,14 @@ pub fn on_mkdir(ctx: &BtfTracePointContext) -> Option<()> {
     let path: *const u8 = ctx.arg(1);
     let id = cgroup_v2_id(cgrp as u64)?;
     let (tgid, tid) = current_ids();
-    let mut e = EventBuilder::new(kind::CGROUP_MKDIR, class::HOST, id, tgid, tid)?;
+    let mut e = EventBuilder::new(
+        stream::OTHER,
+        kind::CGROUP_MKDIR,
+        class::HOST,
+        id,
+        tgid,
+        tid,
+    )?;
     if e.data_str(path as u64) >= DATA_LEN - 1 {
         e.add_flags(flags::TRUNCATED);
     }
@@ -80,7 +111,14 @@ pub fn on_rmdir(ctx: &BtfTracePointContext) {
     if let Some(id) = cgroup_v2_id(cgrp as u64) {
         let _ = CGROUPS.remove(id);
         let (tgid, tid) = current_ids();
-        if let Some(e) = EventBuilder::new(kind::CGROUP_RMDIR, class::HOST, id, tgid, tid) {
+        if let Some(e) = EventBuilder::new(
+            stream::OTHER,
+            kind::CGROUP_RMDIR,
+            class::HOST,
+            id,
+            tgid,
+            tid,
+        ) {
             e.submit();
         }
     }

@@ -146,13 +146,53 @@ pub fn file_name(file: u64) -> [u8; 16] {
     name
 }
 
-/// A memfd (runc 1.1's `memfd:runc_cloned:/proc/self/exe`).
+/// A memfd (runc 1.1's `memfd:runc_cloned:/proc/self/exe`): a file of the
+/// kernel's internal shm mount, whose device user space learned at start-up.
+/// A file named `memfd:*` on any other tmpfs (a container's `/dev`, a
+/// volume) is not one.
 #[inline(always)]
 pub fn is_memfd(file: u64) -> bool {
-    matches!(
-        file_magic(file),
-        Some(magic::TMPFS) | Some(magic::HUGETLBFS)
-    ) && file_name(file).starts_with(b"memfd:")
+    let memfd_dev = conf!(memfd_dev);
+    memfd_dev != 0 && file_exe(file).is_some_and(|e| e.dev == memfd_dev)
+}
+
+/// A task's namespace of type `index` (in [`pidns_ebpf::NS_TYPES`] order)
+/// as its `CLONE_NEW*` flag names it: `for_children` the one its next
+/// children get (what unshare and setns change for PID and time
+/// namespaces), else the one it lives in. Its inode number.
+#[inline(always)]
+pub fn task_ns_inum(task: u64, index: usize, for_children: bool) -> Option<u32> {
+    let (nsproxy_member, ns_member) = match index {
+        0 => (off!(nsproxy_mnt), off!(mnt_namespace_ns)),
+        1 => (off!(nsproxy_uts), off!(uts_namespace_ns)),
+        2 => (off!(nsproxy_ipc), off!(ipc_namespace_ns)),
+        3 => {
+            let cred: u64 = read(task, off!(task_real_cred))?;
+            let user_ns: u64 = read(cred, off!(cred_user_ns))?;
+            return read(user_ns, off!(user_namespace_ns) + off!(ns_common_inum));
+        }
+        4 if !for_children => return task_pidns_inum(task),
+        4 => (off!(nsproxy_pid_for_children), off!(pid_namespace_ns)),
+        5 => (off!(nsproxy_net), off!(net_ns)),
+        6 => (off!(nsproxy_cgroup), off!(cgroup_namespace_ns)),
+        7 if for_children => (off!(nsproxy_time_for_children), off!(time_namespace_ns)),
+        7 => (off!(nsproxy_time), off!(time_namespace_ns)),
+        _ => return None,
+    };
+    let nsproxy: u64 = read(task, off!(task_nsproxy))?;
+    let ns: u64 = read(nsproxy, nsproxy_member)?;
+    read(ns, ns_member + off!(ns_common_inum))
+}
+
+/// Whether the task's thread group is dead: at `sched_process_exit` its
+/// `signal->live` has already been decremented (`do_exit`), so 0 means this
+/// was the last thread. A leader thread exiting while others live on is
+/// not the process's end.
+#[inline(always)]
+pub fn group_dead(task: u64) -> bool {
+    read::<u64>(task, off!(task_signal))
+        .and_then(|signal| read::<i32>(signal, off!(signal_live)))
+        .is_none_or(|live| live <= 0)
 }
 
 /// The file behind descriptor `fd` of the current task: `current->files->fdt->fd[fd]`.

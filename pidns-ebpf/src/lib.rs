@@ -33,6 +33,23 @@ pub mod kind {
     /// lives in another PID namespace: a new one (`CLONE_NEWPID`), or the one
     /// the parent's `pid_for_children` was switched to by unshare or setns.
     pub const NEW_PIDNS: u32 = 7;
+    /// A process in a host cgroup created a namespace (clone or unshare with
+    /// `CLONE_NEW*`): `ns_inum` and `nstype` name it. The probe has put it
+    /// in `HOST_NS` as [`host_ns::CREATED`](super::host_ns::CREATED); user
+    /// space verifies it.
+    pub const NS_CREATED: u32 = 8;
+}
+
+/// The two ring buffers. Findings (a container process in the host PID
+/// namespace, a setns into a host namespace), and events that may be one
+/// (an unclassified cgroup's), travel on a ring of their own that nothing
+/// else writes to; everything else (cgroup mkdir/rmdir, `new_pidns`,
+/// namespaces created on the host, a runtime's setup moves) on the other.
+pub mod stream {
+    pub const FINDINGS: u32 = 0;
+    pub const OTHER: u32 = 1;
+    pub const COUNT: usize = 2;
+    pub const NAMES: [&str; COUNT] = ["findings", "other"];
 }
 
 /// [`Event::flags`] bits.
@@ -63,21 +80,130 @@ pub mod flags {
     pub const CLONE_FLAGS: u32 = 1 << 7;
     /// SETNS: made through the 32-bit compat entry (`int 0x80`).
     pub const COMPAT: u32 = 1 << 8;
+    /// FORK: a vfork child reported at its exit, which it reached without
+    /// exec'ing.
+    pub const EXITED: u32 = 1 << 9;
+    /// SETNS: the target is not in `HOST_NS`, which is full: sent unfiltered
+    /// for user space to judge.
+    pub const UNFILTERED: u32 = 1 << 10;
 }
 
-/// Values of the `CGROUPS` map (cgroup v2 id → class), kept by user space.
-/// A cgroup missing from the map is unclassified: its events go to user space.
+/// Values of the `HOST_NS` map (namespace inode → [`HostNs`]): where the
+/// probes learned that a namespace is the host's. Issue 14's enforcement
+/// acts on [`OWN`](host_ns::OWN) and [`HELD`](host_ns::HELD) only.
+pub mod host_ns {
+    /// One of the host's own namespaces (its init's, a kernel thread's).
+    pub const OWN: u32 = 1;
+    /// Held by a process user space verified as a host process.
+    pub const HELD: u32 = 2;
+    /// Created by a process in a host cgroup (clone or unshare with
+    /// `CLONE_NEW*`), not verified yet.
+    pub const CREATED: u32 = 3;
+    /// `FILTER_STATE` slot: set when an insert found `HOST_NS` full; the
+    /// setns probe then sends every setns that is not a no-op (fail open).
+    pub const OVERFLOW: u32 = 0;
+    /// `FILTER_STATE` slot: inserts that failed, in all.
+    pub const FAILED_INSERTS: u32 = 1;
+}
+
+/// A `HOST_NS` map value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostNs {
+    /// The namespace's `CLONE_NEW*` flag.
+    pub nstype: u32,
+    /// One of [`host_ns`].
+    pub provenance: u32,
+}
+
+/// Per-container budgets: what one container sends individually per CPU
+/// and per [`BUDGET_WINDOW_NS`]; beyond it, its events of that kind are
+/// counted in `AGG` and user space reports the count in one line.
+pub mod budget {
+    /// EXEC and FORK: well above a fork+exec storm's ~12,000/s (6,000 per
+    /// CPU a second here).
+    pub const PROCESS: u32 = 1000;
+    /// ATTACH (not a runtime's setup), SETNS: rare by nature.
+    pub const RARE: u32 = 128;
+    /// NEW_PIDNS (the other ring).
+    pub const NEW_PIDNS: u32 = 256;
+}
+
+/// The window [`budget`]s count in.
+pub const BUDGET_WINDOW_NS: u64 = 100_000_000;
+
+/// An `AGG` key: a container (its own cgroup's id, or the event's cgroup
+/// while user space has not classified it), the event kind, and for SETNS
+/// whether it succeeded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AggKey {
+    pub cgroup_id: u64,
+    pub kind: u32,
+    pub ok: u32,
+}
+
+/// An `AGG` value, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggValue {
+    /// When the current window started.
+    pub window_ns: u64,
+    /// Events sent individually in it.
+    pub sent: u32,
+    /// SETNS: the `CLONE_NEW*` types suppressed, ORed.
+    pub nstypes: u32,
+    /// Events suppressed since the key was created (cumulative).
+    pub suppressed: u64,
+    /// The last suppressed event: when, which process, which cgroup.
+    pub last_ns: u64,
+    pub last_pid: u32,
+    pub _pad: u32,
+    pub last_cgroup_id: u64,
+}
+
+/// Values of the `CGROUPS` map (cgroup v2 id → [`CgroupClass`]), kept by
+/// user space. A cgroup missing from the map is unclassified: its events go
+/// to user space.
 pub mod class {
     pub const HOST: u32 = 1;
     pub const CONTAINER: u32 = 2;
-    /// A container on the `--allow` list: its events are dropped in the kernel.
-    pub const ALLOWED: u32 = 3;
+    /// Modifier of CONTAINER: on the `--allow` list, allowed to share the
+    /// host PID namespace. Its processes are no findings (dropped in the
+    /// kernel); its setns calls into host namespaces still are.
+    pub const ALLOW_SHARE: u32 = 1 << 8;
+    /// Modifier of CONTAINER: on the `--allow-setns` list; its setns calls
+    /// are dropped in the kernel.
+    pub const ALLOW_SETNS: u32 = 1 << 9;
+    /// The base class, without modifiers.
+    pub const BASE: u32 = 0xff;
+}
+
+/// A `CGROUPS` map value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupClass {
+    /// [`class`] bits.
+    pub class: u32,
+    pub _pad: u32,
+    /// CONTAINER: the container's own cgroup (its sub-cgroups share its
+    /// budgets).
+    pub container: u64,
 }
 
 /// Map names, as the probes declare them.
 pub mod maps {
+    /// The findings ring (see [`stream`](super::stream)).
+    pub const FINDINGS: &str = "FINDINGS";
+    /// The other ring.
     pub const EVENTS: &str = "EVENTS";
     pub const CGROUPS: &str = "CGROUPS";
+    pub const HOST_NS: &str = "HOST_NS";
+    pub const FILTER_STATE: &str = "FILTER_STATE";
+    pub const AGG: &str = "AGG";
+    /// Per CPU, events suppressed by the budgets in all (user space walks
+    /// `AGG` only when it moved).
+    pub const SUPPRESSED: &str = "SUPPRESSED";
     pub const TASKS: &str = "TASKS";
     pub const LOST: &str = "LOST";
     pub const LAST_WAKEUP: &str = "LAST_WAKEUP";
@@ -98,8 +224,10 @@ pub mod programs {
     pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
     pub const SYS_EXIT_SETNS: &str = "sys_exit_setns";
     pub const SYS_EXIT_COMPAT_SETNS: &str = "sys_exit_compat_setns";
+    pub const SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";
+    pub const SYS_ENTER_SETNS: &str = "sys_enter_setns";
     /// Every program in the object.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 10] = [
         SCHED_PROCESS_EXEC,
         TASK_NEWTASK,
         SCHED_PROCESS_EXIT,
@@ -108,6 +236,8 @@ pub mod programs {
         CGROUP_RMDIR,
         SYS_EXIT_SETNS,
         SYS_EXIT_COMPAT_SETNS,
+        SYS_EXIT_UNSHARE,
+        SYS_ENTER_SETNS,
     ];
 }
 
@@ -329,6 +459,26 @@ offsets! {
         task_cgroups: Member("task_struct", "cgroups"),
         task_pid_links: Member("task_struct", "pid_links"),
         task_files: Member("task_struct", "files"),
+        task_nsproxy: Member("task_struct", "nsproxy"),
+        task_real_cred: Member("task_struct", "real_cred"),
+        task_signal: Member("task_struct", "signal"),
+        signal_live: Member("signal_struct", "live"),
+        cred_user_ns: Member("cred", "user_ns"),
+        nsproxy_uts: Member("nsproxy", "uts_ns"),
+        nsproxy_ipc: Member("nsproxy", "ipc_ns"),
+        nsproxy_mnt: Member("nsproxy", "mnt_ns"),
+        nsproxy_pid_for_children: Member("nsproxy", "pid_ns_for_children"),
+        nsproxy_net: Member("nsproxy", "net_ns"),
+        nsproxy_time: Member("nsproxy", "time_ns"),
+        nsproxy_time_for_children: Member("nsproxy", "time_ns_for_children"),
+        nsproxy_cgroup: Member("nsproxy", "cgroup_ns"),
+        uts_namespace_ns: Member("uts_namespace", "ns"),
+        ipc_namespace_ns: Member("ipc_namespace", "ns"),
+        mnt_namespace_ns: Member("mnt_namespace", "ns"),
+        net_ns: Member("net", "ns"),
+        time_namespace_ns: Member("time_namespace", "ns"),
+        cgroup_namespace_ns: Member("cgroup_namespace", "ns"),
+        user_namespace_ns: Member("user_namespace", "ns"),
         pid_level: Member("pid", "level"),
         pid_numbers: Member("pid", "numbers"),
         pid_tasks: Member("pid", "tasks"),
@@ -404,6 +554,12 @@ pub struct Config {
     pub host_pidns_dev: u64,
     /// Inode of the host PID namespace.
     pub host_pidns_ino: u64,
+    /// The device (kernel encoding, `MKDEV`) of the kernel's internal shm
+    /// mount, where every memfd lives: a runtime's memfd copy of itself is
+    /// a file there, not a file named `memfd:*` on some tmpfs. 0: unknown
+    /// (nothing counts as a memfd).
+    pub memfd_dev: u32,
+    pub _pad: u32,
     pub offsets: Offsets,
 }
 
@@ -411,6 +567,8 @@ impl Config {
     pub const ZERO: Config = Config {
         host_pidns_dev: 0,
         host_pidns_ino: 0,
+        memfd_dev: 0,
+        _pad: 0,
         offsets: Offsets::ZERO,
     };
 }
@@ -424,9 +582,6 @@ pub mod magic {
     /// Anonymous inodes: before pidfs, a pidfd was one named `[pidfd]`, with
     /// the `struct pid` in the file's `private_data`.
     pub const ANON_INODE_FS: u64 = 0x0904_1934;
-    /// tmpfs and hugetlbfs: where memfds live.
-    pub const TMPFS: u64 = 0x0102_1994;
-    pub const HUGETLBFS: u64 = 0x9584_58f6;
     /// overlayfs: runc 1.2+ re-executes itself from a private, read-only
     /// overlayfs mount of its own directory.
     pub const OVERLAYFS: u64 = 0x794c_7630;
@@ -469,6 +624,18 @@ unsafe impl aya::Pod for Config {}
 // SAFETY: as above; the explicit `_pad` fields fill every hole.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for TaskState {}
+// SAFETY: as above.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for HostNs {}
+// SAFETY: as above.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for CgroupClass {}
+// SAFETY: as above.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for AggKey {}
+// SAFETY: as above.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for AggValue {}
 
 #[cfg(test)]
 mod tests {
@@ -477,9 +644,13 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Event>(), 88 + DATA_LEN);
-        assert_eq!(core::mem::size_of::<Offsets>(), 48 * 4);
-        assert_eq!(core::mem::size_of::<Config>(), 16 + 48 * 4);
+        assert_eq!(core::mem::size_of::<Offsets>(), 68 * 4);
+        assert_eq!(core::mem::size_of::<Config>(), 24 + 68 * 4);
         assert_eq!(core::mem::size_of::<TaskState>(), 32);
+        assert_eq!(core::mem::size_of::<HostNs>(), 8);
+        assert_eq!(core::mem::size_of::<CgroupClass>(), 16);
+        assert_eq!(core::mem::size_of::<AggKey>(), 16);
+        assert_eq!(core::mem::size_of::<AggValue>(), 48);
     }
 
     #[test]

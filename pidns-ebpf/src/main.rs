@@ -52,6 +52,7 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
 /// set; the current task is the parent), with the flags the kernel used,
 /// whatever the syscall: fork, vfork, clone, clone3, their compat forms.
 ///
+/// - Namespaces a process in a host cgroup creates with it join `HOST_NS`.
 /// - A container process's child in the host PID namespace is reported
 ///   (a vfork child at its exec), one in another PID namespace is a
 ///   `NEW_PIDNS` event.
@@ -67,7 +68,7 @@ pub fn task_newtask(ctx: BtfTracePointContext) -> i32 {
 
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
-    process::on_exit();
+    let _ = process::on_exit();
     0
 }
 
@@ -97,11 +98,26 @@ pub fn cgroup_rmdir(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// `setns` entering: the caller's namespaces before it switches them.
+#[tracepoint(category = "syscalls", name = "sys_enter_setns")]
+pub fn sys_enter_setns(_ctx: TracePointContext) -> i32 {
+    let _ = setns::on_setns_enter();
+    0
+}
+
 /// `setns` through the native syscall entry. The arguments are read from
 /// the saved user registers.
 #[tracepoint(category = "syscalls", name = "sys_exit_setns")]
 pub fn sys_exit_setns(ctx: TracePointContext) -> i32 {
     let _ = setns::on_setns_exit(&ctx);
+    0
+}
+
+/// `unshare` at its exit: namespaces created in host cgroups join the
+/// host's set the setns filter checks against.
+#[tracepoint(category = "syscalls", name = "sys_exit_unshare")]
+pub fn sys_exit_unshare(ctx: TracePointContext) -> i32 {
+    let _ = setns::on_unshare_exit(&ctx);
     0
 }
 

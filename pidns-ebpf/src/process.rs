@@ -1,22 +1,31 @@
 //! Process programs: exec, task creation, exit. They find container
-//! processes that live in the host PID namespace, and their children.
+//! processes that live in the host PID namespace, and their children, and
+//! learn the namespaces host processes create.
 
 use aya_ebpf::programs::BtfTracePointContext;
-use pidns_ebpf::{TaskState, class, clone, flags, kind, task};
+use pidns_ebpf::{NS_FLAGS, NS_TYPES, TaskState, class, clone, flags, kind, stream, task};
 
 use crate::{
     builder::EventBuilder,
     kernel::{
-        current_cgroup, current_ids, current_in_host_pidns, file_exe, is_host_pidns, is_memfd,
-        read, task_cgroup_id, task_exe, task_pidns_inum,
+        current_cgroup, current_ids, current_in_host_pidns, current_task, file_exe, group_dead,
+        is_host_pidns, is_memfd, read, task_cgroup_id, task_exe, task_ns_inum, task_pidns_inum,
     },
-    maps::{TASKS, cgroup_class, ignored, off, task_state, watched_cgroup},
+    maps::{
+        TASKS, add_created_host_ns, budget_key, cgroup_class, current_effective_class,
+        current_may_mark_runtime_setup, drops_findings, off, task_state, watched_cgroup,
+        within_budget,
+    },
     runtime::runtime_state,
 };
 
 /// `sched_process_exec(p, old_pid, bprm)`. See the entry point in `main.rs`.
 pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
-    let (cg, class) = watched_cgroup()?;
+    let cg = current_cgroup();
+    let class = cgroup_class(cg);
+    if class.class & class::BASE == class::HOST {
+        return None;
+    }
     let (tgid, tid) = current_ids();
     let bprm: *const u8 = ctx.arg(2);
     let bprm = bprm as u64;
@@ -29,24 +38,28 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
         {
             return None; // the runtime re-executing itself
         }
-        // The payload: from now on a container process like any other.
+        // The payload: from now on a container process like any other
+        // (also in an allowed container, whose setns calls are reported).
         let _ = TASKS.remove(tgid);
     } else if s.state == task::CONTAINER_PROCESS {
         clone_flags = s.clone_flags;
     }
-    if !current_in_host_pidns() {
+    if drops_findings(class.class) || !current_in_host_pidns() {
         return None;
     }
     // Only a known container cgroup makes a container process; for one not
     // classified yet, user space decides and tracks it if need be.
-    if class == class::CONTAINER || clone_flags != 0 {
+    if class.class & class::BASE == class::CONTAINER || clone_flags != 0 {
         let _ = TASKS.insert(tgid, TaskState::new(task::CONTAINER_PROCESS), 0);
+    }
+    if !within_budget(budget_key(cg, &class), cg, kind::EXEC, 0, tgid, 0) {
+        return None;
     }
     let task_ptr: *const u8 = ctx.arg(0);
     let parent: Option<u64> = read(task_ptr as u64, off!(task_real_parent));
     let ppid: Option<i32> = parent.and_then(|p| read(p, off!(task_tgid)));
     let filename: Option<u64> = read(bprm, off!(linux_binprm_filename));
-    let mut e = EventBuilder::new(kind::EXEC, class, cg, tgid, tid)?;
+    let mut e = EventBuilder::new(stream::FINDINGS, kind::EXEC, class.class, cg, tgid, tid)?;
     e.ppid(ppid.unwrap_or(0) as u32);
     e.arg(clone_flags);
     if clone_flags != 0 {
@@ -64,10 +77,13 @@ pub fn on_newtask(ctx: &BtfTracePointContext) -> Option<()> {
     if clone_flags & clone::THREAD != 0 {
         return None;
     }
-    let (tgid, _) = current_ids();
-    let s = task_state(tgid);
     let child: *const u8 = ctx.arg(0);
     let child = child as u64;
+    if clone_flags & u64::from(NS_FLAGS) != 0 {
+        learn_created_namespaces(child, clone_flags as u32, false);
+    }
+    let (tgid, _) = current_ids();
+    let s = task_state(tgid);
     if s.state == task::CONTAINER_PROCESS {
         container_child(child, clone_flags, tgid)
     } else if s.state == task::RUNTIME_SETUP {
@@ -88,13 +104,48 @@ pub fn on_newtask(ctx: &BtfTracePointContext) -> Option<()> {
     }
 }
 
+/// Namespaces just created by a process in a host cgroup (its new child's,
+/// `task`, with `clone`; its own next children's with `unshare`) are the
+/// host's: each goes into `HOST_NS`, unverified, and user space hears of
+/// it to verify it.
+#[inline(always)]
+pub fn learn_created_namespaces(task: u64, ns_flags: u32, for_children: bool) {
+    if current_effective_class() & class::BASE != class::HOST {
+        return;
+    }
+    let (tgid, tid) = current_ids();
+    for (index, (flag, _)) in NS_TYPES.iter().enumerate() {
+        if ns_flags & flag == 0 {
+            continue;
+        }
+        let Some(inum) = task_ns_inum(task, index, for_children) else {
+            continue;
+        };
+        if add_created_host_ns(inum, *flag)
+            && let Some(mut e) = EventBuilder::new(
+                stream::OTHER,
+                kind::NS_CREATED,
+                class::HOST,
+                current_cgroup(),
+                tgid,
+                tid,
+            )
+        {
+            e.nstype(*flag);
+            e.ns_inum(inum);
+            e.current_comm();
+            e.submit();
+        }
+    }
+}
+
 fn container_child(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
     let child_pid: i32 = read(child, off!(task_pid))?;
     let child_pid = child_pid as u32;
     let inum = task_pidns_inum(child)?;
     let (cg, class) = watched_cgroup()?;
-    let kind = if is_host_pidns(inum) {
-        if class == class::CONTAINER {
+    let (kind, ring) = if is_host_pidns(inum) {
+        if class.class & class::BASE == class::CONTAINER {
             let mut s = TaskState::new(task::CONTAINER_PROCESS);
             if clone_flags & clone::VFORK != 0 {
                 s.clone_flags = clone_flags;
@@ -102,16 +153,19 @@ fn container_child(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
             let _ = TASKS.insert(child_pid, s, 0);
         }
         // A vfork child (posix_spawn, Go's os/exec, busybox) borrows its
-        // parent's memory until it execs or exits at once: its exec is how
-        // it arrives, and is reported with these flags.
+        // parent's memory until it execs or exits: it is reported at its
+        // exec, or at its exit if it never execs, with these flags.
         if clone_flags & clone::VFORK != 0 {
             return None;
         }
-        kind::FORK
+        (kind::FORK, stream::FINDINGS)
     } else {
-        kind::NEW_PIDNS
+        (kind::NEW_PIDNS, stream::OTHER)
     };
-    let mut e = EventBuilder::new(kind, class, cg, child_pid, child_pid)?;
+    if !within_budget(budget_key(cg, &class), cg, kind, 0, child_pid, 0) {
+        return None;
+    }
+    let mut e = EventBuilder::new(ring, kind, class.class, cg, child_pid, child_pid)?;
     e.ppid(parent);
     e.arg(clone_flags);
     e.ns_inum(inum);
@@ -120,29 +174,52 @@ fn container_child(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
     Some(())
 }
 
+/// A child created straight into another cgroup (clone3
+/// `CLONE_INTO_CGROUP`). Created by a host process (crun), it is a
+/// runtime's setup process until it execs something else; created by
+/// anything else, it is a task arriving in a container cgroup like one
+/// moved there.
 fn into_cgroup(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
     let id = task_cgroup_id(child)?;
     if id == current_cgroup() {
         return None;
     }
     let class = cgroup_class(id);
-    if ignored(class) {
+    if class.class & class::BASE == class::HOST {
         return None;
     }
     let child_pid: i32 = read(child, off!(task_pid))?;
     let child_pid = child_pid as u32;
-    // A fork of its parent: its parent's executable, so a runtime's setup
-    // process until it execs something else, in whatever PID namespace.
     let exe = task_exe(child);
-    let _ = TASKS.insert(child_pid, runtime_state(exe), 0);
+    let setup = current_may_mark_runtime_setup(parent);
     let inum = task_pidns_inum(child)?;
-    if !is_host_pidns(inum) {
+    let in_host = is_host_pidns(inum);
+    if setup {
+        let _ = TASKS.insert(child_pid, runtime_state(exe), 0);
+    } else if in_host
+        && class.class & class::BASE == class::CONTAINER
+        && !drops_findings(class.class)
+    {
+        let _ = TASKS.insert(child_pid, TaskState::new(task::CONTAINER_PROCESS), 0);
+    }
+    if !in_host || drops_findings(class.class) {
         return None;
     }
-    let mut e = EventBuilder::new(kind::ATTACH, class, id, child_pid, child_pid)?;
-    e.add_flags(flags::INTO_CGROUP | flags::RUNTIME_SETUP);
-    if exe.is_none() {
-        e.add_flags(flags::EXE_UNKNOWN);
+    let ring = if setup {
+        stream::OTHER
+    } else {
+        if !within_budget(budget_key(id, &class), id, kind::ATTACH, 0, child_pid, 0) {
+            return None;
+        }
+        stream::FINDINGS
+    };
+    let mut e = EventBuilder::new(ring, kind::ATTACH, class.class, id, child_pid, child_pid)?;
+    e.add_flags(flags::INTO_CGROUP);
+    if setup {
+        e.add_flags(flags::RUNTIME_SETUP);
+        if exe.is_none() {
+            e.add_flags(flags::EXE_UNKNOWN);
+        }
     }
     e.ppid(parent);
     e.arg(clone_flags);
@@ -152,11 +229,33 @@ fn into_cgroup(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
     Some(())
 }
 
-/// A process's end forgets its state (a thread's end does not).
+/// The end of a process (its last thread; a leader thread exiting while
+/// others live on is not) forgets its state. A vfork child that never
+/// exec'd is reported now.
 #[inline(always)]
-pub fn on_exit() {
+pub fn on_exit() -> Option<()> {
     let (tgid, tid) = current_ids();
-    if tgid == tid {
-        let _ = TASKS.remove(tgid);
+    let s = task_state(tgid);
+    if s.state == 0 || !group_dead(current_task()) {
+        return None;
     }
+    let _ = TASKS.remove(tgid);
+    if s.state != task::CONTAINER_PROCESS || s.clone_flags & clone::VFORK == 0 {
+        return None;
+    }
+    let (cg, class) = watched_cgroup()?;
+    if !within_budget(budget_key(cg, &class), cg, kind::FORK, 0, tgid, 0) {
+        return None;
+    }
+    let task = current_task();
+    let parent: Option<u64> = read(task, off!(task_real_parent));
+    let ppid: Option<i32> = parent.and_then(|p| read(p, off!(task_tgid)));
+    let mut e = EventBuilder::new(stream::FINDINGS, kind::FORK, class.class, cg, tgid, tid)?;
+    e.add_flags(flags::EXITED);
+    e.ppid(ppid.unwrap_or(0) as u32);
+    e.arg(s.clone_flags);
+    e.ns_inum(task_pidns_inum(task).unwrap_or(0));
+    e.current_comm();
+    e.submit();
+    Some(())
 }

@@ -8,29 +8,80 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use pidns_ebpf::{
-    CLONE_NEWPID, COMPAT_NR_SETNS, NS_FLAGS, TS_COMPAT, TaskState, class, flags, kind, magic, task,
+    COMPAT_NR_SETNS, NS_FLAGS, NS_PID, NS_TYPES, TS_COMPAT, TaskState, class, flags, kind, magic,
+    stream, task,
 };
 
 use crate::{
     builder::EventBuilder,
     kernel::{
-        current_fd_file, current_ids, current_in_host_pidns, current_task, is_host_pidns, ns_type,
-        pidfd_pid, read, task_cgroup_id, task_pidns_inum,
+        current_cgroup, current_fd_file, current_ids, current_in_host_pidns, current_task,
+        is_host_pidns, ns_type, pidfd_pid, read, task_ns_inum,
     },
-    maps::{TASKS, off, task_state, watched_cgroup},
+    maps::{
+        SETNS_CALLERS, TASKS, budget_key, cgroup_class, drops_setns, host_ns, host_ns_overflowed,
+        off, task_state, within_budget,
+    },
+    process::learn_created_namespaces,
 };
 
+/// What every namespace joined by one setns call shares.
+struct Call {
+    cg: u64,
+    class: pidns_ebpf::CgroupClass,
+    tgid: u32,
+    tid: u32,
+    ret: i64,
+    flags: u32,
+    target_pid: u32,
+    /// The caller's namespaces before the call, by [`NS_TYPES`] index (0
+    /// where unknown): at syscall exit a successful setns has already
+    /// switched them.
+    before: [u32; NS_TYPES.len()],
+}
+
+/// The current task's namespaces of every type, as setns would change them
+/// (for children: PID and time).
+#[inline(always)]
+fn current_namespaces() -> [u32; NS_TYPES.len()] {
+    let task = current_task();
+    let mut ns = [0u32; NS_TYPES.len()];
+    for (index, slot) in ns.iter_mut().enumerate() {
+        *slot = task_ns_inum(task, index, true).unwrap_or(0);
+    }
+    ns
+}
+
+/// `sys_enter_setns`: the caller's namespaces before the call, kept for
+/// its exit (which sees them switched when the call succeeded). A call
+/// seccomp refuses never gets here, and changes nothing.
+pub fn on_setns_enter() -> Option<()> {
+    if drops_setns(cgroup_class(current_cgroup()).class) {
+        return None;
+    }
+    let (_, tid) = current_ids();
+    let _ = SETNS_CALLERS.insert(tid, current_namespaces(), 0);
+    Some(())
+}
+
 /// `setns(fd, nstype)` by a process in a container (or not yet classified)
-/// cgroup that is not a runtime's setup process, whatever the target: user
-/// space tells the host's namespaces from the container's own. The fd is a
-/// namespace file (one event, its type and inode) or a pidfd (one event with
-/// every type asked for, and the target process). Handled at syscall exit,
-/// which knows the result and also fires when seccomp refused the call
-/// before `sys_enter` (Docker's default profile does, without
-/// CAP_SYS_ADMIN); the fd is still open then.
+/// cgroup that is not a runtime's setup process. The fd is a namespace file
+/// (one namespace) or a pidfd (the target's namespace of each type asked
+/// for, read from its `nsproxy` here): each namespace is judged alike.
+/// Dropped here: a namespace the caller is already in (a no-op, whatever it
+/// is), and one that is not in `HOST_NS` (neither the host's own, nor held
+/// or created by a host process): a container flooding setns into its own
+/// namespaces reaches nothing. The rest goes to the findings ring, within
+/// the container's budget. Handled at syscall exit, which knows the result
+/// and also fires when seccomp refused the call before `sys_enter` (Docker's
+/// default profile does, without CAP_SYS_ADMIN); the fd is still open then.
 #[inline(always)]
 fn on_setns(fd: u64, nsflags: u64, ret: i64, extra: u32) -> Option<()> {
-    let (cg, class) = watched_cgroup()?;
+    let cg = current_cgroup();
+    let class = cgroup_class(cg);
+    if drops_setns(class.class) {
+        return None;
+    }
     let (tgid, tid) = current_ids();
     if task_state(tgid).state == task::RUNTIME_SETUP {
         return None;
@@ -39,48 +90,120 @@ fn on_setns(fd: u64, nsflags: u64, ret: i64, extra: u32) -> Option<()> {
     let inode: u64 = read(file, off!(file_f_inode))?;
     let sb: u64 = read(inode, off!(inode_i_sb))?;
     let magic: u64 = read(sb, off!(super_block_s_magic))?;
-    let mut ev_flags = extra;
-    let (nstype, ns_inum, target_pid, target_cgroup, joins_host_pidns);
+    // SAFETY: the value is copied out immediately.
+    let before = match unsafe { SETNS_CALLERS.get(tid) }.copied() {
+        Some(before) => {
+            let _ = SETNS_CALLERS.remove(tid);
+            before
+        }
+        // Refused (by seccomp, before sys_enter): nothing switched.
+        None if ret != 0 => current_namespaces(),
+        // No record of before: no call is taken for a no-op.
+        None => [0; NS_TYPES.len()],
+    };
+    let mut call = Call {
+        cg,
+        class,
+        tgid,
+        tid,
+        ret,
+        flags: extra,
+        target_pid: 0,
+        before,
+    };
+    if current_in_host_pidns() {
+        call.flags |= flags::CALLER_HOST_PIDNS;
+    }
     if magic == magic::NSFS {
         let ns: u64 = read(inode, off!(inode_i_private))?;
         let inum: u32 = read(ns, off!(ns_common_inum))?;
-        nstype = ns_type(ns)?;
-        ns_inum = inum;
-        target_pid = 0;
-        target_cgroup = 0;
-        joins_host_pidns = nstype == CLONE_NEWPID && is_host_pidns(inum);
-    } else {
-        let pid = pidfd_pid(file, inode, magic)?;
-        let nr: i32 = read(pid, off!(pid_numbers) + off!(upid_nr))?;
-        // pid->tasks[PIDTYPE_PID].first is the task's pid_links[PIDTYPE_PID].
-        let first: u64 = read(pid, off!(pid_tasks)).unwrap_or(0);
-        let target = if first == 0 {
-            0
-        } else {
-            first - u64::from(off!(task_pid_links))
-        };
-        nstype = (nsflags as u32) & NS_FLAGS;
-        ns_inum = 0;
-        target_pid = nr as u32;
-        target_cgroup = task_cgroup_id(target).unwrap_or(0);
-        joins_host_pidns =
-            nstype & CLONE_NEWPID != 0 && task_pidns_inum(target).is_some_and(is_host_pidns);
-        ev_flags |= flags::PIDFD;
+        let nstype = ns_type(ns)?;
+        let index = NS_TYPES.iter().position(|(flag, _)| *flag == nstype)?;
+        judge(&call, index, inum);
+        return Some(());
     }
-    if current_in_host_pidns() {
-        ev_flags |= flags::CALLER_HOST_PIDNS;
-    } else if ret == 0 && joins_host_pidns && class == class::CONTAINER {
+    let pid = pidfd_pid(file, inode, magic)?;
+    let nr: i32 = read(pid, off!(pid_numbers) + off!(upid_nr))?;
+    // pid->tasks[PIDTYPE_PID].first is the task's pid_links[PIDTYPE_PID].
+    let first: u64 = read(pid, off!(pid_tasks))?;
+    let target = first.checked_sub(u64::from(off!(task_pid_links)))?;
+    call.flags |= flags::PIDFD;
+    call.target_pid = nr as u32;
+    let asked = (nsflags as u32) & NS_FLAGS;
+    for (index, (flag, _)) in NS_TYPES.iter().enumerate() {
+        if asked & flag != 0
+            && let Some(inum) = task_ns_inum(target, index, false)
+        {
+            judge(&call, index, inum);
+        }
+    }
+    Some(())
+}
+
+/// One namespace a setns call joined (or tried to).
+#[inline(always)]
+fn judge(call: &Call, index: usize, inum: u32) -> Option<()> {
+    let nstype = NS_TYPES[index].0;
+    if call.before[index] == inum {
+        return None; // already there: a no-op
+    }
+    let entry = host_ns(inum);
+    let mut ev_flags = call.flags;
+    if entry.provenance == 0 {
+        if !host_ns_overflowed() {
+            return None; // not the host's
+        }
+        ev_flags |= flags::UNFILTERED;
+    }
+    let ok = u32::from(call.ret == 0);
+    if ok == 1
+        && index == NS_PID
+        && ev_flags & flags::CALLER_HOST_PIDNS == 0
+        && is_host_pidns(inum)
+        && call.class.class == class::CONTAINER
+    {
         // Its children will live in the host PID namespace: report them.
-        let _ = TASKS.insert(tgid, TaskState::new(task::CONTAINER_PROCESS), 0);
+        let _ = TASKS.insert(call.tgid, TaskState::new(task::CONTAINER_PROCESS), 0);
     }
-    let mut e = EventBuilder::new(kind::SETNS, class, cg, tgid, tid)?;
+    let key = budget_key(call.cg, &call.class);
+    if !within_budget(key, call.cg, kind::SETNS, ok, call.tgid, nstype) {
+        return None;
+    }
+    let mut e = EventBuilder::new(
+        stream::FINDINGS,
+        kind::SETNS,
+        call.class.class,
+        call.cg,
+        call.tgid,
+        call.tid,
+    )?;
     e.add_flags(ev_flags);
     e.nstype(nstype);
-    e.ns_inum(ns_inum);
-    e.ret(ret as i32);
-    e.target(target_pid, target_cgroup);
+    e.ns_inum(inum);
+    e.ret(call.ret as i32);
+    e.arg(u64::from(entry.provenance));
+    e.target(call.target_pid, 0);
     e.current_comm();
     e.submit();
+    Some(())
+}
+
+/// `unshare(flags)` at its exit: namespaces a process in a host cgroup made
+/// for itself (a service's private mount namespace) are the host's.
+pub fn on_unshare_exit(ctx: &TracePointContext) -> Option<()> {
+    // SAFETY: reads inside the tracepoint record.
+    let ret: i64 = unsafe { ctx.read_at(off!(syscall_exit_ret) as usize) }.ok()?;
+    if ret != 0 {
+        return None;
+    }
+    // SAFETY: the helper takes the current task; the result is only read
+    // through bpf_probe_read_kernel.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+    let unshared: u64 = read(regs, off!(pt_regs_arg0))?;
+    let unshared = (unshared as u32) & NS_FLAGS;
+    if unshared != 0 {
+        learn_created_namespaces(current_task(), unshared, true);
+    }
     Some(())
 }
 

@@ -1,8 +1,17 @@
 //! `--allow`: containers that legitimately need the host PID namespace
 //! (monitoring agents, pidns itself in a DaemonSet), and the one rule that
-//! scan and watch apply to them: [`AllowList::allowance`].
+//! scan and watch apply to them: [`AllowList::allowance`]. `--allow-setns`
+//! uses the same entries for a container's setns into host namespaces.
+//!
+//! An entry may be qualified by runtime, as pidns names runtimes
+//! (`docker:web`, `podman:web`, `containerd:…`, `cri-o:…`, `lxc:…`,
+//! `systemd-nspawn:…`, `kubernetes:…`), or name a Kubernetes pod as
+//! `k8s:namespace/pod`. An unqualified name matches that name in every
+//! runtime: [`AllowList::ambiguous`] says when it did in two.
 
-use crate::report::{Container, ContainerKey, Identity, Pod};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::report::{Container, ContainerKey, Identity, Pod, Runtime};
 
 /// Short hex ids (`docker ps` prints 12 characters) match as prefixes.
 const MIN_PREFIX: usize = 12;
@@ -15,6 +24,7 @@ pub struct AllowList {
 /// The parts of a container an allow entry can name.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
+    pub runtime: Runtime,
     pub id: &'a str,
     pub name: Option<&'a str>,
     pub pod: Option<&'a Pod>,
@@ -24,6 +34,7 @@ pub struct Subject<'a> {
 impl<'a> From<&'a Container> for Subject<'a> {
     fn from(c: &'a Container) -> Self {
         Subject {
+            runtime: c.runtime,
             id: &c.id,
             name: c.name.as_deref(),
             pod: c.pod.as_ref(),
@@ -35,6 +46,7 @@ impl<'a> From<&'a Container> for Subject<'a> {
 impl<'a> From<&'a Identity> for Subject<'a> {
     fn from(e: &'a Identity) -> Self {
         Subject {
+            runtime: e.runtime,
             id: &e.id,
             name: e.name.as_deref(),
             pod: e.pod.as_ref(),
@@ -101,6 +113,38 @@ impl AllowList {
         }
     }
 
+    /// The unqualified entries that match this container.
+    pub fn unqualified_matching<'s>(
+        &'s self,
+        subject: Subject<'s>,
+    ) -> impl Iterator<Item = &'s str> + 's {
+        self.entries
+            .iter()
+            .map(String::as_str)
+            .filter(move |e| qualifier(e).is_none() && entry_matches(e, &subject))
+    }
+
+    /// Unqualified entries that match containers of more than one runtime
+    /// among `subjects` by name (`--allow web` with a Docker and a Podman
+    /// container called `web`): each with the runtimes, for a warning that
+    /// recommends the qualified form.
+    pub fn ambiguous<'c>(
+        &self,
+        subjects: impl IntoIterator<Item = Subject<'c>>,
+    ) -> Vec<(String, Vec<Runtime>)> {
+        let mut seen: BTreeMap<&str, BTreeSet<Runtime>> = BTreeMap::new();
+        let subjects: Vec<Subject<'c>> = subjects.into_iter().collect();
+        for e in self.entries.iter().filter(|e| qualifier(e).is_none()) {
+            for s in subjects.iter().filter(|s| entry_matches(e, s)) {
+                seen.entry(e.as_str()).or_default().insert(s.runtime);
+            }
+        }
+        seen.into_iter()
+            .filter(|(_, rts)| rts.len() > 1)
+            .map(|(e, rts)| (e.to_owned(), rts.into_iter().collect()))
+            .collect()
+    }
+
     /// Entries that matched none of the containers that share the host PID
     /// namespace in this scan, nor any container enclosing one.
     pub fn unused<'c>(&'c self, containers: &'c [Container]) -> impl Iterator<Item = &'c str> + 'c {
@@ -116,6 +160,18 @@ impl AllowList {
                 })
         })
     }
+}
+
+/// What scan (in `warnings`) and watch (on stderr, once) say of an
+/// unqualified entry that matches containers of several runtimes.
+pub fn ambiguity_warning(entry: &str, runtimes: &[Runtime]) -> String {
+    let names: Vec<&str> = runtimes.iter().map(|r| r.as_str()).collect();
+    format!(
+        "--allow {entry} matches containers of {} runtimes ({}): qualify it, e.g. --allow {}:{entry}",
+        names.len(),
+        names.join(", "),
+        names.first().copied().unwrap_or("docker")
+    )
 }
 
 /// Whether, and why, a container may share the host PID namespace.
@@ -153,7 +209,49 @@ fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// What an entry is qualified by: a runtime (`docker:`) or `k8s:` (a pod).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Qualifier {
+    Runtime(Runtime),
+    Pod,
+}
+
+/// The runtimes an entry may be qualified by, as pidns names them.
+const RUNTIMES: [Runtime; 7] = [
+    Runtime::Docker,
+    Runtime::Containerd,
+    Runtime::CriO,
+    Runtime::Podman,
+    Runtime::Kubernetes,
+    Runtime::Lxc,
+    Runtime::SystemdNspawn,
+];
+
+/// The entry's qualifier and the rest, if it has one. `default/web` (a
+/// containerd namespace) has none: qualifiers end in `:`.
+fn qualifier(e: &str) -> Option<(Qualifier, &str)> {
+    let (q, rest) = e.split_once(':')?;
+    if q == "k8s" {
+        return Some((Qualifier::Pod, rest));
+    }
+    RUNTIMES
+        .into_iter()
+        .find(|r| r.as_str() == q)
+        .map(|r| (Qualifier::Runtime(r), rest))
+}
+
 fn entry_matches(e: &str, s: &Subject<'_>) -> bool {
+    match qualifier(e) {
+        Some((Qualifier::Runtime(rt), rest)) => rt == s.runtime && unqualified_matches(rest, s),
+        Some((Qualifier::Pod, rest)) => s.pod.is_some_and(|pod| {
+            matches!((pod.namespace.as_deref(), pod.name.as_deref(), rest.split_once('/')),
+                (Some(ns), Some(name), Some((ens, ename))) if ns == ens && name == ename)
+        }),
+        None => unqualified_matches(e, s),
+    }
+}
+
+fn unqualified_matches(e: &str, s: &Subject<'_>) -> bool {
     let hex_prefix = e.len() >= MIN_PREFIX && is_hex(e) && is_hex(s.id) && s.id.starts_with(e);
     if e == s.id || hex_prefix || Some(e) == s.name {
         return true;
@@ -179,6 +277,7 @@ mod tests {
 
     fn subject<'a>(pod: Option<&'a Pod>) -> Subject<'a> {
         Subject {
+            runtime: Runtime::Containerd,
             id: ID,
             name: Some("node-exporter"),
             pod,
@@ -230,7 +329,7 @@ mod tests {
     fn identity(id: &str, cgroup: &str) -> Identity {
         Identity {
             id: id.into(),
-            runtime: crate::report::Runtime::Docker,
+            runtime: Runtime::Docker,
             name: None,
             pod: None,
             cgroup: cgroup.into(),
@@ -282,6 +381,7 @@ mod tests {
         // LXC, nspawn and ctr ids are names; a name never matches as a prefix.
         for id in ["monitoring-agent-evil", "monitoring-agent-1234567890"] {
             let s = Subject {
+                runtime: Runtime::Lxc,
                 id,
                 name: Some(id),
                 pod: None,
@@ -308,11 +408,66 @@ mod tests {
         }
         // a 12-character hex prefix of a name that happens to be hex-like is refused too
         let s = Subject {
+            runtime: Runtime::Lxc,
             id: "deadbeefcafe-web",
             name: None,
             pod: None,
             containerd_namespace: None,
         };
         assert!(!AllowList::new(["deadbeefcafe".to_string()]).matches(s));
+    }
+
+    #[test]
+    fn entries_qualified_by_runtime_or_pod() {
+        let web = |runtime| Subject {
+            runtime,
+            id: "1111111111111111",
+            name: Some("web"),
+            pod: None,
+            containerd_namespace: None,
+        };
+        let docker = AllowList::new(["docker:web".to_string()]);
+        assert!(docker.matches(web(Runtime::Docker)));
+        assert!(
+            !docker.matches(web(Runtime::Podman)),
+            "another runtime's web"
+        );
+        assert!(AllowList::new(["podman:web".to_string()]).matches(web(Runtime::Podman)));
+        assert!(
+            AllowList::new(["docker:1111111111111111".to_string()]).matches(web(Runtime::Docker))
+        );
+        // not a runtime: the whole entry, as before (here: matches nothing)
+        assert!(!AllowList::new(["rkt:web".to_string()]).matches(web(Runtime::Docker)));
+        let pod = Pod {
+            uid: Some("u-1".into()),
+            name: Some("agent-x7".into()),
+            namespace: Some("kube-system".into()),
+        };
+        let s = subject(Some(&pod));
+        assert!(AllowList::new(["k8s:kube-system/agent-x7".to_string()]).matches(s));
+        assert!(!AllowList::new(["k8s:default/agent-x7".to_string()]).matches(s));
+        assert!(
+            !AllowList::new(["k8s:agent-x7".to_string()]).matches(s),
+            "namespace/pod only"
+        );
+        assert!(!AllowList::new(["k8s:kube-system/agent-x7".to_string()]).matches(subject(None)));
+    }
+
+    #[test]
+    fn an_unqualified_name_in_two_runtimes_is_ambiguous() {
+        let mk = |runtime, id| Subject {
+            runtime,
+            id,
+            name: Some("web"),
+            pod: None,
+            containerd_namespace: None,
+        };
+        let list = AllowList::new(["web".to_string(), "docker:web".to_string()]);
+        let subjects = [mk(Runtime::Docker, "a1"), mk(Runtime::Podman, "b2")];
+        assert_eq!(
+            list.ambiguous(subjects),
+            [("web".to_owned(), vec![Runtime::Docker, Runtime::Podman])]
+        );
+        assert!(list.ambiguous([mk(Runtime::Docker, "a1")]).is_empty());
     }
 }

@@ -51,8 +51,11 @@ pub struct Target {
     pub host_pid: Option<u32>,
     /// A container that may share the host PID namespace: id, hex id prefix
     /// (12+ characters), name, pod name, namespace/pod or pod UID, matched
-    /// exactly otherwise. A nested container is allowed only if the containers
-    /// enclosing it are allowed too. Repeatable.
+    /// exactly otherwise; qualify it by runtime (`docker:web`, `podman:web`)
+    /// or name a pod (`k8s:namespace/pod`): a bare name matches that name in
+    /// every runtime. A nested container is allowed only if the containers
+    /// enclosing it are allowed too. Allowed to share is not allowed to join
+    /// host namespaces (see `watch --allow-setns`). Repeatable.
     #[arg(long = "allow", value_name = "ID_OR_NAME")]
     pub allow: Vec<String>,
     /// Host filesystem root, where runtimes keep the state pidns reads names
@@ -112,6 +115,16 @@ pub struct WatchArgs {
     /// Size of the kernel-to-user ring buffer in KiB (a power of two).
     #[arg(long, value_name = "KIB", default_value = "4096", value_parser = parse_ring_kib)]
     pub ring_buffer_kib: u32,
+    /// A container whose setns into host namespaces is not reported (an
+    /// agent that must `nsenter` the host, such as kured), named as with
+    /// --allow. Repeatable.
+    #[arg(long = "allow-setns", value_name = "ID_OR_NAME")]
+    pub allow_setns: Vec<String>,
+    /// How many cgroups the kernel's map holds. Beyond it, cgroups stay
+    /// unclassified in the kernel: their events come to user space, which
+    /// judges them (said once on stderr).
+    #[arg(long, value_name = "N", default_value = "262144", value_parser = clap::value_parser!(u32).range(64..))]
+    pub max_cgroups: u32,
     /// Also watch setns made through the 32-bit compat entry (`int 0x80`,
     /// x86_64 with IA32 emulation), which the setns tracepoint does not see.
     /// Costs every syscall on the host a few tens of nanoseconds.

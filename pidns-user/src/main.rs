@@ -126,6 +126,8 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         metrics_addr: args.metrics_addr,
         rescan: args.rescan,
         compat_setns: args.compat_setns,
+        allow_setns: AllowList::new(args.allow_setns.iter().cloned()),
+        max_cgroups: args.max_cgroups,
     };
     watch::run(opts)?;
     Ok(ExitCode::SUCCESS)

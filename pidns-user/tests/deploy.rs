@@ -146,8 +146,8 @@ fn systemd_unit() {
     for (key, expected) in [
         ("NoNewPrivileges", "yes"),
         ("ProtectSystem", "strict"),
-        // Rootless Podman's state (names) is under /home: readable, not writable.
-        ("ProtectHome", "read-only"),
+        // pidns reads no home directory (names come from system-wide state).
+        ("ProtectHome", "yes"),
         ("PrivateDevices", "yes"),
         ("PrivateMounts", "yes"),
         ("ProtectKernelModules", "yes"),

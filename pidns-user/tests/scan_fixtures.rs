@@ -442,6 +442,47 @@ fn allow_by_id_prefix_and_name() {
     assert!(json["warnings"].to_string().contains("someone-else"));
 }
 
+/// `docker:NAME` allows Docker's container of that name, not Podman's; a
+/// bare name that matches both is a warning.
+#[test]
+fn allow_entries_qualified_by_runtime() {
+    let t = Tree::new();
+    t.add(600, P::host("agent", 600).v2(&format!("/docker/{ID_B}")));
+    t.add(
+        601,
+        P::host("agent", 601).v2(&format!("/machine.slice/libpod-{ID_C}.scope")),
+    );
+    t.write(
+        &format!("root/var/lib/docker/containers/{ID_B}/config.v2.json"),
+        r#"{"Name":"/node-agent"}"#,
+    );
+    t.write(
+        "root/var/lib/containers/storage/overlay-containers/containers.json",
+        format!(r#"[{{"id":"{ID_C}","names":["node-agent"]}}]"#),
+    );
+    // Podman's record of the container, as it keeps one next to the list
+    t.write(
+        &format!("root/var/lib/containers/storage/overlay-containers/{ID_C}/userdata/config.json"),
+        "{}",
+    );
+    let root = format!("{}/root", t.proc_root());
+    let (code, json) = scan_json(&t, &["--host-root", &root, "--allow", "docker:node-agent"]);
+    assert_eq!(code, 1, "Podman's node-agent is not allowed: {json:#}");
+    assert_eq!(container(&json, ID_B)["verdict"], "allowed");
+    assert_eq!(container(&json, ID_C)["verdict"], "shares");
+    assert_eq!(
+        container(&json, ID_B)["allowed_by"],
+        "--allow docker:node-agent"
+    );
+    let (code, json) = scan_json(&t, &["--host-root", &root, "--allow", "node-agent"]);
+    assert_eq!(code, 0, "{json:#}");
+    let warnings = json["warnings"].to_string();
+    assert!(
+        warnings.contains("node-agent matches containers of 2 runtimes (docker, podman)"),
+        "{warnings}"
+    );
+}
+
 #[test]
 fn names_are_off_for_foreign_proc_roots_unless_asked() {
     let t = Tree::new();

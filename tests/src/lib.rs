@@ -11,7 +11,8 @@
 //!   API to create containers in every PID mode with RAII cleanup.
 //! - [`homemade`]: what no runtime makes on cue: home-made containers,
 //!   cgroups of any name or too long to print, plain host processes.
-//! - [`pidns`]: running the pidns binary under test.
+//! - [`pidns`]: running the pidns binary under test; [`inside`]: one of the
+//!   host's programs (`pidns-synth`) run inside a busybox container.
 //! - [`state`], [`cgroups`], [`mounts`]: where the harness keeps its files,
 //!   what a run records so that a killed run can be cleaned up, and removing
 //!   it without reaching into anything else.
@@ -19,6 +20,7 @@
 pub mod cgroups;
 pub mod env;
 pub mod homemade;
+pub mod inside;
 pub mod mounts;
 pub mod pidns;
 pub mod runtimes;

@@ -556,15 +556,20 @@ fn synthetic_attach_exec_fork_clone_and_setns() {
     let parent = child.id();
     assert!(child.wait_with_output().expect("wait").status.success());
 
-    // setns into a host namespace from inside the container's cgroup.
+    // setns into a host namespace from inside the container's cgroup, by a
+    // process in a UTS namespace of its own (setns into the one it is in
+    // is a no-op, dropped in the kernel).
+    let host_uts = format!("/proc/{}/ns/uts", std::process::id());
     run_synth(&[
         "join-cgroup",
         &dir,
         "--",
+        "unshare",
+        "-u",
         &synth,
         "setns",
         "uts",
-        "/proc/self/ns/uts",
+        &host_uts,
     ]);
     let e = expect(&w, "setns uts", |e| {
         e["event"] == "setns" && e["container_id"] == fake.id.as_str()
@@ -842,8 +847,20 @@ fn synthetic_setns_through_a_pidfd_and_into_other_host_namespaces() {
             .unwrap_or_else(|| panic!("{text}"))
     };
 
-    // util-linux 2.39+ nsenter: setns(pidfd, CLONE_NEWNS|CLONE_NEWUTS): one event per type
-    let out = s.inside(&["pidfd-setns", &me.to_string(), "mnt,uts"]);
+    // util-linux 2.39+ nsenter: setns(pidfd, CLONE_NEWNS|CLONE_NEWUTS): one
+    // event per type, from a process with namespaces of its own
+    let out = run_synth(&[
+        "join-cgroup",
+        &s.dir,
+        "--",
+        "unshare",
+        "-m",
+        "-u",
+        &s.synth,
+        "pidfd-setns",
+        &me.to_string(),
+        "mnt,uts",
+    ]);
     assert!(out.status.success());
     for ty in ["mnt", "uts"] {
         let e = expect(&w, &format!("pidfd setns {ty}"), |e| {
@@ -951,7 +968,21 @@ fn synthetic_compat_setns_is_seen_with_compat_setns() {
     );
     let uts = format!("/proc/{}/ns/uts", std::process::id());
     // int 0x80: the syscalls:sys_exit_setns tracepoint never sees it
-    assert!(s.inside(&["setns32", "uts", &uts]).status.success());
+    assert!(
+        run_synth(&[
+            "join-cgroup",
+            &s.dir,
+            "--",
+            "unshare",
+            "-u",
+            &s.synth,
+            "setns32",
+            "uts",
+            &uts
+        ])
+        .status
+        .success()
+    );
     let e = expect(&w, "the compat setns", |e| {
         e["event"] == "setns" && e["container_id"] == s.fake.id.as_str()
     });
@@ -1170,7 +1201,10 @@ fn agent_sheds_capabilities_serves_metrics_and_rescans() {
         text.contains("pidns_findings_total{event=\"host_pidns\",trigger=\"exec\"}"),
         "{text}"
     );
-    assert!(text.contains("pidns_lost_events_total 0"), "{text}");
+    assert!(
+        text.contains("pidns_lost_events_total{stream=\"findings\"} 0"),
+        "{text}"
+    );
     assert!(!text.contains("pidns_probes_attached 0"), "{text}");
     // The container stops: the next rescan drops it from the gauge.
     c.remove().expect("remove");
@@ -1182,4 +1216,242 @@ fn agent_sheds_capabilities_serves_metrics_and_rescans() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// What marks a runtime's setup process (its parent's executable, a private
+/// overlayfs copy of it, a child created straight into a cgroup) counts only
+/// when a host process does the moving or creating: a container process
+/// doing the same to its own child gets no exemption, and the child's setns
+/// into a host namespace is reported. The child lives in a PID namespace of
+/// its own, as in an isolated container, and re-executes the same file
+/// before it calls setns, as the runtime's own re-exec would.
+#[test]
+fn synthetic_a_container_cannot_forge_runtime_setup() {
+    let Some((w, s)) = synthetic(test_name!(), &[]) else {
+        return;
+    };
+    let scratch = Scratch::new("pidnst-forge");
+    let synth_dir = std::path::Path::new(&s.synth)
+        .parent()
+        .expect("synth dir")
+        .to_path_buf();
+    let (empty, mnt) = (scratch.0.join("empty"), scratch.0.join("overlay"));
+    std::fs::create_dir_all(&empty).expect("dir");
+    std::fs::create_dir_all(&mnt).expect("dir");
+    nix::mount::mount(
+        Some("overlay"),
+        &mnt,
+        Some("overlay"),
+        nix::mount::MsFlags::MS_RDONLY,
+        Some(format!("lowerdir={}:{}", synth_dir.display(), empty.display()).as_str()),
+    )
+    .expect("overlayfs");
+    let _overlay = Overlay(mnt.clone());
+    let overlay_exe = mnt.join("pidns-synth").display().to_string();
+    let host_uts = format!("/proc/{}/ns/uts", std::process::id());
+    let synth = s.synth.clone();
+    // (what, the cgroup it moves its child into, the command up to the
+    // re-exec'd file, which then runs `setns uts <host's>`)
+    let cases = [
+        (
+            "parent's executable",
+            "self",
+            vec![
+                synth.clone(),
+                "runtime".into(),
+                "{sub}".into(),
+                "self".into(),
+                "--".into(),
+                synth.clone(),
+            ],
+        ),
+        (
+            "overlayfs copy",
+            "overlay",
+            vec![
+                synth.clone(),
+                "runtime".into(),
+                "{sub}".into(),
+                format!("copy:{overlay_exe}"),
+                "--".into(),
+                overlay_exe.clone(),
+            ],
+        ),
+        (
+            "CLONE_INTO_CGROUP",
+            "clone3",
+            vec![
+                synth.clone(),
+                "clone3-into".into(),
+                "{sub}".into(),
+                "--".into(),
+                synth.clone(),
+            ],
+        ),
+    ];
+    for (what, name, cmd) in cases {
+        let sub = format!("{}/{name}", s.dir);
+        std::fs::create_dir_all(&sub).expect("sub-cgroup");
+        let _sub = SubCgroup(sub.clone());
+        let mut args: Vec<String> = ["join-cgroup", &s.dir, "--", "unshare", "-p", "-f", "-u"]
+            .map(String::from)
+            .to_vec();
+        args.extend(cmd.into_iter().map(|a| a.replace("{sub}", &sub)));
+        args.extend(["setns".to_owned(), "uts".into(), host_uts.clone()]);
+        let before = setns_of(&w, &s.fake.id);
+        run_synth(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let deadline = std::time::Instant::now() + WAIT;
+        while setns_of(&w, &s.fake.id) == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: the forged setup process's setns went unreported; stderr: {}",
+                w.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let e = all_for(&w, |e| {
+            e["event"] == "setns" && e["container_id"] == s.fake.id.as_str()
+        })
+        .pop()
+        .expect("setns event");
+        assert_eq!(
+            (e["nstype"].as_str(), e["ok"].as_bool()),
+            (Some("uts"), Some(true)),
+            "{what}: {e}"
+        );
+    }
+}
+
+/// How many setns events name this container.
+fn setns_of(w: &Watch, id: &str) -> usize {
+    all_for(w, |e| e["event"] == "setns" && e["container_id"] == id).len()
+}
+
+/// A sub-cgroup of a fake container, removed (once its processes are gone)
+/// before the container's own.
+struct SubCgroup(String);
+
+impl Drop for SubCgroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() || !std::path::Path::new(&self.0).exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A process whose main thread exits lives on in its other threads, and is
+/// still a container process: their forks are reported.
+#[test]
+fn synthetic_a_process_whose_leader_exited_is_still_tracked() {
+    let Some((w, s)) = synthetic(test_name!(), &[]) else {
+        return;
+    };
+    let child = s.inside_child(&["leader-exit", "--", "/bin/true"]);
+    let f = expect(&w, "the fork after the leader's exit", |e| {
+        finding(e, &s.fake.id) && e["pid"] == child && e["trigger"] == "fork"
+    });
+    assert!(f["ppid"].as_u64().is_some(), "{f}");
+}
+
+/// A vfork child that exits without exec'ing is reported, at its exit.
+#[test]
+fn synthetic_a_vfork_child_that_never_execs_is_reported() {
+    let Some((w, s)) = synthetic(test_name!(), &[]) else {
+        return;
+    };
+    let child = s.inside_child(&["vfork-exit"]);
+    let f = expect(&w, "the vfork child", |e| {
+        finding(e, &s.fake.id) && e["pid"] == child
+    });
+    assert_eq!(f["trigger"], "fork", "{f}");
+    assert!(flags_of(&f) & 0x4000 != 0, "CLONE_VFORK in {f}");
+}
+
+/// A container removing a sub-cgroup named after itself (its own id, as a
+/// nested container's would be) stays in the sharing gauge: the gauge
+/// follows the container's own cgroup.
+#[test]
+fn synthetic_a_sub_cgroup_named_after_the_container_keeps_it_in_the_gauge() {
+    let Some((w, s)) = synthetic(test_name!(), &["--metrics-addr", "0"]) else {
+        return;
+    };
+    let addr = expect(&w, "ready", |e| e["event"] == "ready")["metrics_addr"]
+        .as_str()
+        .expect("metrics_addr")
+        .to_owned();
+    let scrape = || -> String {
+        ureq::get(&format!("http://{addr}/metrics"))
+            .call()
+            .expect("scrape")
+            .into_body()
+            .read_to_string()
+            .expect("body")
+    };
+    let sleeper = KillOnDrop(
+        Command::new(&s.synth)
+            .args(["join-cgroup", &s.dir, "--", "/bin/sleep", "60"])
+            .spawn()
+            .expect("spawn"),
+    );
+    let pid = sleeper.0.id();
+    expect(&w, "the container's process", |e| {
+        finding(e, &s.fake.id) && e["pid"] == pid
+    });
+    let label = format!("container_id=\"{}\"", s.fake.id);
+    assert!(scrape().contains(&label), "not in the gauge");
+    let nested = s.fake.path().join("docker").join(&s.fake.id);
+    std::fs::create_dir_all(&nested).expect("nested cgroup");
+    std::fs::remove_dir(&nested).expect("rmdir nested");
+    std::fs::remove_dir(s.fake.path().join("docker")).expect("rmdir docker");
+    // The sentinel runs in another container: one in this one would put it
+    // back in the gauge.
+    let other = Synthetic::new();
+    sentinel(&w, Sentinel::Fake(&other));
+    assert!(
+        scrape().contains(&label),
+        "removing a sub-cgroup took the container off the gauge"
+    );
+    drop(sleeper);
+}
+
+/// A kernel cgroup map too small for the host's cgroups is said on stderr,
+/// never silently, and fails open: a cgroup it could not hold reaches user
+/// space, which still reports a host-PID process in a container there.
+#[test]
+fn synthetic_a_full_cgroup_map_is_said_and_fails_open() {
+    let Some((w, s)) = synthetic(test_name!(), &["--max-cgroups", "64"]) else {
+        return;
+    };
+    expect(&w, "ready", |e| e["event"] == "ready");
+    let subs: Vec<SubCgroup> = (0..70)
+        .map(|i| {
+            let dir = format!("{}/s{i}", s.dir);
+            std::fs::create_dir_all(&dir).expect("sub-cgroup");
+            SubCgroup(dir)
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !w.stderr().contains("cgroup map is full") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a full map went unsaid: {}",
+            w.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The last sub-cgroup did not fit: a process there is still reported.
+    let last = &subs[subs.len() - 1].0;
+    let child = Command::new(&s.synth)
+        .args(["join-cgroup", last, "--", "/bin/true"])
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    assert!(child.wait_with_output().expect("wait").status.success());
+    expect(&w, "the process in a cgroup the map could not hold", |e| {
+        finding(e, &s.fake.id) && e["pid"] == pid && e["trigger"] == "exec"
+    });
+    drop(subs);
 }

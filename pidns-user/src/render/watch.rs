@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use super::{BOLD, CYAN, DIM, RED, YELLOW, escape, short_id};
-use crate::report::{Finding, Identity, NewPidnsEvent, NewPidnsVia, SetnsEvent, WatchEvent};
+use crate::report::{
+    AggregateEvent, Finding, Identity, NewPidnsEvent, NewPidnsVia, SetnsEvent, WatchEvent,
+};
 
 fn who(c: &Identity) -> String {
     let mut s = format!("{} {}", c.runtime, escape(short_id(&c.id)));
@@ -59,9 +61,20 @@ pub fn human(e: &WatchEvent) -> String {
                 "{ts} {DIM}stats{DIM:#}: {events} kernel events, {unattributed} unattributed (process gone, cgroup unknown), {lost} lost"
             )
         }
-        WatchEvent::Lost { count, total, ts } => {
+        WatchEvent::Aggregate(a) => aggregate(a),
+        WatchEvent::Lost {
+            stream,
+            count,
+            total,
+            ts,
+        } => {
+            let what = if *stream == "findings" {
+                "findings may be missing"
+            } else {
+                "no finding among them"
+            };
             format!(
-                "{ts} {CYAN}LOST{CYAN:#}       {count} events dropped by the kernel ({total} in all); findings may be missing"
+                "{ts} {CYAN}LOST{CYAN:#}       {count} {stream} events dropped by the kernel ({total} in all); {what}"
             )
         }
     }
@@ -87,6 +100,23 @@ fn finding(f: &Finding) -> String {
     line
 }
 
+fn aggregate(a: &AggregateEvent) -> String {
+    let what = match (a.trigger, a.ok) {
+        (Some(t), _) => format!("{} {}", a.of, t.as_str()),
+        (None, Some(true)) => format!("{} ({})", a.of, a.nstypes.join(",")),
+        (None, Some(false)) => format!("refused {} ({})", a.of, a.nstypes.join(",")),
+        (None, None) => a.of.to_owned(),
+    };
+    let style = if a.of == "new_pidns" { CYAN } else { RED };
+    format!(
+        "{} {style}AGGREGATE{style:#}  {} {} more {what} events, counted in the kernel  last pid {}",
+        a.at.ts,
+        who(&a.at.container),
+        a.count,
+        a.at.pid
+    )
+}
+
 fn setns(s: &SetnsEvent) -> String {
     let (style, what) = if s.ok {
         (RED, "joined")
@@ -104,8 +134,13 @@ fn setns(s: &SetnsEvent) -> String {
         (None, true) => " (32-bit syscall)".to_owned(),
         (None, false) => String::new(),
     };
+    let allowed = if s.allowed_container {
+        " (allowed to share the host PID namespace, not to join this)"
+    } else {
+        ""
+    };
     format!(
-        "{} {style}SETNS{style:#}      {} {what} the host's {} namespace{how}{err}  pid {} {}",
+        "{} {style}SETNS{style:#}      {}{allowed} {what} the host's {} namespace{how}{err}  pid {} {}",
         s.at.ts,
         who(&s.at.container),
         s.nstype,
@@ -219,6 +254,7 @@ mod golden {
                 ppid: Some(41),
                 filename: Some("/bin/sleep".into()),
                 clone_flags: Some(CloneFlags::new(0x4100)),
+                exited: false,
                 latency_us: Some(17),
             }),
             WatchEvent::HostPidns(Finding {
@@ -236,6 +272,7 @@ mod golden {
                 ppid: None,
                 filename: None,
                 clone_flags: None,
+                exited: false,
                 latency_us: None,
             }),
             WatchEvent::Setns(SetnsEvent {
@@ -245,6 +282,7 @@ mod golden {
                 via: SetnsVia::Pidfd,
                 target_pid: Some(1),
                 compat: true,
+                allowed_container: false,
                 error: Some("EPERM".into()),
                 at: Envelope {
                     pid: 44,
@@ -262,6 +300,7 @@ mod golden {
                 via: SetnsVia::NsFile,
                 target_pid: None,
                 compat: false,
+                allowed_container: true,
                 error: None,
                 at: Envelope {
                     pid: 45,
@@ -285,7 +324,22 @@ mod golden {
                 pidns_inode: 4026532999,
                 latency_us: Some(9),
             }),
+            WatchEvent::Aggregate(AggregateEvent {
+                of: "setns",
+                trigger: None,
+                ok: Some(false),
+                nstypes: vec!["net"],
+                count: 1_234_567,
+                at: Envelope {
+                    pid: 48,
+                    comm: String::new(),
+                    container: container(),
+                    ts: "T5b".into(),
+                },
+                allowed_container: true,
+            }),
             WatchEvent::Lost {
+                stream: "findings",
                 count: 3,
                 total: 10,
                 ts: "T6".into(),

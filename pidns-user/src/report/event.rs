@@ -108,8 +108,17 @@ pub enum WatchEvent {
     /// A container process in the host PID namespace created a child in
     /// another PID namespace: informational, not a finding.
     NewPidns(NewPidnsEvent),
-    /// Events the kernel could not hand over (ring buffer full).
-    Lost { count: u64, total: u64, ts: String },
+    /// What a container did beyond its budget in the kernel, counted there
+    /// rather than sent one event per syscall.
+    Aggregate(AggregateEvent),
+    /// Events the kernel could not hand over (a ring buffer full): `stream`
+    /// says which, `findings` (findings may be missing) or `other`.
+    Lost {
+        stream: &'static str,
+        count: u64,
+        total: u64,
+        ts: String,
+    },
     /// Printed once when watch stops (eBPF mode): what it handled.
     Stats {
         /// Kernel events decoded.
@@ -175,6 +184,10 @@ pub struct Finding {
     /// (`clone_flags` in hex, `clone_flag_names`).
     #[serde(flatten)]
     pub clone_flags: Option<CloneFlags>,
+    /// fork: a vfork child reported at its exit, which it reached without
+    /// exec'ing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exited: bool,
     /// Microseconds from the kernel event to its line (eBPF mode), stamped
     /// as the line is written: see [`WatchEvent::stamp_latency`].
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,6 +216,10 @@ pub struct SetnsEvent {
     /// Made through the 32-bit compat entry (`int 0x80`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub compat: bool,
+    /// The container is allowed to share the host PID namespace (`--allow`),
+    /// which does not allow it to join host namespaces (`--allow-setns`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allowed_container: bool,
     /// The error when the kernel refused, e.g. `EPERM`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -215,6 +232,30 @@ pub struct SetnsEvent {
     /// as the line is written: see [`WatchEvent::stamp_latency`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
+}
+
+/// A count of one container's events of one kind that the kernel held back
+/// beyond its budget (see `pidns_ebpf::budget`), since the last such line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AggregateEvent {
+    /// What the events were: `host_pidns`, `setns` or `new_pidns`.
+    pub of: &'static str,
+    /// host_pidns: how the processes were caught (`exec`, `fork`, `cgroup_attach`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// setns: whether the kernel let these calls through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ok: Option<bool>,
+    /// setns: the namespace types they targeted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nstypes: Vec<&'static str>,
+    /// Events counted, not sent, since the last line for this container and kind.
+    pub count: u64,
+    /// The last of them: its process (`pid`; `comm` is empty) and when (`ts`).
+    #[serde(flatten)]
+    pub at: Envelope,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allowed_container: bool,
 }
 
 /// An optional probe `ready` reports as not attached.
@@ -234,6 +275,12 @@ impl MissingProbe {
             unseen: match probe {
                 programs::SYS_EXIT_SETNS => "setns into host namespaces (escapes)",
                 programs::SYS_EXIT_COMPAT_SETNS => "32-bit (compat) setns",
+                programs::SYS_ENTER_SETNS => {
+                    "nothing: without it, a successful setns into the namespace the caller was already in (a no-op) may be reported"
+                }
+                programs::SYS_EXIT_UNSHARE => {
+                    "setns into namespaces host processes create with unshare after start-up (until a rescan finds their holders)"
+                }
                 _ => "events of this probe",
             },
         }
@@ -271,7 +318,10 @@ impl WatchEvent {
             WatchEvent::HostPidns(Finding { latency_us, .. })
             | WatchEvent::Setns(SetnsEvent { latency_us, .. })
             | WatchEvent::NewPidns(NewPidnsEvent { latency_us, .. }) => *latency_us = Some(us),
-            WatchEvent::Ready { .. } | WatchEvent::Lost { .. } | WatchEvent::Stats { .. } => {}
+            WatchEvent::Ready { .. }
+            | WatchEvent::Aggregate(_)
+            | WatchEvent::Lost { .. }
+            | WatchEvent::Stats { .. } => {}
         }
     }
 }
@@ -285,6 +335,7 @@ impl Finding {
             ppid: None,
             filename: None,
             clone_flags: None,
+            exited: false,
             latency_us: None,
         }
     }

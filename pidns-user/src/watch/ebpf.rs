@@ -4,11 +4,15 @@ use std::path::Path;
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
-use pidns_ebpf::{Config, TaskState, maps, programs, task};
+use pidns_ebpf::{
+    AggKey, AggValue, CgroupClass, Config, HostNs, TaskState, host_ns, maps, programs, stream, task,
+};
 use tokio::io::unix::AsyncFd;
+
+use super::attribute::Suppressed;
 
 /// The probes, built and embedded by build.rs.
 static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pidns-probes"));
@@ -23,9 +27,25 @@ const TRACEPOINTS: [(&str, &str, bool); 6] = [
     (programs::CGROUP_MKDIR, "cgroup_mkdir", true),
     (programs::CGROUP_RMDIR, "cgroup_rmdir", true),
 ];
-/// (program, `syscalls` tracepoint, required): setns (the escape), at exit.
-const SYSCALL_TRACEPOINTS: [(&str, &str, bool); 1] =
-    [(programs::SYS_EXIT_SETNS, "sys_exit_setns", false)];
+/// (program, `syscalls` tracepoint, required): setns (the escape) at
+/// entry (the caller's namespaces before) and exit, and unshare
+/// (namespaces host processes create) at exit.
+const SYSCALL_TRACEPOINTS: [(&str, &str, bool); 3] = [
+    (programs::SYS_ENTER_SETNS, "sys_enter_setns", false),
+    (programs::SYS_EXIT_SETNS, "sys_exit_setns", false),
+    (programs::SYS_EXIT_UNSHARE, "sys_exit_unshare", false),
+];
+
+/// Sizes of what user space sizes before loading.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// The findings ring, in bytes (a power of two multiple of the page size).
+    pub findings_ring: u32,
+    /// The other ring, in bytes.
+    pub other_ring: u32,
+    /// The `CGROUPS` map's entries.
+    pub cgroups: u32,
+}
 /// setns through the 32-bit compat entry: hooks every syscall's exit, so
 /// only attached on request (see [`Probes::load`]).
 pub const COMPAT_SETNS: (&str, &str) = (programs::SYS_EXIT_COMPAT_SETNS, "sys_exit");
@@ -34,10 +54,19 @@ pub struct Probes {
     // Dropping `Ebpf` detaches every program; keep it last to drop.
     pub attached: Vec<String>,
     pub skipped: Vec<(String, String)>,
-    pub ring: AsyncFd<RingBuf<MapData>>,
-    cgroups: BpfHashMap<MapData, u64, u32>,
+    /// Findings, and what may be one.
+    pub findings: AsyncFd<RingBuf<MapData>>,
+    /// Everything else.
+    pub other: AsyncFd<RingBuf<MapData>>,
+    cgroups: BpfHashMap<MapData, u64, CgroupClass>,
     tasks: BpfHashMap<MapData, u32, TaskState>,
+    host_ns: BpfHashMap<MapData, u32, HostNs>,
+    filter_state: Array<MapData, u64>,
+    agg: PerCpuHashMap<MapData, AggKey, AggValue>,
+    suppressed: PerCpuArray<MapData, u64>,
     lost: PerCpuArray<MapData, u64>,
+    /// `CGROUPS` inserts refused (the map full), in all.
+    pub cgroups_refused: u64,
     _ebpf: Ebpf,
 }
 
@@ -45,17 +74,16 @@ impl Probes {
     /// Loads and attaches the probes; `compat` adds [`COMPAT_SETNS`].
     pub fn load(
         config: &Config,
-        ringbuf_bytes: u32,
+        sizes: Sizes,
         tracefs: Result<std::path::PathBuf, String>,
         compat: bool,
     ) -> anyhow::Result<Probes> {
-        Self::load_with(config, ringbuf_bytes, tracefs, compat)
-            .map_err(|e| anyhow::anyhow!(describe(&e)))
+        Self::load_with(config, sizes, tracefs, compat).map_err(|e| anyhow::anyhow!(describe(&e)))
     }
 
     fn load_with(
         config: &Config,
-        ringbuf_bytes: u32,
+        sizes: Sizes,
         tracefs: Result<std::path::PathBuf, String>,
         compat: bool,
     ) -> anyhow::Result<Probes> {
@@ -65,35 +93,55 @@ impl Probes {
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(maps::CONFIG, config, true)
-            .map_max_entries(maps::EVENTS, ringbuf_bytes)
+            .map_max_entries(maps::FINDINGS, sizes.findings_ring)
+            .map_max_entries(maps::EVENTS, sizes.other_ring)
+            .map_max_entries(maps::CGROUPS, sizes.cgroups)
             .load(PROBES)
             .context("loading the eBPF probes")?;
         let (attached, skipped) = attach(&mut ebpf, &btf, config, &tracefs, compat)?;
+        drop(btf);
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name)
                 .with_context(|| format!("map {name} missing"))
         };
-        let ring = RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)?;
-        let cgroups = BpfHashMap::try_from(take(&mut ebpf, maps::CGROUPS)?)?;
-        let tasks = BpfHashMap::try_from(take(&mut ebpf, maps::TASKS)?)?;
-        let lost = PerCpuArray::try_from(take(&mut ebpf, maps::LOST)?)?;
-        // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns it.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-            .map_err(|e| anyhow::anyhow!("registering the ring buffer with tokio: {e}"))?;
+        let ring = |ebpf: &mut Ebpf, name: &str| -> anyhow::Result<AsyncFd<RingBuf<MapData>>> {
+            let ring = RingBuf::try_from(take(ebpf, name)?)?;
+            // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns it.
+            unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+                .map_err(|e| anyhow::anyhow!("registering the ring buffer {name} with tokio: {e}"))
+        };
         Ok(Probes {
+            findings: ring(&mut ebpf, maps::FINDINGS)?,
+            other: ring(&mut ebpf, maps::EVENTS)?,
+            cgroups: BpfHashMap::try_from(take(&mut ebpf, maps::CGROUPS)?)?,
+            tasks: BpfHashMap::try_from(take(&mut ebpf, maps::TASKS)?)?,
+            host_ns: BpfHashMap::try_from(take(&mut ebpf, maps::HOST_NS)?)?,
+            filter_state: Array::try_from(take(&mut ebpf, maps::FILTER_STATE)?)?,
+            agg: PerCpuHashMap::try_from(take(&mut ebpf, maps::AGG)?)?,
+            suppressed: PerCpuArray::try_from(take(&mut ebpf, maps::SUPPRESSED)?)?,
+            lost: PerCpuArray::try_from(take(&mut ebpf, maps::LOST)?)?,
+            cgroups_refused: 0,
             attached,
             skipped,
-            ring,
-            cgroups,
-            tasks,
-            lost,
             _ebpf: ebpf,
         })
     }
 
-    pub fn classify(&mut self, cgroup_id: u64, class: u32) {
-        if let Err(e) = self.cgroups.insert(cgroup_id, class, 0) {
-            eprintln!("pidns watch: cannot classify cgroup {cgroup_id}: {e}");
+    /// Tells the kernel how to treat a cgroup. A full map is counted (and
+    /// said once by the caller): the cgroup stays unclassified in the
+    /// kernel, whose events then come here to be judged from the table.
+    pub fn classify(&mut self, cgroup_id: u64, class: u32, container: u64) -> bool {
+        let value = CgroupClass {
+            class,
+            _pad: 0,
+            container,
+        };
+        match self.cgroups.insert(cgroup_id, value, 0) {
+            Ok(()) => true,
+            Err(_) => {
+                self.cgroups_refused += 1;
+                false
+            }
         }
     }
 
@@ -103,12 +151,85 @@ impl Probes {
             .insert(pid, TaskState::new(task::CONTAINER_PROCESS), 0);
     }
 
-    /// Events the kernel dropped so far, over all CPUs.
-    pub fn lost(&self) -> u64 {
-        self.lost
+    /// Adds a host namespace; `false` when the map is full (and marks the
+    /// filter open, as the kernel does).
+    pub fn add_host_ns(&mut self, inum: u32, nstype: u32, provenance: u32) -> bool {
+        if self
+            .host_ns
+            .insert(inum, HostNs { nstype, provenance }, 0)
+            .is_ok()
+        {
+            return true;
+        }
+        let _ = self.filter_state.set(host_ns::OVERFLOW, 1, 0);
+        false
+    }
+
+    pub fn remove_host_ns(&mut self, inum: u32) {
+        let _ = self.host_ns.remove(&inum);
+    }
+
+    /// Every host namespace entry.
+    pub fn host_namespaces(&self) -> Vec<(u32, HostNs)> {
+        self.host_ns.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Whether the setns filter is open because `HOST_NS` filled up.
+    pub fn host_ns_overflowed(&self) -> bool {
+        self.filter_state.get(&host_ns::OVERFLOW, 0).unwrap_or(0) != 0
+    }
+
+    /// Closes the filter again once pruning made room.
+    pub fn reset_host_ns_overflow(&mut self) {
+        let _ = self.filter_state.set(host_ns::OVERFLOW, 0, 0);
+    }
+
+    /// Events the kernel dropped so far, over all CPUs, by stream.
+    pub fn lost(&self) -> [u64; stream::COUNT] {
+        let mut out = [0; stream::COUNT];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = self
+                .lost
+                .get(&(i as u32), 0)
+                .map(|per_cpu| per_cpu.iter().sum())
+                .unwrap_or(0);
+        }
+        out
+    }
+
+    /// Events the budgets held back so far, over all CPUs.
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed
             .get(&0, 0)
             .map(|per_cpu| per_cpu.iter().sum())
             .unwrap_or(0)
+    }
+
+    /// Every budget's counts, summed over the CPUs.
+    pub fn aggregates(&self) -> Vec<Suppressed> {
+        self.agg
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, per_cpu)| {
+                let mut s = Suppressed {
+                    key,
+                    total: 0,
+                    last_ns: 0,
+                    last_pid: 0,
+                    last_cgroup_id: 0,
+                    nstypes: 0,
+                };
+                for v in per_cpu.iter() {
+                    s.total += v.suppressed;
+                    s.nstypes |= v.nstypes;
+                    if v.last_ns > s.last_ns {
+                        (s.last_ns, s.last_pid, s.last_cgroup_id) =
+                            (v.last_ns, v.last_pid, v.last_cgroup_id);
+                    }
+                }
+                s
+            })
+            .collect()
     }
 }
 

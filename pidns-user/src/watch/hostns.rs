@@ -66,6 +66,17 @@ pub fn nsfs_dev() -> std::io::Result<u64> {
     std::fs::metadata("/proc/self/ns/pid").map(|m| m.dev())
 }
 
+/// The device of the kernel's internal shm mount, where every memfd lives,
+/// in the kernel's own encoding (`MKDEV`: major << 20 | minor), as the
+/// probes read it from a superblock: a memfd made and looked at here.
+pub fn memfd_dev() -> nix::Result<u32> {
+    let fd = nix::sys::memfd::memfd_create(c"pidns-probe", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    let st = nix::sys::stat::fstat(&fd)?;
+    let dev = st.st_dev;
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    Ok(((major as u32) << 20) | (minor as u32 & 0xf_ffff))
+}
+
 /// Whose a process is, for telling whose a namespace is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
@@ -74,6 +85,33 @@ pub enum Owner {
     Container(crate::report::ContainerKey),
     /// Gone, or its cgroup unreadable.
     Unknown,
+}
+
+/// Whose a process is, from its cgroup file: a host process unless its
+/// cgroup names a container (a `/<namespace>/<id>` cgroup only with a
+/// containerd task or shim behind it).
+pub fn owner(
+    proc: &ProcRoot,
+    host_root: Option<&std::path::Path>,
+    pid: u32,
+    ancestry: &mut crate::engine::Ancestry<'_>,
+) -> Owner {
+    let mut buf = Vec::new();
+    if proc.read_into(pid, "cgroup", &mut buf).is_err() {
+        return Owner::Unknown;
+    }
+    let task_exists = |p: &crate::engine::Placement| match (host_root, &p.namespace) {
+        (Some(root), Some(ns)) => crate::names::containerd_task_exists(root, ns, &p.key.id),
+        _ => false,
+    };
+    match crate::engine::placement(&buf) {
+        None => Owner::Host,
+        Some(p) if p.role == crate::parse::layout::Role::Monitor => Owner::Host,
+        Some(p) if p.needs_confirmation && !task_exists(&p) && !ancestry.has_shim_ancestor(pid) => {
+            Owner::Host
+        }
+        Some(p) => Owner::Container(p.key),
+    }
 }
 
 /// A host process holding namespace `ino` of type `name` (`ns/<name>`), if

@@ -1,25 +1,27 @@
-//! The eBPF loop: ring buffer → attribution → output and kernel map updates.
+//! The eBPF loop: the two ring buffers → attribution → output and kernel
+//! map updates; each second, lost events by stream, the budgets' aggregate
+//! lines and the setns filter's upkeep.
 
 use std::{collections::HashSet, time::Duration};
 
 use anyhow::Context as _;
 
-use pidns_ebpf::Event;
+use pidns_ebpf::{Event, stream};
 
 use super::{
     Output, Stop, WatchOptions,
-    attribute::{Action, Attributor},
+    attribute::{Action, Aggregates, Attributor},
     cgroupfs,
     clock::now_rfc3339,
     ebpf::Probes,
+    filter::HostNsFilter,
+    hostns::HostNamespaces,
 };
 use crate::{
     engine,
     procfs::ProcRoot,
     report::{ContainerKey, Finding, HostPidns, MissingProbe, Trigger, WatchEvent},
 };
-
-const MAX_CGROUPS_WALKED: usize = 200_000;
 
 /// The loop's state besides the probes: what has been reported, so that a
 /// rescan reports only what the probes missed.
@@ -28,6 +30,12 @@ struct Loop<'a> {
     out: &'a mut Output,
     /// (container id, pid) of every host-PID process reported so far.
     reported: HashSet<(String, u32)>,
+    filter: HostNsFilter,
+    aggregates: Aggregates,
+    /// Lost events already reported, by stream.
+    lost_seen: [u64; stream::COUNT],
+    /// Whether a full `CGROUPS` map was said on stderr.
+    cgroups_full_said: bool,
 }
 
 /// Lines written in one drain before they are flushed, so that a long drain
@@ -50,26 +58,45 @@ impl Loop<'_> {
                         None => self.out.emit(&e),
                     }
                 }
-                Action::Classify { cgroup_id, class } => self.probes.classify(cgroup_id, class),
+                Action::Classify {
+                    cgroup_id,
+                    class,
+                    container,
+                } => {
+                    if !self.probes.classify(cgroup_id, class, container) {
+                        self.say_cgroups_full();
+                    }
+                }
+                Action::NsCreated { inum, nstype } => self.filter.created(inum, nstype),
                 Action::TrackTask { pid } => self.probes.track(pid),
                 Action::Gone(c) => self.out.metrics.gone(&c),
             }
         }
     }
 
-    /// Takes every record now in the ring buffer, one at a time: each is
-    /// attributed and written before the next is read, so a record's latency
-    /// is its own, not the batch's. Returns how many records there were.
+    /// Takes every record now in the ring buffers, findings first, one at a
+    /// time: each is attributed and written before the next is read, so a
+    /// record's latency is its own, not the batch's. Returns how many
+    /// records there were.
     fn drain(&mut self, attr: &mut Attributor) -> anyhow::Result<usize> {
+        let mut n = self.drain_one(attr, stream::FINDINGS)?;
+        n += self.drain_one(attr, stream::OTHER)?;
+        self.out.metrics.set_unattributed(attr.unattributed());
+        Ok(n)
+    }
+
+    fn drain_one(&mut self, attr: &mut Attributor, which: u32) -> anyhow::Result<usize> {
         let mut n = 0;
-        // Each record is copied out, which hands its slot back to the kernel.
-        while let Some(next) = self
-            .probes
-            .ring
-            .get_mut()
-            .next()
-            .map(|item| Event::decode(&item))
-        {
+        loop {
+            let ring = if which == stream::FINDINGS {
+                &mut self.probes.findings
+            } else {
+                &mut self.probes.other
+            };
+            // Each record is copied out, which hands its slot back to the kernel.
+            let Some(next) = ring.get_mut().next().map(|item| Event::decode(&item)) else {
+                break;
+            };
             n += 1;
             let Some(ev) = next else { continue };
             let actions = attr.handle(&ev);
@@ -78,8 +105,52 @@ impl Loop<'_> {
                 self.out.flush().context("writing to stdout")?;
             }
         }
-        self.out.metrics.set_unattributed(attr.unattributed());
         Ok(n)
+    }
+
+    /// Once a second: lost events, the budgets' counts, the filter's upkeep.
+    fn tick(&mut self, attr: &mut Attributor) {
+        self.report_lost();
+        self.flush_aggregates(attr);
+        self.filter.tick(&mut self.probes);
+    }
+
+    /// One `aggregate` line per container and kind whose budget held events
+    /// back since the last one.
+    fn flush_aggregates(&mut self, attr: &mut Attributor) {
+        if !self.aggregates.moved(self.probes.suppressed()) {
+            return;
+        }
+        for s in self.probes.aggregates() {
+            let count = self.aggregates.delta(s.key, s.total);
+            if let Some(e) = attr.aggregate(&s, count) {
+                self.out.emit(&e);
+            }
+        }
+    }
+
+    fn report_lost(&mut self) {
+        let totals = self.probes.lost();
+        for (i, &total) in totals.iter().enumerate() {
+            if total > self.lost_seen[i] {
+                self.out.emit(&WatchEvent::Lost {
+                    stream: stream::NAMES[i],
+                    count: total - self.lost_seen[i],
+                    total,
+                    ts: now_rfc3339(),
+                });
+                self.lost_seen[i] = total;
+            }
+        }
+    }
+
+    fn say_cgroups_full(&mut self) {
+        if !self.cgroups_full_said {
+            self.cgroups_full_said = true;
+            eprintln!(
+                "pidns watch: the kernel's cgroup map is full (--max-cgroups): cgroups beyond it stay unclassified in the kernel, so their events come to user space, which judges them from its own table (nothing goes unreported; host processes in those cgroups cost more, and their events share the findings ring)"
+            );
+        }
     }
 
     /// A full scan: the metrics gauge follows it, and host-PID processes the
@@ -138,24 +209,38 @@ pub async fn run(
     // Dropped before `ready`, so that `ready` means attached and least-privileged.
     super::privileges::shed_privileges();
     let mut attr = Attributor::new(
-        proc,
+        proc.clone(),
         opts.scan.allow.clone(),
+        opts.allow_setns.clone(),
         own,
         opts.scan.names.clone(),
         opts.host_root.clone(),
         &host,
     );
-    classify_existing(opts, &mut attr, &mut probes);
-    let missing = missing_probes(&probes);
-
-    let report = engine::scan(&opts.scan).context("start-up scan")?;
-    out.metrics.scanned(&report);
-    let attached = probes.attached.clone();
+    let filter = HostNsFilter::start(
+        proc.clone(),
+        opts.host_root.clone(),
+        &HostNamespaces::find(&proc, &host),
+        &mut probes,
+    );
     let mut lp = Loop {
         probes,
         out,
         reported: HashSet::new(),
+        filter,
+        aggregates: Aggregates::default(),
+        // Counted from zero: events lost while the start-up scan ran are
+        // lost too, and reading a baseline here would race with a burst
+        // that fills a ring between `ready` and this line.
+        lost_seen: [0; stream::COUNT],
+        cgroups_full_said: false,
     };
+    lp.classify_existing(opts, &mut attr);
+    let missing = missing_probes(&lp.probes);
+
+    let report = engine::scan(&opts.scan).context("start-up scan")?;
+    lp.out.metrics.scanned(&report);
+    let attached = lp.probes.attached.clone();
     lp.report_scanned(Finding::from_scan(&report, Trigger::Scan, &now_rfc3339()).collect());
     let addr = lp.out.metrics_addr.map(|a| a.to_string());
     lp.out.emit(&WatchEvent::ready(
@@ -168,15 +253,13 @@ pub async fn run(
     ));
     lp.out.flush().context("writing to stdout")?;
 
-    // Counted from zero: events lost while the start-up scan ran are lost
-    // too, and reading a baseline here would race with a burst that fills
-    // the ring between `ready` and this line.
-    let mut lost_seen = 0;
-    lp.watch(opts, &mut attr, &mut stop, &mut lost_seen).await?;
+    lp.watch(opts, &mut attr, &mut stop).await?;
     // Flush what the kernel already handed over, then detach (dropping the probes).
     lp.drain(&mut attr)?;
-    report_lost(&lp.probes, &mut lost_seen, lp.out);
-    lp.out.emit(&attr.stats(lost_seen));
+    lp.report_lost();
+    lp.flush_aggregates(&mut attr);
+    let lost = lp.lost_seen.iter().sum();
+    lp.out.emit(&attr.stats(lost));
     lp.out.flush().context("writing to stdout")?;
     drop(lp);
     Ok(())
@@ -190,7 +273,6 @@ impl Loop<'_> {
         opts: &WatchOptions,
         attr: &mut Attributor,
         stop: &mut Stop,
-        lost_seen: &mut u64,
     ) -> anyhow::Result<()> {
         let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
         let mut rescan = opts
@@ -216,10 +298,16 @@ impl Loop<'_> {
                 }
             };
             tokio::select! {
-                guard = self.probes.ring.readable_mut() => {
+                biased;
+                guard = self.probes.findings.readable_mut() => {
                     // Readiness is cleared before draining: a record that arrives
                     // during the drain wakes us again instead of waiting.
-                    guard.context("waiting on the ring buffer")?.clear_ready();
+                    guard.context("waiting on the findings ring")?.clear_ready();
+                    self.drain(attr)?;
+                    backstop = Some(tokio::time::Instant::now() + drain_after);
+                }
+                guard = self.probes.other.readable_mut() => {
+                    guard.context("waiting on the other ring")?.clear_ready();
                     self.drain(attr)?;
                     backstop = Some(tokio::time::Instant::now() + drain_after);
                 }
@@ -228,7 +316,7 @@ impl Loop<'_> {
                     backstop = (n > 0).then(|| tokio::time::Instant::now() + drain_after);
                 }
                 () = rescan_due => self.rescan(opts),
-                _ = lost_tick.tick() => report_lost(&self.probes, lost_seen, self.out),
+                _ = lost_tick.tick() => self.tick(attr),
                 () = stop.wait() => return Ok(()),
             }
             self.out.flush().context("writing to stdout")?;
@@ -236,25 +324,40 @@ impl Loop<'_> {
     }
 }
 
-/// Classifies every cgroup that exists now; new ones arrive as mkdir events.
-fn classify_existing(opts: &WatchOptions, attr: &mut Attributor, probes: &mut Probes) {
-    match opts
-        .cgroup_root
-        .as_deref()
-        .map(cgroupfs::resolve_root)
-        .or_else(cgroupfs::unified_mount)
-    {
-        Some(root) => {
-            attr.set_cgroup_root(root.clone());
-            for (id, path) in cgroupfs::walk(&root, MAX_CGROUPS_WALKED) {
-                if let Some(Action::Classify { cgroup_id, class }) = attr.learn(id, &path) {
-                    probes.classify(cgroup_id, class);
-                }
+impl Loop<'_> {
+    /// Classifies every cgroup that exists now (as many as the kernel's map
+    /// holds); new ones arrive as mkdir events.
+    fn classify_existing(&mut self, opts: &WatchOptions, attr: &mut Attributor) {
+        let Some(root) = opts
+            .cgroup_root
+            .as_deref()
+            .map(cgroupfs::resolve_root)
+            .or_else(cgroupfs::unified_mount)
+        else {
+            eprintln!(
+                "pidns watch: no cgroup v2 hierarchy mounted here (--cgroup-root); existing cgroups are classified as their processes show up"
+            );
+            return;
+        };
+        attr.set_cgroup_root(root.clone());
+        let limit = opts.max_cgroups as usize;
+        let walked = cgroupfs::walk(&root, limit);
+        if walked.len() >= limit {
+            eprintln!(
+                "pidns watch: more than {limit} cgroups (--max-cgroups): those beyond are classified as their processes show up"
+            );
+        }
+        for (id, path) in walked {
+            if let Some(Action::Classify {
+                cgroup_id,
+                class,
+                container,
+            }) = attr.learn(id, &path)
+                && !self.probes.classify(cgroup_id, class, container)
+            {
+                self.say_cgroups_full();
             }
         }
-        None => eprintln!(
-            "pidns watch: no cgroup v2 hierarchy mounted here (--cgroup-root); existing cgroups are classified as their processes show up"
-        ),
     }
 }
 
@@ -280,16 +383,4 @@ fn missing_probes(probes: &Probes) -> Vec<MissingProbe> {
         );
     }
     missing
-}
-
-fn report_lost(probes: &Probes, seen: &mut u64, out: &mut Output) {
-    let total = probes.lost();
-    if total > *seen {
-        out.emit(&WatchEvent::Lost {
-            count: total - *seen,
-            total,
-            ts: now_rfc3339(),
-        });
-        *seen = total;
-    }
 }

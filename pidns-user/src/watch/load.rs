@@ -28,6 +28,12 @@ pub(crate) fn start_ebpf(
     let mut offsets =
         btf::offsets(std::path::Path::new(btf::VMLINUX)).map_err(|e| e.to_string())?;
     let host_pidns_dev = hostns::nsfs_dev().map_err(|e| format!("stat /proc/self/ns/pid: {e}"))?;
+    let memfd_dev = hostns::memfd_dev().unwrap_or_else(|e| {
+        eprintln!(
+            "pidns watch: cannot learn where memfds live ({e}); a runtime's memfd copy of itself (runc 1.1) will be reported as a payload"
+        );
+        0
+    });
     // The probes are loaded on a thread of their own, which ends once they
     // are attached: where pidns has to mount tracefs, that thread mounts it
     // in a mount namespace of its own, which goes with it. The rest of
@@ -53,15 +59,38 @@ pub(crate) fn start_ebpf(
                 let config = pidns_ebpf::Config {
                     host_pidns_dev,
                     host_pidns_ino: ino,
+                    memfd_dev,
+                    _pad: 0,
                     offsets,
                 };
-                let probes =
-                    ebpf::Probes::load(&config, opts.ringbuf_bytes, tracefs, opts.compat_setns)
-                        .map_err(|e| format!("{e:#}"));
+                let sizes = ebpf::Sizes {
+                    findings_ring: opts.ringbuf_bytes,
+                    // The other ring carries no finding: a quarter is plenty.
+                    other_ring: (opts.ringbuf_bytes / 4).max(OTHER_RING_MIN),
+                    cgroups: opts.max_cgroups,
+                };
+                let probes = ebpf::Probes::load(&config, sizes, tracefs, opts.compat_setns)
+                    .map_err(|e| format!("{e:#}"));
                 drop(mount);
                 probes
             })
             .join()
             .unwrap_or_else(|_| Err("loading the probes panicked".to_owned()))
     })
+    .inspect(|_| release_loading_memory())
+}
+
+/// The other ring's smallest size.
+#[cfg(pidns_ebpf)]
+const OTHER_RING_MIN: u32 = 64 << 10;
+
+/// Parsing the kernel's BTF (aya's and the offsets') left tens of MB of
+/// freed heap that glibc keeps: give it back, so that the agent idles small.
+#[cfg(pidns_ebpf)]
+fn release_loading_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

@@ -15,6 +15,8 @@ pub mod cgroupfs;
 pub mod clock;
 #[cfg(pidns_ebpf)]
 pub mod ebpf;
+#[cfg(pidns_ebpf)]
+pub mod filter;
 pub mod hostns;
 mod load;
 pub mod metrics;
@@ -65,6 +67,10 @@ pub struct WatchOptions {
     pub rescan: Option<Duration>,
     /// Also probe setns through the 32-bit compat entry (every syscall's exit).
     pub compat_setns: bool,
+    /// Containers whose setns into host namespaces is not reported.
+    pub allow_setns: crate::allow::AllowList,
+    /// Entries of the kernel's cgroup map.
+    pub max_cgroups: u32,
 }
 
 /// Why watch could not start (exit code 2).

@@ -21,6 +21,13 @@
 //!   overlayfs), move that child into cgroup DIR, then let it exec CMD; wait.
 //! - `await READY GO -- CMD...` (the setup stage): write a byte to fd READY,
 //!   read one from fd GO, exec CMD.
+//! - `flood setns|fork SECS`: what a tenant does to drown the agent: setns(2)
+//!   into its own network namespace (a no-op, refused without CAP_SYS_ADMIN),
+//!   or fork(2) a child that exits at once, in a tight loop for SECS seconds;
+//!   prints how many calls it made.
+//! - `vfork-exit`: vfork(2) a child that exits without exec'ing.
+//! - `leader-exit -- CMD...`: the main thread exits while another thread
+//!   lives on; that thread then forks a child that execs CMD, and waits.
 //!
 //! Each waiting verb prints the child's PID on stdout.
 
@@ -59,10 +66,14 @@ fn main() -> ExitCode {
         [verb, kind, path] if verb == "setns32" => join_ns_compat(kind, path),
         [verb, dir, how] if verb == "runtime" => act_as_runtime(dir, how, cmd),
         [verb, ready, go] if verb == "await" => await_then_exec(ready, go, cmd),
+        [verb, what, secs] if verb == "flood" => flood(what, secs),
+        [verb] if verb == "vfork-exit" => vfork_exit(),
+        [verb] if verb == "leader-exit" => leader_exit(cmd),
         _ => Err(
             "usage: pidns-synth join-cgroup DIR -- CMD | clone FLAGS -- CMD | spawn -- CMD | \
              fork -- CMD | unshare-pid -- CMD | clone3-into DIR -- CMD | setns TYPE PATH | \
-             pidfd-setns PID TYPES"
+             pidfd-setns PID TYPES | setns32 TYPE PATH | runtime DIR HOW -- CMD | \
+             flood setns|fork SECS | vfork-exit | leader-exit -- CMD"
                 .into(),
         ),
     };
@@ -382,4 +393,84 @@ fn pidfd_setns(pid: &str, kinds: &str) -> Result<ExitCode, String> {
             ExitCode::from(1)
         }
     })
+}
+
+/// A tight loop of no-op setns calls (or forks) for `secs` seconds.
+fn flood(what: &str, secs: &str) -> Result<ExitCode, String> {
+    let secs: f64 = secs.parse().map_err(|e| format!("seconds {secs}: {e}"))?;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    let mut calls: u64 = 0;
+    match what {
+        "setns" => {
+            let own = std::fs::File::open("/proc/self/ns/net").map_err(|e| e.to_string())?;
+            while std::time::Instant::now() < until {
+                for _ in 0..1000 {
+                    let _ = setns(own.as_fd(), CloneFlags::CLONE_NEWNET);
+                }
+                calls += 1000;
+            }
+        }
+        "fork" => {
+            while std::time::Instant::now() < until {
+                // SAFETY: the raw fork syscall; the child exits at once.
+                match unsafe { libc::syscall(libc::SYS_fork) } {
+                    -1 => return Err(format!("fork: {}", nix::errno::Errno::last())),
+                    // SAFETY: leaving the child without running anything else.
+                    0 => unsafe { libc::_exit(0) },
+                    pid => {
+                        let _ = waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+                    }
+                }
+                calls += 1;
+            }
+        }
+        other => return Err(format!("unknown flood {other}")),
+    }
+    println!("{calls}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A vfork child (CLONE_VM|CLONE_VFORK, as posix_spawn makes it) that
+/// exits without exec'ing. It runs on a stack of its own, so the parent's
+/// is untouched when it resumes.
+fn vfork_exit() -> Result<ExitCode, String> {
+    let mut stack = vec![0u8; 64 << 10];
+    // SAFETY: the child only returns, which exits it.
+    let child = unsafe {
+        clone(
+            Box::new(|| 0),
+            &mut stack,
+            CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK,
+            Some(libc::SIGCHLD),
+        )
+    }
+    .map_err(|e| format!("clone(CLONE_VM|CLONE_VFORK): {e}"))?;
+    wait_child(child)
+}
+
+/// The thread group's leader exits (the raw exit syscall, not exit_group),
+/// and a second thread, still the same process, forks a child that execs
+/// `cmd`; the process ends when that child has.
+fn leader_exit(cmd: &[String]) -> Result<ExitCode, String> {
+    let argv = argv(cmd)?;
+    std::thread::spawn(move || {
+        // Let the leader go first.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // SAFETY: the raw fork syscall; the child only execs.
+        let code = match unsafe { libc::syscall(libc::SYS_fork) } {
+            -1 => 2,
+            0 => child_exec(&argv),
+            pid => match wait_child(nix::unistd::Pid::from_raw(pid as i32)) {
+                Ok(_) => 0,
+                Err(e) => {
+                    eprintln!("pidns-synth: {e}");
+                    1
+                }
+            },
+        };
+        std::process::exit(code);
+    });
+    // SAFETY: ends this thread only; the process lives on in the other one.
+    unsafe { libc::syscall(libc::SYS_exit, 0) };
+    Err("the leader survived its exit".into())
 }

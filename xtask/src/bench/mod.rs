@@ -19,7 +19,12 @@
 //! 4. Latency and loss: a fork()+execve() storm inside a host-PID fake
 //!    container, alternating without and with the agent; latency from watch's
 //!    own `latency_us` (kernel event to its line being written) and as the
-//!    bench reads the lines; the findings are checked against the execs.
+//!    bench reads the lines; the findings are checked against the execs; the
+//!    agent's CPU and RSS under the storm.
+//! 5. Flood: two isolated Docker containers flood setns and fork as fast as
+//!    they can while short-lived `--pid=host` containers start: each must be
+//!    reported with its id, no finding lost; the agent's CPU and RSS idle and
+//!    under the flood. Needs Docker up (`pidns-harness up`), else skipped.
 //!
 //! `--spawn posix-spawn` makes the storms use posix_spawn (vfork) instead,
 //! which the probes see as one exec per process rather than a fork and an exec.
@@ -33,6 +38,7 @@
 //! writes the results.
 
 mod fixtures;
+mod flood;
 mod report;
 mod scan;
 mod spawn;
@@ -86,6 +92,8 @@ pub enum Part {
     Cost,
     /// Event-to-line latency and loss under an exec storm.
     Latency,
+    /// Short-lived host-PID containers under a setns and fork flood.
+    Flood,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -112,14 +120,27 @@ pub fn run(opts: Options) -> Result<()> {
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     crate::setup::run(crate::setup::Mode::Install)?;
-    cmd::cargo(&["build", "--release", "-p", "pidns-user", "-p", "xtask"]).run()?;
+    cmd::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "pidns-user",
+        "-p",
+        "xtask",
+        "-p",
+        "pidns-tests",
+        "--bins",
+    ])
+    .run()?;
     let b = Bench {
         pidns: target_dir()?.join("release/pidns"),
         rounds: if opts.smoke { 1 } else { opts.rounds.max(1) },
         hier: Hierarchies::find()?,
         opts,
     };
-    if (b.wants(Part::Cost) || b.wants(Part::Latency)) && b.hier.unified.is_none() {
+    if (b.wants(Part::Cost) || b.wants(Part::Latency) || b.wants(Part::Flood))
+        && b.hier.unified.is_none()
+    {
         bail!(
             "no cgroup2 hierarchy is mounted: watch needs one (run `--part scan --part scaling` without it)"
         );
@@ -138,6 +159,9 @@ pub fn run(opts: Options) -> Result<()> {
         && let Some(unified) = &b.hier.unified
     {
         b.watch_latency(unified, &mut report)?;
+    }
+    if b.wants(Part::Flood) {
+        b.watch_flood(&mut report)?;
     }
     report.finish()
 }
@@ -222,6 +246,17 @@ impl Bench {
             &lat["verification"],
         );
         report.part("watch_latency", lat)
+    }
+
+    /// 5. Short-lived host-PID containers under a flood.
+    fn watch_flood(&self, report: &mut Report) -> Result<()> {
+        let starts = if self.opts.smoke { 5 } else { 100 };
+        let flood = flood::flood(&self.pidns, &flood::synth()?, starts)?;
+        if flood.get("skipped").is_none() {
+            report::print_flood(&flood);
+            report.check("watch under a flood", &flood["verification"]);
+        }
+        report.part("watch_flood", flood)
     }
 
     /// The document the parts are added to.

@@ -148,7 +148,7 @@ pub(super) fn print_scaling(rows: &[Value]) {
 
 pub(super) fn print_cost(cost: &Value) {
     println!(
-        "\nwatch cost: {} storm of {} x /bin/true: median {:.3}s without, {:.3}s with watch: ratio {:.3} (target <= 1.10)",
+        "\nwatch cost: {} storm of {} x /bin/true: median {:.3}s without, {:.3}s with watch: ratio {:.3} (target <= 1.03)",
         cost["spawn"].as_str().unwrap_or("?"),
         cost["execs"],
         cost["without_s"].as_f64().unwrap_or(0.0),
@@ -180,7 +180,32 @@ pub(super) fn print_latency(l: &Value) {
         p("observed_latency", "max_us")
     );
     println!(
-        "  lost {}; findings against execs: {}",
-        l["lost"], l["verification"]
+        "  lost {}; aggregated beyond the budget {}; findings against execs: {}",
+        l["lost"], l["aggregated"], l["verification"]
+    );
+    println!(
+        "  agent under the storm: {:.1}% CPU (median), peak RSS {} KiB",
+        l["agent_cpu_percent"].as_f64().unwrap_or(0.0),
+        l["agent_peak_rss_kib"]
+    );
+}
+
+pub(super) fn print_flood(f: &Value) {
+    println!(
+        "\nflood: {}/{} short-lived --pid=host containers reported with their id under a setns+fork flood from 2 isolated containers ({:.1} s); lost: {}",
+        f["reported_with_id"],
+        f["host_pid_containers"],
+        f["seconds"].as_f64().unwrap_or(0.0),
+        f["lost"]
+    );
+    println!(
+        "  agent idle: {} KiB RSS, {:.2}% CPU; under the flood: {} KiB RSS (peak {}), {:.1}% CPU",
+        f["agent_idle"]["rss_kib"],
+        f["agent_idle"]["cpu_percent"].as_f64().unwrap_or(0.0),
+        f["agent_under_flood"]["rss_kib"],
+        f["agent_under_flood"]["peak_rss_kib"],
+        f["agent_under_flood"]["cpu_percent"]
+            .as_f64()
+            .unwrap_or(0.0)
     );
 }

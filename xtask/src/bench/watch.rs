@@ -14,6 +14,7 @@ use pidns_tests::{
 use serde_json::{Value, json};
 
 use super::{
+    flood::Usage,
     interrupted,
     spawn::{SpawnMethod, Storm, tiny_true},
     stats::{median, percentiles},
@@ -65,7 +66,7 @@ pub(super) fn cost(
         "ratio": w / wo,
         "samples_with_s": with,
         "samples_without_s": without,
-        "target_max": 1.10,
+        "target_max": 1.03,
     }))
 }
 
@@ -77,6 +78,9 @@ struct Seen {
     attach: u64,
     other: u64,
     lost: u64,
+    /// Findings the kernel counted beyond the container's budget (reported
+    /// in `aggregate` lines, included in `exec`/`fork`/`attach` above).
+    aggregated: u64,
     /// The agent's `latency_us`: kernel event to its line being written.
     agent_us: Vec<u64>,
     /// Kernel event (the line's `ts`) to the bench reading the line.
@@ -109,6 +113,16 @@ fn seen(lines: &[Line], id: &str) -> Seen {
                             .duration_since(ts)
                             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
                     );
+                }
+            }
+            Some("aggregate") if v["container_id"] == id && v["of"] == "host_pidns" => {
+                let n = v["count"].as_u64().unwrap_or(0);
+                s.aggregated += n;
+                match v["trigger"].as_str() {
+                    Some("exec") => s.exec += n,
+                    Some("fork") => s.fork += n,
+                    Some("cgroup_attach") => s.attach += n,
+                    _ => s.other += n,
                 }
             }
             Some("lost") => s.lost += v["count"].as_u64().unwrap_or(0),
@@ -155,6 +169,9 @@ struct Rounds {
     observed_us: Vec<u64>,
     per_round: Vec<Value>,
     verification: Value,
+    /// The agent's CPU share and peak RSS in each round with it.
+    agent_cpu_percent: Vec<f64>,
+    agent_peak_rss_kib: u64,
 }
 
 impl Rounds {
@@ -166,6 +183,8 @@ impl Rounds {
             observed_us: Vec::new(),
             per_round: Vec::new(),
             verification: json!({"exact": true, "checked_rounds": 0, "unchecked_rounds": 0}),
+            agent_cpu_percent: Vec::new(),
+            agent_peak_rss_kib: 0,
         }
     }
 
@@ -190,6 +209,7 @@ impl Rounds {
             "findings": {"exec": s.exec, "fork": s.fork, "cgroup_attach": s.attach, "other": s.other},
             "expected": {"exec": want.exec, "fork": want.fork, "cgroup_attach": want.attach, "other": 0},
             "lost": s.lost,
+            "aggregated": s.aggregated,
             "agent_latency_us": s.agent_us,
             "observed_latency_us": s.observed_us,
         }));
@@ -201,11 +221,13 @@ impl Rounds {
 
     fn summary(mut self, storm: &Storm) -> Value {
         let execs = storm.execs();
-        let lost: u64 = self
-            .per_round
-            .iter()
-            .map(|r| r["lost"].as_u64().unwrap_or(0))
-            .sum();
+        let sum = |key: &str| -> u64 {
+            self.per_round
+                .iter()
+                .map(|r| r[key].as_u64().unwrap_or(0))
+                .sum()
+        };
+        let (lost, aggregated) = (sum("lost"), sum("aggregated"));
         let (w, wo) = (median(&self.walls_with), median(&self.walls_without));
         json!({
             "execs_per_round": execs,
@@ -218,7 +240,10 @@ impl Rounds {
             "agent_latency": percentiles(&mut self.agent_us),
             "observed_latency": percentiles(&mut self.observed_us),
             "lost": lost,
+            "aggregated": aggregated,
             "verification": self.verification,
+            "agent_cpu_percent": median(&self.agent_cpu_percent),
+            "agent_peak_rss_kib": self.agent_peak_rss_kib,
             "per_round": self.per_round,
             "targets": {"p99_us_max": 10_000, "lost_max": 0, "exec_per_s": 10_000},
         })
@@ -238,21 +263,26 @@ pub(super) fn latency(pidns: &Path, unified: &Path, storm: &Storm, rounds: usize
     let mut all = Rounds::new();
     for r in 0..rounds {
         interrupted()?;
-        let with_agent = || -> Result<(f64, Seen)> {
+        let with_agent = || -> Result<(f64, Seen, Usage, Usage)> {
             let agent = agent(pidns)?;
+            let pid = agent.pid().unwrap_or(0);
+            let before = Usage::of(pid)?;
             let wall = run()?;
             agent.settle(Duration::from_millis(300), Duration::from_secs(10));
+            let after = Usage::of(pid)?;
             let lines = agent.finish(Signal::SIGTERM)?;
-            Ok((wall, seen(&lines, &fake.id)))
+            Ok((wall, seen(&lines, &fake.id), before, after))
         };
-        let (wall_with, s, wall_without) = if r % 2 == 0 {
-            let (w, s) = with_agent()?;
-            (w, s, run()?)
+        let ((wall_with, s, before, after), wall_without) = if r % 2 == 0 {
+            let w = with_agent()?;
+            (w, run()?)
         } else {
             let wo = run()?;
-            let (w, s) = with_agent()?;
-            (w, s, wo)
+            (with_agent()?, wo)
         };
+        all.agent_cpu_percent
+            .push(100.0 * (after.cpu_s - before.cpu_s) / wall_with);
+        all.agent_peak_rss_kib = all.agent_peak_rss_kib.max(after.hwm_kib);
         all.add(r, wall_with, wall_without, s, &want);
     }
     Ok(all.summary(storm))

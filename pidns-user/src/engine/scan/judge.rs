@@ -215,6 +215,10 @@ impl Scan<'_> {
                 "--allow {unused} matched no container that shares the host PID namespace"
             ));
         }
+        for (entry, runtimes) in self.opts.allow.ambiguous(containers.iter().map(Into::into)) {
+            self.warnings
+                .push(crate::allow::ambiguity_warning(&entry, &runtimes));
+        }
         if summary.cgroup_unreadable > 0 {
             self.warnings.push(format!(
                 "{} processes had a cgroup file the kernel could not print whole (a path longer than PATH_MAX, cut or refused) or that is malformed: they were judged by their namespaces and root",

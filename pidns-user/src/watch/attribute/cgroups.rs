@@ -5,7 +5,7 @@
 //! kernel's `CGROUPS` map.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     path::{Path, PathBuf},
 };
 
@@ -42,7 +42,24 @@ struct Cgroup {
 #[derive(Debug, Clone)]
 pub struct Known {
     pub identity: Identity,
+    /// `--allow`: may share the host PID namespace.
     pub allowed: bool,
+    /// `--allow-setns`: may join host namespaces.
+    pub allowed_setns: bool,
+}
+
+impl Known {
+    /// The kernel's class for the container's cgroups.
+    pub fn class(&self) -> u32 {
+        let mut c = class::CONTAINER;
+        if self.allowed {
+            c |= class::ALLOW_SHARE;
+        }
+        if self.allowed_setns {
+            c |= class::ALLOW_SETNS;
+        }
+        c
+    }
 }
 
 /// What an event's cgroup says about its process.
@@ -57,6 +74,12 @@ pub enum Lookup {
 
 pub struct CgroupTable {
     allow: AllowList,
+    allow_setns: AllowList,
+    /// Unqualified allow entries and the runtimes whose containers they
+    /// matched by name; said once on stderr when there are two.
+    ambiguity: HashMap<String, BTreeSet<crate::report::Runtime>>,
+    /// A container's own cgroup id, which its sub-cgroups share budgets with.
+    own_ids: HashMap<ContainerKey, u64>,
     /// The container pidns runs in.
     own: Option<ContainerKey>,
     names: Option<NameResolver>,
@@ -70,12 +93,16 @@ pub struct CgroupTable {
 impl CgroupTable {
     pub fn new(
         allow: AllowList,
+        allow_setns: AllowList,
         own: Option<ContainerKey>,
         names: Option<NameResolver>,
         host_root: Option<PathBuf>,
     ) -> Self {
         CgroupTable {
             allow,
+            allow_setns,
+            ambiguity: HashMap::new(),
+            own_ids: HashMap::new(),
             own,
             names,
             host_root,
@@ -115,15 +142,18 @@ impl CgroupTable {
                 // Named as `scan` names it (`docker run --cgroup-parent`).
                 engine::refine_runtime(&mut placement, self.host_root.as_deref());
                 let key = placement.key.clone();
-                let allowed = self.known(&placement).allowed;
-                let class = match (unconfirmed, allowed) {
-                    (true, _) => None,
-                    (false, true) => Some(class::ALLOWED),
-                    (false, false) => Some(class::CONTAINER),
-                };
+                if own {
+                    self.own_ids.insert(key.clone(), cgroup_id);
+                }
+                let known = self.known(&placement).class();
+                let class = (!unconfirmed).then_some(known);
                 (class, Some(key), unconfirmed)
             }
         };
+        let budget = container
+            .as_ref()
+            .and_then(|k| self.own_ids.get(k).copied())
+            .unwrap_or(0);
         self.cgroups.insert(
             cgroup_id,
             Cgroup {
@@ -133,7 +163,11 @@ impl CgroupTable {
                 own,
             },
         );
-        class.map(|class| Action::Classify { cgroup_id, class })
+        class.map(|class| Action::Classify {
+            cgroup_id,
+            class,
+            container: budget,
+        })
     }
 
     /// A new cgroup's path as the kernel sent it, flagged as possibly cut
@@ -163,6 +197,9 @@ impl CgroupTable {
             .then(|| self.containers.remove(&key))
             .flatten()
             .map(|known| Action::Gone(known.identity));
+        if own {
+            self.own_ids.remove(&key);
+        }
         Some((key, gone))
     }
 
@@ -173,19 +210,48 @@ impl CgroupTable {
             let identity = p.identity(names);
             let mut subject = Subject::from(&identity);
             subject.containerd_namespace = p.namespace.as_deref();
+            let enclosing = p.enclosing_identities(names);
             let allowed = self
                 .allow
-                .allowance(
-                    self.own.as_ref(),
-                    &p.key,
-                    subject,
-                    &p.enclosing_identities(names),
-                )
+                .allowance(self.own.as_ref(), &p.key, subject, &enclosing)
                 .allowed();
-            self.containers
-                .insert(p.key.clone(), Known { identity, allowed });
+            // pidns's own container is allowed to share, not to escape.
+            let allowed_setns = self
+                .allow_setns
+                .allowance(None, &p.key, subject, &enclosing)
+                .allowed();
+            self.note_ambiguity(subject);
+            self.containers.insert(
+                p.key.clone(),
+                Known {
+                    identity,
+                    allowed,
+                    allowed_setns,
+                },
+            );
         }
         &self.containers[&p.key]
+    }
+
+    /// An unqualified allow entry that has now matched containers of two
+    /// runtimes is said once on stderr.
+    fn note_ambiguity(&mut self, subject: Subject<'_>) {
+        let entries: Vec<String> = self
+            .allow
+            .unqualified_matching(subject)
+            .chain(self.allow_setns.unqualified_matching(subject))
+            .map(str::to_owned)
+            .collect();
+        for entry in entries {
+            let runtimes = self.ambiguity.entry(entry.clone()).or_default();
+            if runtimes.insert(subject.runtime) && runtimes.len() == 2 {
+                let runtimes: Vec<_> = runtimes.iter().copied().collect();
+                eprintln!(
+                    "pidns watch: warning: {}",
+                    crate::allow::ambiguity_warning(&entry, &runtimes)
+                );
+            }
+        }
     }
 
     /// The container an event's cgroup belongs to, and any class to hand back.
@@ -247,18 +313,27 @@ impl CgroupTable {
         let Some(confirmed) = Ancestry::new(proc).shim_ancestor(pid) else {
             return false;
         };
-        let class = if !confirmed {
-            class::HOST
-        } else if self.containers.get(key).is_some_and(|k| k.allowed) {
-            class::ALLOWED
+        let class = if confirmed {
+            self.containers
+                .get(key)
+                .map_or(class::CONTAINER, Known::class)
         } else {
-            class::CONTAINER
+            class::HOST
         };
         if let Some(entry) = self.cgroups.get_mut(&cgroup_id) {
             entry.unconfirmed = !confirmed;
             entry.class = Some(class);
         }
-        actions.push(Action::Classify { cgroup_id, class });
+        let container = if confirmed {
+            self.own_ids.get(key).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        actions.push(Action::Classify {
+            cgroup_id,
+            class,
+            container,
+        });
         confirmed
     }
 }
@@ -286,21 +361,24 @@ mod tests {
             a.learn(10, format!("/docker/{ID}").as_bytes()),
             Some(Action::Classify {
                 cgroup_id: 10,
-                class: class::CONTAINER
+                class: class::CONTAINER,
+                container: 10
             })
         );
         assert_eq!(
             a.learn(11, b"/system.slice/cron.service"),
             Some(Action::Classify {
                 cgroup_id: 11,
-                class: class::HOST
+                class: class::HOST,
+                container: 0
             })
         );
         assert_eq!(
             a.learn(12, b"/libpod_parent/conmon"),
             Some(Action::Classify {
                 cgroup_id: 12,
-                class: class::HOST
+                class: class::HOST,
+                container: 0
             })
         );
         // ctr's /<namespace>/<id> waits for confirmation
@@ -310,7 +388,8 @@ mod tests {
             b.learn(10, format!("/docker/{ID}").as_bytes()),
             Some(Action::Classify {
                 cgroup_id: 10,
-                class: class::ALLOWED
+                class: class::CONTAINER | class::ALLOW_SHARE,
+                container: 10
             })
         );
     }
@@ -325,7 +404,8 @@ mod tests {
             a.learn(20, nested.as_bytes()),
             Some(Action::Classify {
                 cgroup_id: 20,
-                class: class::CONTAINER
+                class: class::CONTAINER,
+                container: 20
             }),
             "the enclosing container is not allowed"
         );
@@ -334,7 +414,8 @@ mod tests {
             b.learn(20, nested.as_bytes()),
             Some(Action::Classify {
                 cgroup_id: 20,
-                class: class::ALLOWED
+                class: class::CONTAINER | class::ALLOW_SHARE,
+                container: 20
             }),
             "both allowed"
         );
@@ -383,7 +464,8 @@ mod tests {
             a.handle(&mkdir),
             vec![Action::Classify {
                 cgroup_id: id,
-                class: class::CONTAINER
+                class: class::CONTAINER,
+                container: id
             }]
         );
         let key = a.cgroups.container(id).expect("container");
@@ -417,7 +499,8 @@ mod tests {
         assert!(
             out.contains(&Action::Classify {
                 cgroup_id: 99,
-                class: class::CONTAINER
+                class: class::CONTAINER,
+                container: 99
             }),
             "{out:?}"
         );
@@ -454,7 +537,8 @@ mod tests {
         assert!(
             out.contains(&Action::Classify {
                 cgroup_id: 20,
-                class: class::CONTAINER
+                class: class::CONTAINER,
+                container: 20
             }),
             "{out:?}"
         );
@@ -472,7 +556,8 @@ mod tests {
         assert!(
             out.contains(&Action::Classify {
                 cgroup_id: 20,
-                class: class::CONTAINER
+                class: class::CONTAINER,
+                container: 20
             }),
             "{out:?}"
         );
@@ -484,7 +569,8 @@ mod tests {
             a.handle(&event(kind::EXEC, 21, 4000, "job", "")),
             vec![Action::Classify {
                 cgroup_id: 21,
-                class: class::HOST
+                class: class::HOST,
+                container: 0
             }],
             "the negative answer goes to the kernel"
         );

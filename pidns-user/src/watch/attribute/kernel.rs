@@ -31,6 +31,13 @@ impl Attributor {
                 }
                 return actions;
             }
+            kind::NS_CREATED => {
+                actions.push(Action::NsCreated {
+                    inum: ev.ns_inum,
+                    nstype: ev.nstype,
+                });
+                return actions;
+            }
             kind::EXEC | kind::FORK | kind::ATTACH | kind::SETNS | kind::NEW_PIDNS => {}
             _ => return actions,
         }
@@ -45,9 +52,17 @@ impl Attributor {
                 return actions;
             }
         };
-        if known.allowed {
+        // Allowed to share the host PID namespace is not allowed to join
+        // host namespaces: only `--allow-setns` silences a setns.
+        let silenced = if ev.kind == kind::SETNS {
+            known.allowed_setns
+        } else {
+            known.allowed
+        };
+        if silenced {
             return actions;
         }
+        let allowed = known.allowed;
         // The kernel marks container processes only in cgroups it knows to be
         // containers'; for one it did not know yet, track the process here.
         if ev.flags & flags::UNCLASSIFIED != 0 && matches!(ev.kind, kind::EXEC | kind::FORK) {
@@ -75,7 +90,7 @@ impl Attributor {
             }
             kind::SETNS => actions.extend(
                 self.namespaces
-                    .judge(ev, &at, &self.cgroups)
+                    .judge(ev, &at, allowed)
                     .into_iter()
                     .map(Action::emit),
             ),
@@ -112,6 +127,7 @@ fn fork(ev: &Event, at: Envelope) -> WatchEvent {
     };
     let mut f = finding(ev, trigger, at);
     f.clone_flags = Some(CloneFlags::new(ev.arg));
+    f.exited = ev.flags & flags::EXITED != 0;
     WatchEvent::HostPidns(f)
 }
 

@@ -8,8 +8,10 @@
 //! - [`cgroups`]: the cgroup table (learn, forget, look up by id), classified
 //!   with the same layout and allow rules as `scan`;
 //! - [`setns`]: whether a namespace a container process joined is the host's;
-//! - `kernel`: each kind of kernel event, handled.
+//! - `kernel`: each kind of kernel event, handled;
+//! - `aggregate`: the kernel's budgets, as one line per container and kind.
 
+mod aggregate;
 pub mod cgroups;
 mod kernel;
 pub mod setns;
@@ -18,6 +20,7 @@ mod testing;
 
 use std::path::PathBuf;
 
+pub use aggregate::{Aggregates, Suppressed};
 use cgroups::CgroupTable;
 use setns::Namespaces;
 
@@ -33,10 +36,19 @@ use crate::{
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Emit(Box<WatchEvent>),
-    /// Tell the kernel how to treat a cgroup from now on.
+    /// Tell the kernel how to treat a cgroup from now on; `container` is
+    /// the container's own cgroup id (0: unknown), whose budgets its
+    /// sub-cgroups share.
     Classify {
         cgroup_id: u64,
         class: u32,
+        container: u64,
+    },
+    /// A process in a host cgroup created a namespace, which the kernel now
+    /// counts as the host's: verify that a host process holds it.
+    NsCreated {
+        inum: u32,
+        nstype: u32,
     },
     /// Report this process's children that stay in the host PID namespace.
     TrackTask {
@@ -69,6 +81,7 @@ impl Attributor {
     pub fn new(
         proc: ProcRoot,
         allow: AllowList,
+        allow_setns: AllowList,
         own: Option<ContainerKey>,
         names: Option<NameResolver>,
         host_root: Option<PathBuf>,
@@ -76,7 +89,7 @@ impl Attributor {
     ) -> Self {
         Attributor {
             namespaces: Namespaces::new(proc.clone(), host_root.clone(), host),
-            cgroups: CgroupTable::new(allow, own, names, host_root),
+            cgroups: CgroupTable::new(allow, allow_setns, own, names, host_root),
             proc,
             clock: Clock::now(),
             handled: 0,
@@ -94,6 +107,19 @@ impl Attributor {
     /// the kernel, if decided.
     pub fn learn(&mut self, cgroup_id: u64, path: &[u8]) -> Option<Action> {
         self.cgroups.learn(cgroup_id, path)
+    }
+
+    /// The container a cgroup id belongs to (a budget's key), looked up in
+    /// /proc through `pid` if never seen.
+    pub fn container_of(&mut self, cgroup_id: u64, pid: u32) -> Option<cgroups::Known> {
+        let mut ignored = Vec::new();
+        match self
+            .cgroups
+            .lookup(&self.proc, cgroup_id, pid, &mut ignored)
+        {
+            cgroups::Lookup::Container(known) => Some(known),
+            cgroups::Lookup::Host | cgroups::Lookup::Unplaced => None,
+        }
     }
 
     /// Kernel events whose process was gone before its cgroup could be

@@ -9,12 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pidns_ebpf::{Event, NS_PID, NS_TYPES, class, flags};
+use pidns_ebpf::{Event, NS_PID, NS_TYPES, flags, host_ns};
 
-use super::cgroups::{self, CgroupTable};
 use crate::{
-    engine::{self, Ancestry},
-    parse::layout::Role,
+    engine::Ancestry,
     procfs::ProcRoot,
     report::{
         ContainerKey, Envelope, Finding, HostPidns, SetnsEvent, SetnsVia, Trigger, WatchEvent,
@@ -68,84 +66,63 @@ impl Namespaces {
         self.inits.remove(key);
     }
 
-    /// A container process's setns: one event per namespace type that is
-    /// the host's (and not already the container's own), and a finding when
-    /// it joined the host PID namespace from outside it.
-    pub fn judge(&mut self, ev: &Event, at: &Envelope, table: &CgroupTable) -> Vec<WatchEvent> {
+    /// A container process's setns into one namespace (the kernel sends
+    /// one event per namespace, through a namespace file or a pidfd alike,
+    /// having dropped no-ops and namespaces not in its host set): reported
+    /// when the namespace is the host's and not the container's own, and a
+    /// finding too when it joined the host PID namespace from outside it.
+    /// `allowed`: the container may share the host PID namespace, which
+    /// does not let it join host namespaces; the event says so.
+    pub fn judge(&mut self, ev: &Event, at: &Envelope, allowed: bool) -> Vec<WatchEvent> {
         let pidfd = ev.flags & flags::PIDFD != 0;
         let ok = ev.ret == 0;
         let mut out = Vec::new();
-        // With a pidfd the target is a process: the host's if it is not a
-        // container's. Its namespaces are read now (PID 1's links may be
-        // unreadable: the host's namespaces stand in for them).
-        let target_is_host =
-            pidfd.then(|| self.is_host_process(ev.target_pid, ev.target_cgroup_id, table));
-        if target_is_host == Some(false) {
+        let Some(index) = NS_TYPES.iter().position(|(flag, _)| *flag == ev.nstype) else {
+            return out;
+        };
+        let name = NS_TYPES[index].1;
+        let ino = u64::from(ev.ns_inum);
+        // The container's own namespace (its init holds it: a
+        // `--network=host` container's net, `ip netns exec` inside it, a
+        // setns back home) is no escape.
+        let init = self.container_init(&at.container.key(), &at.container.cgroup, ev.pid);
+        if let Some(init) = init
+            && self.proc.ns_inode(init, name).ok() == Some(ino)
+        {
             return out;
         }
-        let init = self.container_init(&at.container.key(), &at.container.cgroup, ev.pid);
-        for (index, (flag, name)) in NS_TYPES.iter().enumerate() {
-            let asked = if pidfd {
-                ev.nstype & flag != 0
-            } else {
-                ev.nstype == *flag
-            };
-            if !asked {
-                continue;
-            }
-            let ino = if pidfd {
-                self.proc
-                    .ns_inode(ev.target_pid, name)
-                    .ok()
-                    .or_else(|| self.host_pid_stand_in(ev.target_pid, index))
-            } else {
-                Some(u64::from(ev.ns_inum))
-            };
-            // The container's own namespace (its init holds it: a
-            // `--network=host` container's net, `ip netns exec` inside it,
-            // a setns back home) is no escape.
-            if let (Some(ino), Some(init)) = (ino, init)
-                && self.proc.ns_inode(init, name).ok() == Some(ino)
-            {
-                continue;
-            }
-            let host = match (target_is_host, ino) {
-                (Some(host), _) => host,
-                (None, Some(ino)) => self.is_host_namespace(index, ino),
-                (None, None) => false,
-            };
-            if !host {
-                continue;
-            }
-            if ok && index == NS_PID && ev.flags & flags::CALLER_HOST_PIDNS == 0 {
-                let mut f = Finding::new(Trigger::Setns, at.clone());
-                f.ppid = (ev.ppid != 0).then_some(ev.ppid);
-                out.push(WatchEvent::HostPidns(f));
-            }
-            out.push(WatchEvent::Setns(SetnsEvent {
-                nstype: name,
-                target: "host",
-                ok,
-                via: if pidfd {
-                    SetnsVia::Pidfd
-                } else {
-                    SetnsVia::NsFile
-                },
-                target_pid: pidfd.then_some(ev.target_pid),
-                compat: ev.flags & flags::COMPAT != 0,
-                error: (!ok).then(|| format!("{:?}", nix::errno::Errno::from_raw(-ev.ret))),
-                at: at.clone(),
-                ns_inode: ino,
-                latency_us: None,
-            }));
+        // The kernel's own verdict where it is certain (the host's own, or
+        // held by a host process when last verified); else /proc decides.
+        let host = match ev.arg as u32 {
+            host_ns::OWN | host_ns::HELD => true,
+            _ => self.is_host_namespace(index, ino),
+        };
+        if !host {
+            return out;
         }
+        if ok && index == NS_PID && ev.flags & flags::CALLER_HOST_PIDNS == 0 && !allowed {
+            let mut f = Finding::new(Trigger::Setns, at.clone());
+            f.ppid = (ev.ppid != 0).then_some(ev.ppid);
+            out.push(WatchEvent::HostPidns(f));
+        }
+        out.push(WatchEvent::Setns(SetnsEvent {
+            nstype: name,
+            target: "host",
+            ok,
+            via: if pidfd {
+                SetnsVia::Pidfd
+            } else {
+                SetnsVia::NsFile
+            },
+            target_pid: pidfd.then_some(ev.target_pid),
+            compat: ev.flags & flags::COMPAT != 0,
+            allowed_container: allowed,
+            error: (!ok).then(|| format!("{:?}", nix::errno::Errno::from_raw(-ev.ret))),
+            at: at.clone(),
+            ns_inode: Some(ino),
+            latency_us: None,
+        }));
         out
-    }
-
-    /// The host PID's namespace where its own link is unreadable.
-    fn host_pid_stand_in(&self, pid: u32, index: usize) -> Option<u64> {
-        let ino = self.host_ns[index];
-        (pid == 1 && ino != 0).then_some(u64::from(ino))
     }
 
     /// Whether a namespace is the host's: one of the host's own (its init's,
@@ -177,38 +154,9 @@ impl Namespaces {
         holder.is_some()
     }
 
-    /// Whether a process (a pidfd's target) is a host process, by its cgroup.
-    fn is_host_process(&self, pid: u32, cgroup_id: u64, table: &CgroupTable) -> bool {
-        if pid == 0 {
-            return false;
-        }
-        match table.class(cgroup_id) {
-            Some(Some(class::HOST)) => return true,
-            Some(Some(_)) => return false,
-            Some(None) | None => {}
-        }
-        let mut ancestry = Ancestry::new(&self.proc);
-        self.owner(pid, &mut ancestry) == Owner::Host
-    }
-
     /// Whose a process is, from its cgroup file.
     fn owner(&self, pid: u32, ancestry: &mut Ancestry<'_>) -> Owner {
-        let mut buf = Vec::new();
-        if self.proc.read_into(pid, "cgroup", &mut buf).is_err() {
-            return Owner::Unknown;
-        }
-        match engine::placement(&buf) {
-            None => Owner::Host,
-            Some(p) if p.role == Role::Monitor => Owner::Host,
-            Some(p)
-                if p.needs_confirmation
-                    && !cgroups::containerd_task_exists(self.host_root.as_deref(), &p)
-                    && !ancestry.has_shim_ancestor(pid) =>
-            {
-                Owner::Host
-            }
-            Some(p) => Owner::Container(p.key),
-        }
+        hostns::owner(&self.proc, self.host_root.as_deref(), pid, ancestry)
     }
 
     /// A container's longest-running process other than `caller`: its init,
@@ -248,7 +196,7 @@ impl Namespaces {
 
 #[cfg(test)]
 mod tests {
-    use pidns_ebpf::flags;
+    use pidns_ebpf::{flags, kind};
 
     use super::super::testing::*;
     use crate::report::{Finding, SetnsEvent, SetnsVia, Trigger, WatchEvent};
@@ -363,53 +311,75 @@ mod tests {
     }
 
     #[test]
-    fn setns_through_a_pidfd_reports_each_type_with_the_target() {
+    fn setns_through_a_pidfd_is_judged_by_the_namespace_joined() {
         let dir = tempfile::tempdir().expect("tmp");
         namespaces_fixture(dir.path());
         let mut a = attributor(dir.path(), &[]);
         docker(&mut a);
-        a.learn(20, b"/system.slice/svc.service");
-        let mut e = setns(10, 201, MNT | UTS | NET, 0, 0);
+        // The kernel sends one event per namespace, read from the target's
+        // nsproxy: here a host service's private mount namespace ...
+        let mut e = setns(10, 201, MNT, 4026532300, 0);
         e.flags = flags::PIDFD;
         e.target_pid = 300;
-        e.target_cgroup_id = 20;
         let out = a.handle(&e);
-        // net is the container's own already (--network=host)
-        assert_eq!(setns_events(&out), [("mnt", true), ("uts", true)]);
-        let WatchEvent::Setns(s) = findings(&out)[0] else {
+        let [WatchEvent::Setns(s)] = findings(&out)[..] else {
             panic!("{out:?}")
         };
         assert_eq!(
-            (s.via, s.target_pid, s.ns_inode),
-            (SetnsVia::Pidfd, Some(300), Some(4026532300))
+            (s.nstype, s.via, s.target_pid, s.ns_inode),
+            ("mnt", SetnsVia::Pidfd, Some(300), Some(4026532300))
         );
         let json = serde_json::to_value(WatchEvent::Setns(s.clone())).expect("json");
         assert_eq!(
             (json["via"].as_str(), json["target_pid"].as_u64()),
             (Some("pidfd"), Some(300))
         );
-        // PID 1, whose links are unreadable on hardened hosts: the host's namespaces stand in
-        std::fs::remove_dir_all(dir.path().join("1/ns")).expect("rm");
-        e.target_pid = 1;
-        e.target_cgroup_id = 0;
-        e.nstype = MNT;
-        let out = a.handle(&e);
-        let [WatchEvent::Setns(s)] = findings(&out)[..] else {
-            panic!("{out:?}")
-        };
-        assert_eq!(s.ns_inode, Some(HOST_NS[0]));
-        // a pidfd of another container's process: not the host
+        // ... and the host's network namespace through another container's
+        // process (one with --network=host): whoever the target is, the
+        // namespace joined decides.
+        let mut e = setns(10, 201, NET, HOST_NS[5], 0);
+        e.flags = flags::PIDFD;
         e.target_pid = 400;
-        e.nstype = MNT | UTS;
-        assert!(findings(&a.handle(&e)).is_empty());
+        // (the caller's container has the host's net itself in the fixture:
+        // take it away, as for an isolated container)
+        process(
+            dir.path(),
+            200,
+            "sleep",
+            1,
+            &format!("/docker/{ID}"),
+            &[("net", 4026532210)],
+            100,
+        );
+        assert_eq!(setns_events(&a.handle(&e)), [("net", true)]);
+        // what the kernel vouches for (the host's own, arg 1) needs no /proc
+        let mut e = setns(10, 201, UTS, 4026539999, 0);
+        e.arg = u64::from(pidns_ebpf::host_ns::OWN);
+        assert_eq!(setns_events(&a.handle(&e)), [("uts", true)]);
         // compat calls say so
+        let mut e = setns(10, 201, MNT, 4026532300, 0);
+        e.flags = flags::PIDFD | flags::COMPAT;
         e.target_pid = 300;
-        e.nstype = MNT;
-        e.flags |= flags::COMPAT;
         let out = a.handle(&e);
         assert!(matches!(
             findings(&out)[..],
             [WatchEvent::Setns(SetnsEvent { compat: true, .. })]
         ));
+    }
+
+    #[test]
+    fn an_allowed_containers_setns_is_reported_and_marked() {
+        let dir = tempfile::tempdir().expect("tmp");
+        namespaces_fixture(dir.path());
+        let mut a = attributor(dir.path(), &[ID]);
+        let mkdir = event(kind::CGROUP_MKDIR, 10, 5, "runc", &format!("/docker/{ID}"));
+        a.handle(&mkdir);
+        let out = a.handle(&setns(10, 201, MNT, HOST_NS[0], 0));
+        let [WatchEvent::Setns(s)] = findings(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert!(s.allowed_container);
+        // its processes are no findings
+        assert!(findings(&a.handle(&event(kind::EXEC, 10, 202, "sh", "/bin/sh"))).is_empty());
     }
 }

@@ -86,6 +86,7 @@ pub fn attributor(proc: &Path, allow: &[&str]) -> Attributor {
     Attributor::new(
         root,
         AllowList::new(allow.iter().map(|s| s.to_string())),
+        AllowList::default(),
         None,
         None,
         None,
@@ -112,7 +113,8 @@ pub fn docker(a: &mut Attributor) {
         a.handle(&mkdir),
         vec![Action::Classify {
             cgroup_id: 10,
-            class: class::CONTAINER
+            class: class::CONTAINER,
+            container: 10
         }]
     );
 }

@@ -4,14 +4,17 @@
 //! |---|---|---|
 //! | `pidns_containers_sharing_host_pidns` | gauge (1 per container) | `runtime`, `container_id`, `name`, `pod_namespace`, `pod_name`, `allowed` |
 //! | `pidns_findings_total` | counter | `event` (`host_pidns`, `setns`), `trigger` |
-//! | `pidns_lost_events_total` | counter | |
+//! | `pidns_lost_events_total` | counter | `stream` (`findings`, `other`) |
+//! | `pidns_aggregated_events_total` | counter | `event`, `trigger` |
 //! | `pidns_unattributed_events_total` | counter | |
 //! | `pidns_probes_attached` | gauge | |
 //! | `pidns_last_scan_timestamp_seconds` | gauge | |
 //! | `pidns_last_scan_duration_seconds` | gauge | |
 //!
 //! The sharing gauge is set by every full scan (start-up, `--rescan`, each
-//! poll) and by live findings; a scan drops containers that stopped. Alert on
+//! poll) and by live findings; a scan drops containers that stopped, and so
+//! does the removal of the cgroup that set it (not another cgroup with the
+//! same labels, such as a sub-cgroup named after the container). Alert on
 //! `pidns_containers_sharing_host_pidns{allowed="false"}`.
 //!
 //! The exposition is OpenMetrics text (prometheus-client has no other text
@@ -19,7 +22,10 @@
 
 mod server;
 
-use std::sync::atomic::AtomicU64;
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Mutex, atomic::AtomicU64},
+};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -48,11 +54,20 @@ struct FindingLabels {
     trigger: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    stream: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     sharing: Family<ContainerLabels, Gauge>,
     findings: Family<FindingLabels, Counter>,
-    lost: Counter,
+    aggregated: Family<FindingLabels, Counter>,
+    lost: Family<StreamLabels, Counter>,
+    /// Which cgroups hold each series of the sharing gauge: a series goes
+    /// when the last of them is gone.
+    owners: Mutex<HashMap<ContainerLabels, BTreeSet<String>>>,
     unattributed: Counter,
     probes: Gauge,
     last_scan: Gauge<f64, AtomicU64>,
@@ -71,7 +86,9 @@ impl Metrics {
             registry: Registry::with_prefix("pidns"),
             sharing: Family::default(),
             findings: Family::default(),
-            lost: Counter::default(),
+            aggregated: Family::default(),
+            lost: Family::default(),
+            owners: Mutex::new(HashMap::new()),
             unattributed: Counter::default(),
             probes: Gauge::default(),
             last_scan: Gauge::default(),
@@ -89,8 +106,13 @@ impl Metrics {
             m.findings.clone(),
         );
         registry.register(
+            "aggregated_events",
+            "Events a container made beyond its budget, counted in the kernel and reported in aggregate lines",
+            m.aggregated.clone(),
+        );
+        registry.register(
             "lost_events",
-            "Kernel events dropped because the ring buffer was full",
+            "Kernel events dropped because their ring buffer was full, by stream (findings, other)",
             m.lost.clone(),
         );
         registry.register(
@@ -113,6 +135,14 @@ impl Metrics {
             "How long the last full scan took",
             m.last_scan_duration.clone(),
         );
+        // Both streams are exposed from the start, at 0.
+        for stream in pidns_ebpf::stream::NAMES {
+            m.lost
+                .get_or_create(&StreamLabels {
+                    stream: stream.into(),
+                })
+                .inc_by(0);
+        }
         Metrics { registry, ..m }
     }
 
@@ -149,9 +179,7 @@ impl Metrics {
                         trigger: f.trigger.as_str().into(),
                     })
                     .inc();
-                self.sharing
-                    .get_or_create(&Self::labels(&f.at.container, false))
-                    .set(1);
+                self.share(&f.at.container, false);
             }
             WatchEvent::Setns(_) => {
                 self.findings
@@ -161,8 +189,23 @@ impl Metrics {
                     })
                     .inc();
             }
-            WatchEvent::Lost { count, .. } => {
-                self.lost.inc_by(*count);
+            WatchEvent::Aggregate(a) => {
+                self.aggregated
+                    .get_or_create(&FindingLabels {
+                        event: a.of.into(),
+                        trigger: a.trigger.map_or("", |t| t.as_str()).into(),
+                    })
+                    .inc_by(a.count);
+                if a.of == "host_pidns" {
+                    self.share(&a.at.container, false);
+                }
+            }
+            WatchEvent::Lost { stream, count, .. } => {
+                self.lost
+                    .get_or_create(&StreamLabels {
+                        stream: (*stream).into(),
+                    })
+                    .inc_by(*count);
             }
             WatchEvent::NewPidns(_) | WatchEvent::Stats { .. } => {}
         }
@@ -176,24 +219,48 @@ impl Metrics {
         }
     }
 
-    /// A container stopped (its cgroup was removed): it no longer shares.
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<ContainerLabels, BTreeSet<String>>> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A container shares the host PID namespace: its series, held by its
+    /// own cgroup.
+    fn share(&self, c: &Identity, allowed: bool) {
+        let labels = Self::labels(c, allowed);
+        self.sharing.get_or_create(&labels).set(1);
+        self.owners()
+            .entry(labels)
+            .or_default()
+            .insert(c.cgroup.clone());
+    }
+
+    /// A container's own cgroup was removed: it no longer shares. A series
+    /// another cgroup holds too (the same labels) stays.
     pub fn gone(&self, c: &Identity) {
+        let mut owners = self.owners();
         for allowed in [false, true] {
-            self.sharing.remove(&Self::labels(c, allowed));
+            let labels = Self::labels(c, allowed);
+            let Some(cgroups) = owners.get_mut(&labels) else {
+                continue;
+            };
+            cgroups.remove(&c.cgroup);
+            if cgroups.is_empty() {
+                owners.remove(&labels);
+                self.sharing.remove(&labels);
+            }
         }
     }
 
     /// Resets the sharing gauge to what a full scan found.
     pub fn scanned(&self, report: &ScanReport) {
         self.sharing.clear();
+        self.owners().clear();
         for c in report
             .containers
             .iter()
             .filter(|c| c.shares_host_pidns == Some(true))
         {
-            self.sharing
-                .get_or_create(&Self::labels(&c.identity(), c.verdict == Verdict::Allowed))
-                .set(1);
+            self.share(&c.identity(), c.verdict == Verdict::Allowed);
         }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -242,6 +309,7 @@ mod tests {
     fn exposition_has_every_metric() {
         let m = Metrics::new();
         m.record(&WatchEvent::Lost {
+            stream: "findings",
             count: 3,
             total: 3,
             ts: String::new(),
@@ -258,7 +326,7 @@ mod tests {
         for name in [
             "pidns_containers_sharing_host_pidns{runtime=\"docker\",container_id=\"abc\",name=\"web\",pod_namespace=\"\",pod_name=\"\",allowed=\"false\"} 1",
             "pidns_findings_total{event=\"host_pidns\",trigger=\"exec\"} 1",
-            "pidns_lost_events_total 3",
+            "pidns_lost_events_total{stream=\"findings\"} 3",
             "pidns_unattributed_events_total 2",
             "pidns_probes_attached",
             "pidns_last_scan_timestamp_seconds",
@@ -267,6 +335,29 @@ mod tests {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn the_gauge_follows_the_containers_own_cgroup() {
+        let m = Metrics::new();
+        let own = container("abc", Runtime::Docker, Some("web"), None);
+        m.record(&WatchEvent::HostPidns(finding(Trigger::Exec, own.clone())));
+        // A sub-cgroup named after it (a nested container's shape) is gone:
+        // same labels, another cgroup.
+        let nested = Identity {
+            cgroup: format!("{}/docker/abc", own.cgroup),
+            ..own.clone()
+        };
+        m.gone(&nested);
+        assert!(
+            m.encode().contains("container_id=\"abc\""),
+            "taken off by a sub-cgroup"
+        );
+        m.gone(&own);
+        assert!(
+            !m.encode().contains("container_id=\"abc\""),
+            "its own cgroup went"
+        );
     }
 
     #[test]

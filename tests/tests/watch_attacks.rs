@@ -1,0 +1,266 @@
+//! `pidns watch` against the containers it watches, each attack done as an
+//! attacker inside a real container would (issue 13): a flood of no-op
+//! setns calls, a payload named like a runtime's memfd, a setns laundered
+//! through a pidfd of another container's process, and an escape from a
+//! container allowed to share the host PID namespace. Each ends in a finding
+//! with the container's id.
+
+use std::time::Duration;
+
+use pidns_tests::{
+    Container, Pid, Rt, Spec,
+    inside::Tool,
+    pidns::{Watch, synth},
+    ready, skip, test_name,
+};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Root, the runtimes in `needs`, and watch in eBPF mode with `extra`.
+fn watch(test: &str, needs: &[Rt], extra: &[&str]) -> Option<Watch> {
+    ready(test, needs)?;
+    let mut args = vec!["--mode", "ebpf"];
+    args.extend_from_slice(extra);
+    match Watch::start(&args) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            skip::skip(test, &format!("eBPF watch cannot start here: {e:#}"));
+            None
+        }
+    }
+}
+
+fn dump(w: &Watch) -> String {
+    let events: Vec<String> = w
+        .events()
+        .iter()
+        .filter(|e| e["event"] != "host_pidns" || e["trigger"] != "scan")
+        .map(Value::to_string)
+        .collect();
+    format!("{}\nstderr:\n{}", events.join("\n"), w.stderr())
+}
+
+#[track_caller]
+fn expect(w: &Watch, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    w.wait_for(WAIT, pred)
+        .unwrap_or_else(|| panic!("no event for {what} within {WAIT:?}; got:\n{}", dump(w)))
+}
+
+fn finding(e: &Value, id: &str) -> bool {
+    e["event"] == "host_pidns" && e["container_id"] == id
+}
+
+/// `pidns-synth` with its libraries, mounted into a container.
+fn tool() -> Tool {
+    Tool::new(&synth().expect("pidns-synth")).expect("tool")
+}
+
+fn with_tool<'a>(mut spec: Spec<'a>, tool: &Tool) -> Spec<'a> {
+    for m in tool.mounts().expect("mounts") {
+        spec = spec.arg(&m);
+    }
+    spec
+}
+
+/// An isolated, unprivileged container calling setns on its own network
+/// namespace in a tight loop (every call refused) must not hide short-lived
+/// host-PID containers started meanwhile: each is reported with its id, and
+/// no finding is lost.
+#[test]
+fn a_setns_flood_hides_no_short_lived_host_pid_container() {
+    let Some(w) = watch(test_name!(), &[Rt::Docker], &[]) else {
+        return;
+    };
+    let tool = tool();
+    let flood =
+        with_tool(Spec::new(Rt::Docker), &tool).cmd(&[&tool.path(), "flood", "setns", "600"]);
+    let _flooder = Container::start(&flood).expect("flooding container");
+    std::thread::sleep(Duration::from_secs(2));
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let c = Container::run_to_completion(&Spec::new(Rt::Docker).pid(Pid::Host).cmd(&["true"]))
+            .expect("short-lived host-PID container");
+        ids.push(c.id.clone());
+    }
+    for id in &ids {
+        expect(&w, &format!("short-lived container {id}"), |e| {
+            finding(e, id)
+        });
+    }
+    let lost: Vec<Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "lost" && e["stream"] != "other")
+        .collect();
+    assert!(lost.is_empty(), "findings lost under the flood: {lost:#?}");
+}
+
+/// A file named `memfd:*` on the container's own tmpfs is no memfd copy of
+/// the runtime: run from `docker exec`, it is the payload, and its setns
+/// into the host's mount namespace is reported.
+#[test]
+fn a_tmpfs_file_named_memfd_is_no_runtime_copy() {
+    let Some(w) = watch(test_name!(), &[Rt::Docker], &[]) else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    let c = Container::start(
+        &Spec::new(Rt::Docker)
+            .pid(Pid::Host)
+            .cap("SYS_ADMIN")
+            .cap("SYS_PTRACE"),
+    )
+    .expect("host-PID container");
+    let out = c
+        .exec(&[
+            "sh",
+            "-c",
+            "cp /bin/busybox /dev/memfd:bb && chmod 755 /dev/memfd:bb && ln -s memfd:bb /dev/nsenter",
+        ])
+        .expect("copy");
+    assert!(out.status.success(), "{}", out.stderr);
+    let out = c
+        .exec(&["/dev/nsenter", "-t", &me, "-m", "/bin/true"])
+        .expect("nsenter");
+    assert!(
+        out.status.success(),
+        "the escape itself failed: {}",
+        out.stderr
+    );
+    let e = expect(&w, "the setns into the host's mount namespace", |e| {
+        e["event"] == "setns" && e["container_id"] == c.id.as_str() && e["nstype"] == "mnt"
+    });
+    assert_eq!(
+        (e["ok"].as_bool(), e["target"].as_str()),
+        (Some(true), Some("host")),
+        "{e}"
+    );
+    expect(&w, "the exec of the memfd-named file", |e| {
+        finding(e, &c.id) && e["trigger"] == "exec" && e["filename"] == "/dev/nsenter"
+    });
+}
+
+/// setns through a pidfd of another container's process that shares the
+/// host's network namespace joins the host's network namespace: judged by
+/// the namespace joined, not by whose process the pidfd names.
+#[test]
+fn a_pidfd_of_another_container_is_judged_by_the_namespace_joined() {
+    let Some(w) = watch(test_name!(), &[Rt::Docker], &[]) else {
+        return;
+    };
+    let tool = tool();
+    let target = Container::start(&Spec::new(Rt::Docker).arg("--network=host"))
+        .expect("isolated --network=host container");
+    let attacker = Container::start(
+        &with_tool(Spec::new(Rt::Docker), &tool)
+            .pid(Pid::Host)
+            .cap("SYS_ADMIN")
+            .cap("SYS_PTRACE")
+            .arg("--security-opt=seccomp=unconfined"),
+    )
+    .expect("host-PID container");
+    let out = attacker
+        .exec(&[
+            &tool.path(),
+            "pidfd-setns",
+            &target.init_pid().to_string(),
+            "net",
+        ])
+        .expect("pidfd setns");
+    assert!(
+        out.status.success(),
+        "the escape itself failed: {}",
+        out.stderr
+    );
+    let e = expect(&w, "the setns into the host's network namespace", |e| {
+        e["event"] == "setns" && e["container_id"] == attacker.id.as_str() && e["nstype"] == "net"
+    });
+    assert_eq!(
+        (
+            e["ok"].as_bool(),
+            e["via"].as_str(),
+            e["target_pid"].as_u64()
+        ),
+        (
+            Some(true),
+            Some("pidfd"),
+            Some(u64::from(target.init_pid()))
+        ),
+        "{e}"
+    );
+}
+
+/// A container allowed to share the host PID namespace is not allowed to
+/// escape: its setns into the host's mount namespace is reported, marked
+/// `allowed_container`; `--allow-setns` silences it, for that container
+/// only. Entries qualified by runtime (`docker:NAME`) allow it.
+#[test]
+fn an_allowed_container_escaping_is_reported() {
+    let Some(()) = ready(test_name!(), &[Rt::Docker]) else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    let c = Container::start(
+        &Spec::new(Rt::Docker)
+            .pid(Pid::Host)
+            .cap("SYS_ADMIN")
+            .cap("SYS_PTRACE"),
+    )
+    .expect("host-PID container");
+    // The issue's form first: a bare name.
+    let Some(w) = watch(test_name!(), &[Rt::Docker], &["--allow", &c.name]) else {
+        return;
+    };
+    let out = c
+        .exec(&["nsenter", "-t", &me, "-m", "true"])
+        .expect("nsenter");
+    assert!(
+        out.status.success(),
+        "the escape itself failed: {}",
+        out.stderr
+    );
+    let e = expect(&w, "the allowed container's setns", |e| {
+        e["event"] == "setns" && e["container_id"] == c.id.as_str() && e["nstype"] == "mnt"
+    });
+    assert_eq!(e["allowed_container"].as_bool(), Some(true), "{e}");
+    // Allowed to share: its processes are no findings.
+    let shared: Vec<Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| finding(e, &c.id))
+        .collect();
+    assert!(
+        shared.is_empty(),
+        "an allowed container reported: {shared:#?}"
+    );
+    drop(w);
+
+    // --allow-setns: an agent that must nsenter the host (kured); the
+    // qualified form.
+    let allow = format!("docker:{}", c.name);
+    let Some(w) = watch(
+        test_name!(),
+        &[Rt::Docker],
+        &["--allow", &allow, "--allow-setns", &allow],
+    ) else {
+        return;
+    };
+    let out = c
+        .exec(&["nsenter", "-t", &me, "-m", "true"])
+        .expect("nsenter");
+    assert!(out.status.success(), "{}", out.stderr);
+    let sentinel =
+        Container::run_to_completion(&Spec::new(Rt::Docker).pid(Pid::Host).cmd(&["true"]))
+            .expect("sentinel");
+    expect(&w, "the sentinel", |e| finding(e, &sentinel.id));
+    let setns: Vec<Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "setns" && e["container_id"] == c.id.as_str())
+        .collect();
+    assert!(
+        setns.is_empty(),
+        "--allow-setns did not silence it: {setns:#?}"
+    );
+}
