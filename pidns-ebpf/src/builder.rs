@@ -12,7 +12,10 @@ use aya_ebpf::{
 };
 use pidns_ebpf::{Event, WAKEUP_INTERVAL_NS, flags, stream};
 
-use crate::maps::{EVENTS, FINDINGS, LAST_WAKEUP, UNCLASSIFIED, count_lost, off};
+use crate::{
+    config::off,
+    maps::{EVENTS, FINDINGS, LAST_WAKEUP, UNCLASSIFIED, count_lost},
+};
 
 /// Reserves an event and fills the common fields; the caller fills the rest
 /// through the setters and submits.

@@ -6,10 +6,11 @@ use pidns_ebpf::{DATA_LEN, TaskState, class, flags, kind, stream, task};
 
 use crate::{
     builder::EventBuilder,
+    config::off,
     kernel::{cgroup_v2_id, current_ids, is_host_pidns, read, task_pidns_inum},
     maps::{
         CGROUPS, TASKS, budget_key, cgroup_class, current_may_mark_runtime_setup, drops_findings,
-        off, task_state, within_budget,
+        task_state, within_budget,
     },
     runtime::{runtime_setup_exe, runtime_state},
 };

@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use pidns_ebpf::{Offsets, magic};
 
-use crate::maps::{conf, off};
+use crate::config::{conf, off};
 
 /// Highest PID namespace nesting level the kernel allows.
 const MAX_PID_NS_LEVEL: u32 = 32;

@@ -26,6 +26,7 @@
 
 mod builder;
 mod cgroup;
+mod config;
 mod kernel;
 mod maps;
 mod process;

@@ -1,7 +1,5 @@
-//! The probes' maps, the load-time [`Config`] global, and the small
-//! accessors every program uses to consult them.
-
-use core::mem::MaybeUninit;
+//! The probes' maps, and the small accessors every program uses to consult
+//! them.
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -9,9 +7,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
-use pidns_ebpf::{
-    AggKey, AggValue, CgroupClass, Config, HostNs, TaskState, class, host_ns, stream,
-};
+use pidns_ebpf::{AggKey, AggValue, CgroupClass, HostNs, TaskState, class, host_ns, stream};
 
 use crate::kernel::current_cgroup;
 
@@ -65,42 +61,6 @@ pub static LAST_WAKEUP: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 /// Events that did not fit in their ring buffer, by [`stream`].
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(stream::COUNT as u32, 0);
-
-/// The load-time [`Config`], which user space writes into the object before
-/// loading it. Fields are read one at a time through a volatile load, so the
-/// compiler neither folds in the zeroes it was built with nor copies the
-/// whole struct onto the stack.
-#[repr(transparent)]
-pub struct Settings(pub MaybeUninit<Config>);
-
-// SAFETY: read-only after load.
-unsafe impl Sync for Settings {}
-
-#[unsafe(no_mangle)]
-pub static CONFIG: Settings = Settings(MaybeUninit::new(Config::ZERO));
-
-/// One field of [`CONFIG`].
-macro_rules! conf {
-    ($($field:ident).+) => {{
-        // SAFETY: CONFIG is always initialised; the read is of plain data.
-        #[allow(unused_unsafe)]
-        let value = unsafe {
-            ::core::ptr::read_volatile(::core::ptr::addr_of!(
-                (*$crate::maps::CONFIG.0.as_ptr()).$($field).+
-            ))
-        };
-        value
-    }};
-}
-
-/// One kernel struct offset.
-macro_rules! off {
-    ($field:ident) => {
-        $crate::maps::conf!(offsets.$field)
-    };
-}
-
-pub(crate) use {conf, off};
 
 /// Class of a cgroup user space has not classified yet.
 pub const UNCLASSIFIED: u32 = 0;

@@ -7,14 +7,14 @@ use pidns_ebpf::{NS_FLAGS, NS_TYPES, TaskState, class, clone, flags, kind, strea
 
 use crate::{
     builder::EventBuilder,
+    config::off,
     kernel::{
         current_cgroup, current_ids, current_in_host_pidns, current_task, file_exe, group_dead,
         is_host_pidns, is_memfd, read, task_cgroup_id, task_exe, task_ns_inum, task_pidns_inum,
     },
     maps::{
         TASKS, add_created_host_ns, budget_key, cgroup_class, current_effective_class,
-        current_may_mark_runtime_setup, drops_findings, off, task_state, watched_cgroup,
-        within_budget,
+        current_may_mark_runtime_setup, drops_findings, task_state, watched_cgroup, within_budget,
     },
     runtime::runtime_state,
 };

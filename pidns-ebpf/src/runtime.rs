@@ -5,8 +5,8 @@
 use pidns_ebpf::{TaskState, magic, task};
 
 use crate::{
+    config::off,
     kernel::{Exe, file_magic, file_name, is_memfd, read, task_exe},
-    maps::off,
 };
 
 /// Whether a task moved into (or created in) a container cgroup is a

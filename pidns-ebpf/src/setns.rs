@@ -14,13 +14,14 @@ use pidns_ebpf::{
 
 use crate::{
     builder::EventBuilder,
+    config::off,
     kernel::{
         current_cgroup, current_fd_file, current_ids, current_in_host_pidns, current_task,
         is_host_pidns, ns_type, pidfd_pid, read, task_ns_inum,
     },
     maps::{
         SETNS_CALLERS, TASKS, budget_key, cgroup_class, drops_setns, host_ns, host_ns_overflowed,
-        off, task_state, within_budget,
+        task_state, within_budget,
     },
     process::learn_created_namespaces,
 };
