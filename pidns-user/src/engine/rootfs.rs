@@ -10,7 +10,7 @@
 //! The API watch shares with scan:
 //! - [`root_fact`]: given a proc root, a pid and the host's identity
 //!   ([`HostIdentity`]), whether the process is container-like;
-//! - [`Attributor::attribute`]: which container it is, by its root
+//! - [`RootAttribution::attribute`]: which container it is, by its root
 //!   filesystem matched (device and inode) with runtimes' on-disk state
 //!   ([`crate::state`]), else runtime `unknown` with its root mount's
 //!   source as its id;
@@ -109,17 +109,17 @@ pub struct Attribution {
 /// state below `state_root` once (and again, at most once a second, when a
 /// root matches nothing: a container started since).
 #[derive(Debug)]
-pub struct Attributor {
+pub struct RootAttribution {
     state_root: Option<PathBuf>,
     index: Option<(RootIndex, Instant)>,
     cache: HashMap<(FileId, Option<u64>), Attribution>,
 }
 
-impl Attributor {
+impl RootAttribution {
     /// `state_root`: the host root where runtimes keep their state (`/` for
     /// the live /proc); without it every container-like process is `unknown`.
-    pub fn new(state_root: Option<PathBuf>) -> Attributor {
-        Attributor {
+    pub fn new(state_root: Option<PathBuf>) -> RootAttribution {
+        RootAttribution {
             state_root,
             index: None,
             cache: HashMap::new(),
@@ -199,18 +199,16 @@ impl Attributor {
 }
 
 /// Container-like or not, and if so whose: [`root_fact`] then
-/// [`Attributor::attribute`]. `None` for a host process (or a process whose
+/// [`RootAttribution::attribute`]. `None` for a host process (or a process whose
 /// root could not be read, or that is gone).
 pub fn container_like(
     proc: &ProcRoot,
     pid: u32,
     host: &HostIdentity,
-    attributor: &mut Attributor,
+    roots: &mut RootAttribution,
 ) -> Option<Attribution> {
     match root_fact(proc, pid, host) {
-        RootFact::ContainerLike { root, mnt_ns } => {
-            Some(attributor.attribute(proc, pid, root, mnt_ns))
-        }
+        RootFact::ContainerLike { root, mnt_ns } => Some(roots.attribute(proc, pid, root, mnt_ns)),
         _ => None,
     }
 }
@@ -337,7 +335,7 @@ mod tests {
         let (t, host) = tree();
         let proc = t.proc();
         // no state: unknown, named after its root mount
-        let mut none = Attributor::new(None);
+        let mut none = RootAttribution::new(None);
         let a = container_like(&proc, 13, &host, &mut none).expect("container-like");
         assert_eq!(
             (a.runtime, a.id.as_str()),
@@ -358,7 +356,7 @@ mod tests {
             "run/runc/web/state.json",
             r#"{"init_process_pid":13,"config":{"rootfs":"/srv/ctr"},"cgroup_paths":{"":"/sys/fs/cgroup/unified/web"}}"#,
         );
-        let mut runc = Attributor::new(Some(state.path().to_owned()));
+        let mut runc = RootAttribution::new(Some(state.path().to_owned()));
         let a = container_like(&proc, 13, &host, &mut runc).expect("container-like");
         assert_eq!((a.runtime, a.id.as_str()), (Runtime::Runc, "web"));
         assert_eq!(a.cgroup, CgroupRecord::Path("/web".into()));

@@ -77,7 +77,7 @@ impl Scan<'_> {
                 self.summary.processes_vanished += 1;
                 continue;
             }
-            let a = self.attributor.attribute(&self.proc, pid, root, mnt_ns);
+            let a = self.roots.attribute(&self.proc, pid, root, mnt_ns);
             let outside = is_outside(&a.cgroup, cgroup.as_deref());
             let key = key_for(&a, gathered);
             let g = gathered.entry(key).or_default();

@@ -16,7 +16,7 @@ use std::{
     time::Instant,
 };
 
-use super::{ScanOptions, host::HostIdentity, host_pidns, rootfs::Attributor};
+use super::{ScanOptions, host::HostIdentity, host_pidns, rootfs::RootAttribution};
 use crate::{
     error::{ReadError, ReadErrorKind, ScanError},
     procfs::{FileId, ProcRoot},
@@ -38,7 +38,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
     let identity = HostIdentity::find(&proc, &host);
     let mut s = Scan {
         opts,
-        attributor: Attributor::new(opts.state_root.clone()),
+        roots: RootAttribution::new(opts.state_root.clone()),
         proc,
         host,
         identity,
@@ -115,7 +115,7 @@ struct Scan<'a> {
     proc: ProcRoot,
     host: HostPidns,
     identity: HostIdentity,
-    attributor: Attributor,
+    roots: RootAttribution,
     summary: Summary,
     warnings: Vec<String>,
 }
