@@ -67,7 +67,7 @@ impl Attributor {
         let known = match self.anchored_only(key.cgroup_id) {
             Some(known) => known,
             None => match self.cgroups.lookup(&self.proc, cgroup, pid, &mut ignored) {
-                Lookup::Container(known) => known,
+                Lookup::Container(known) => *known,
                 Lookup::Host | Lookup::Unplaced => return None,
             },
         };

@@ -71,7 +71,7 @@ impl Known {
 /// What an event's cgroup says about its process.
 #[derive(Debug)]
 pub enum Lookup {
-    Container(Known),
+    Container(Box<Known>),
     /// Not a container's (or not confirmed as one).
     Host,
     /// A cgroup never seen, whose process is gone: nothing to attribute.
@@ -307,7 +307,7 @@ impl CgroupTable {
             return Lookup::Host;
         }
         match self.containers.get(&key) {
-            Some(known) => Lookup::Container(known.clone()),
+            Some(known) => Lookup::Container(Box::new(known.clone())),
             None => Lookup::Host,
         }
     }

@@ -98,3 +98,51 @@ impl Attributor {
         actions
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pidns_ebpf::{class, flags, kind};
+
+    use super::super::testing::*;
+    use crate::watch::attribute::Action;
+
+    #[test]
+    fn a_claimed_cgroup_is_judged_before_its_events_are_findings() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let state = tempfile::tempdir().expect("state");
+        for d in ["hostroot", "ctr"] {
+            std::fs::create_dir(dir.path().join(d)).expect("dir");
+        }
+        let hostroot = dir.path().join("hostroot");
+        crate::testutil::process(dir.path(), 1, "init", 0, "/", &host_ns(), 1).root(&hostroot);
+        let scope = format!("/user.slice/user-1000.slice/user@1000.service/docker-{ID}.scope");
+        crate::testutil::process(dir.path(), 70, "sleep", 1, &scope, &host_ns(), 9).root(&hostroot);
+        let mut a = attributor(dir.path(), &[]);
+        a.set_state_root(Some(state.path().to_owned()));
+        assert!(a.learn(40, scope.as_bytes()).is_some());
+        let out = a.handle(&event(kind::EXEC, 40, 70, "sleep", "/bin/sleep"));
+        assert!(findings(&out).is_empty(), "a claim: {out:?}");
+        assert!(
+            out.contains(&Action::Classify {
+                cgroup_id: 40,
+                class: class::HOST,
+                container: 0
+            }),
+            "its events stop in the kernel: {out:?}"
+        );
+        // judged once
+        assert!(a.handle(&event(kind::EXEC, 40, 70, "sleep", "")).is_empty());
+        // a container-like process exec'ing there: judged again, a container
+        crate::testutil::process(dir.path(), 71, "sh", 1, &scope, &[("mnt", 4026532700)], 9)
+            .root(&dir.path().join("ctr"));
+        let mut exec = event(kind::EXEC, 40, 71, "sh", "/bin/sh");
+        exec.flags = flags::FOREIGN_MNT;
+        let out = a.handle(&exec);
+        assert_eq!(findings(&out).len(), 1, "{out:?}");
+        assert!(out.contains(&Action::Classify {
+            cgroup_id: 40,
+            class: class::CONTAINER,
+            container: 40
+        }));
+    }
+}

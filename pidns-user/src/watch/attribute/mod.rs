@@ -164,7 +164,7 @@ impl Attributor {
             .cgroups
             .lookup(&self.proc, cgroup_id, pid, &mut ignored)
         {
-            cgroups::Lookup::Container(known) => Some(known),
+            cgroups::Lookup::Container(known) => Some(*known),
             cgroups::Lookup::Host | cgroups::Lookup::Unplaced => None,
         }
     }

@@ -98,7 +98,7 @@ impl Attributor {
             .lookup(&self.proc, ev.cgroup_id, ev.pid, actions)
         {
             Lookup::Container(known) => self.claim_holds(&known, ev, actions).then_some(Placed {
-                known,
+                known: *known,
                 anchor: ev.cgroup_id,
                 rooted: false,
                 outside: false,
@@ -200,7 +200,7 @@ impl Attributor {
             && other.key != known.key
         {
             if !other.allowed {
-                let mut f = Finding::new(Trigger::CgroupAttach, at(other.identity));
+                let mut f = Finding::new(Trigger::CgroupAttach, at(other.identity.clone()));
                 f.ppid = (ev.ppid != 0).then_some(ev.ppid);
                 actions.push(Action::emit(WatchEvent::HostPidns(f)));
                 actions.push(Action::TrackTask {
@@ -264,5 +264,196 @@ impl Attributor {
                 self.anchors.made_up(&known).unwrap_or(0)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pidns_ebpf::{SYNTHETIC_ANCHOR, class, flags, kind};
+
+    use super::super::testing::*;
+    use crate::{
+        report::{Runtime, Trigger, WatchEvent},
+        watch::attribute::Action,
+    };
+
+    #[test]
+    fn an_escape_keeps_the_container_for_what_follows() {
+        let dir = tempfile::tempdir().expect("tmp");
+        // the shell, now in the root cgroup
+        process(dir.path(), 42, "sh", 1, "/", &[], 5);
+        let mut a = attributor(dir.path(), &[]);
+        docker(&mut a);
+        a.learn(1, b"/");
+        let mut esc = event(kind::CGROUP_ESCAPE, 10, 42, "sh", "");
+        esc.flags = flags::BY_TASK;
+        esc.target_cgroup_id = 1;
+        esc.ppid = 42;
+        let out = a.handle(&esc);
+        let [WatchEvent::CgroupEscape(x)] = findings(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (
+                x.at.container.id.as_str(),
+                x.from_cgroup.as_str(),
+                x.to_cgroup.as_deref(),
+                x.moved_by
+            ),
+            (ID, format!("/docker/{ID}").as_str(), Some("/"), 42)
+        );
+        let json = serde_json::to_value(WatchEvent::CgroupEscape(x.clone())).expect("json");
+        assert_eq!(json["event"], "cgroup_escape");
+        // its container's cgroup goes (the container stopped, or was
+        // emptied): what it does next is still the container's
+        assert!(
+            a.handle(&event(kind::CGROUP_RMDIR, 10, 5, "runc", ""))
+                .len()
+                <= 1
+        );
+        let mut exec = event(kind::EXEC, 10, 42, "nsenter", "/bin/nsenter");
+        exec.flags = flags::BY_TASK | flags::UNCLASSIFIED;
+        let out = a.handle(&exec);
+        let [WatchEvent::HostPidns(f)] = findings(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (f.trigger, f.at.container.id.as_str(), f.outside_cgroup),
+            (Trigger::Exec, ID, true)
+        );
+        assert!(
+            !out.iter().any(|a| matches!(a, Action::TrackTask { .. })),
+            "the kernel keeps it already: {out:?}"
+        );
+        let mut setns = setns(10, 42, MNT, HOST_NS[0], 0);
+        setns.flags = flags::BY_TASK;
+        let out = a.handle(&setns);
+        assert_eq!(setns_events(&out), [("mnt", true)], "{out:?}");
+        // an anchor nothing stands for is counted, not guessed
+        let mut stray = event(kind::EXEC, 77, 42, "x", "");
+        stray.flags = flags::BY_TASK;
+        assert!(a.handle(&stray).is_empty());
+        assert_eq!(a.unattributed(), 1);
+    }
+
+    #[test]
+    fn a_move_into_another_containers_cgroup_is_an_attach_there() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let other = "d".repeat(64);
+        process(dir.path(), 42, "sh", 1, &format!("/docker/{other}"), &[], 5);
+        let mut a = attributor(dir.path(), &[]);
+        docker(&mut a);
+        let mut esc = event(kind::CGROUP_ESCAPE, 10, 42, "sh", "");
+        esc.flags = flags::BY_TASK;
+        esc.target_cgroup_id = 20;
+        let out = a.handle(&esc);
+        let [WatchEvent::HostPidns(f)] = findings(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (f.trigger, f.at.container.id.as_str()),
+            (Trigger::CgroupAttach, other.as_str())
+        );
+        assert!(out.contains(&Action::TrackTask {
+            pid: 42,
+            anchor: 20
+        }));
+    }
+
+    /// A host with a root; a home-made container (another root, another
+    /// mount namespace) and a service in a private mount namespace on the
+    /// host's root, both in host cgroups.
+    fn rooted_fixture(dir: &std::path::Path) {
+        for d in ["hostroot", "ctr"] {
+            std::fs::create_dir(dir.join(d)).expect("dir");
+        }
+        crate::testutil::process(dir, 1, "init", 0, "/", &host_ns(), 1).root(&dir.join("hostroot"));
+        crate::testutil::process(
+            dir,
+            60,
+            "sleep",
+            1,
+            "/pidnst-home",
+            &[("mnt", 4026532600)],
+            9,
+        )
+        .root(&dir.join("ctr"))
+        .file(
+            "mountinfo",
+            "300 200 254:0 /srv/home / rw,relatime - ext4 /dev/vda rw\n",
+        );
+        crate::testutil::process(
+            dir,
+            61,
+            "svc",
+            1,
+            "/system.slice/svc.service",
+            &[("mnt", 4026532601)],
+            9,
+        )
+        .root(&dir.join("hostroot"));
+    }
+
+    #[test]
+    fn a_container_like_exec_in_a_host_cgroup_is_found_by_its_root() {
+        let dir = tempfile::tempdir().expect("tmp");
+        rooted_fixture(dir.path());
+        let mut a = attributor(dir.path(), &[]);
+        a.learn(30, b"/pidnst-home");
+        a.learn(31, b"/system.slice/svc.service");
+        let mut exec = event(kind::EXEC, 30, 60, "sleep", "/bin/sleep");
+        exec.flags = flags::FOREIGN_MNT;
+        let out = a.handle(&exec);
+        let [WatchEvent::HostPidns(f)] = findings(&out)[..] else {
+            panic!("{out:?}")
+        };
+        let c = &f.at.container;
+        assert_eq!(
+            (
+                c.runtime,
+                c.id.as_str(),
+                c.cgroup.as_str(),
+                f.outside_cgroup
+            ),
+            (
+                Runtime::Unknown,
+                "/dev/vda:/srv/home",
+                "/pidnst-home",
+                false
+            )
+        );
+        let anchor = out
+            .iter()
+            .find_map(|a| match a {
+                Action::TrackTask { pid: 60, anchor } => Some(*anchor),
+                _ => None,
+            })
+            .expect("tracked");
+        assert_ne!(anchor & SYNTHETIC_ANCHOR, 0);
+        assert!(out.contains(&Action::Classify {
+            cgroup_id: anchor,
+            class: class::CONTAINER,
+            container: anchor
+        }));
+        // its fork, sent with the anchor: the same container
+        let mut fork = event(kind::FORK, anchor, 62, "sleep", "");
+        fork.flags = flags::BY_TASK;
+        let out = a.handle(&fork);
+        let [WatchEvent::HostPidns(f)] = findings(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (f.at.container.id.as_str(), f.outside_cgroup),
+            ("/dev/vda:/srv/home", false)
+        );
+        // a service in a private mount namespace keeps the host's root: nothing
+        let mut svc = event(kind::EXEC, 31, 61, "svc", "/usr/bin/svc");
+        svc.flags = flags::FOREIGN_MNT;
+        assert!(a.handle(&svc).is_empty());
+        // gone before its root could be read: counted
+        let mut gone = event(kind::EXEC, 30, 63, "true", "/bin/true");
+        gone.flags = flags::FOREIGN_MNT;
+        assert!(findings(&a.handle(&gone)).is_empty());
+        assert_eq!(a.unattributed(), 1);
     }
 }
