@@ -10,7 +10,7 @@ const MNT: usize = 0;
 
 use crate::{
     builder::EventBuilder,
-    cgroup::{Attributed, current_attributed, current_attributed_as},
+    cgroup::{Attributed, current_attributed_as},
     config::{conf, off},
     kernel::{
         current_cgroup, current_ids, current_in_host_pidns, current_task, file_exe, group_dead,
@@ -26,7 +26,8 @@ use crate::{
 /// `sched_process_exec(p, old_pid, bprm)`. See the entry point in `main.rs`.
 pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
     let (tgid, tid) = current_ids();
-    let Attributed { cg, class, by_task } = current_attributed(tgid);
+    let s = task_state(tgid);
+    let Attributed { cg, class, by_task } = current_attributed_as(&s);
     let mut extra = 0;
     if class.class & class::BASE == class::HOST {
         // Outside container cgroups, only a process in the host PID
@@ -44,7 +45,6 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
     }
     let bprm: *const u8 = ctx.arg(2);
     let bprm = bprm as u64;
-    let s = task_state(tgid);
     let mut clone_flags = 0;
     if s.state == task::RUNTIME_SETUP {
         if let Some(file) = read::<u64>(bprm, off!(linux_binprm_file))
@@ -68,7 +68,11 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
     // Only a known container cgroup makes a container process; for one not
     // classified yet, user space decides and tracks it if need be.
     if class.class & class::BASE == class::CONTAINER || clone_flags != 0 || by_task {
-        let _ = TASKS.insert(tgid, TaskState::anchored(cg), 0);
+        let mut next = TaskState::anchored(cg);
+        if by_task {
+            next.escaped = s.escaped; // its escape is said once
+        }
+        let _ = TASKS.insert(tgid, next, 0);
     }
     if !within_budget(budget_key(cg, &class), cg, kind::EXEC, 0, tgid, 0) {
         return None;
@@ -182,6 +186,8 @@ fn container_child(child: u64, clone_flags: u64, parent: u32, ps: &TaskState) ->
     let (kind, ring) = if is_host_pidns(inum) {
         if class.class & class::BASE == class::CONTAINER || by_task {
             let mut s = TaskState::anchored(cg);
+            // Born outside its container's cgroup: no escape of its own.
+            s.escaped = u32::from(by_task);
             if clone_flags & clone::VFORK != 0 {
                 s.clone_flags = clone_flags;
             }
