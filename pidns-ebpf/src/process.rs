@@ -5,16 +5,14 @@
 use aya_ebpf::programs::BtfTracePointContext;
 use pidns_ebpf::{NS_FLAGS, NS_TYPES, TaskState, class, clone, flags, kind, stream, task};
 
-/// Index of the mount namespace in [`NS_TYPES`].
-const MNT: usize = 0;
-
 use crate::{
     builder::EventBuilder,
     cgroup::{Attributed, current_attributed_as},
-    config::{conf, off},
+    config::off,
     kernel::{
-        current_cgroup, current_ids, current_in_host_pidns, current_task, file_exe, group_dead,
-        is_host_pidns, is_memfd, read, task_cgroup_id, task_exe, task_ns_inum, task_pidns_inum,
+        current_cgroup, current_ids, current_in_foreign_mount_ns, current_in_host_pidns,
+        current_task, file_exe, group_dead, is_host_pidns, is_memfd, read, task_cgroup_id,
+        task_exe, task_ns_inum, task_pidns_inum,
     },
     maps::{
         TASKS, add_created_host_ns, budget_key, cgroup_class, current_effective_class,
@@ -33,11 +31,11 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
         // Outside container cgroups, only a process in the host PID
         // namespace and another mount namespace than the host's may be a
         // container's: user space judges its root.
-        if !foreign_mount_namespace() {
+        if !current_in_foreign_mount_ns() {
             return None;
         }
         extra = flags::FOREIGN_MNT;
-    } else if class.class & class::BASE != class::CONTAINER && foreign_mount_namespace() {
+    } else if class.class & class::BASE != class::CONTAINER && current_in_foreign_mount_ns() {
         extra = flags::FOREIGN_MNT;
     }
     if by_task {
@@ -92,19 +90,6 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
     e.data_str(filename.unwrap_or(0));
     e.submit();
     Some(())
-}
-
-/// Whether the current task lives in the host PID namespace and in a mount
-/// namespace other than the host's: what an exec outside container cgroups
-/// needs to be sent (user space then compares its root with the host's).
-/// A host service's private mount namespace (`PrivateTmp=`, `unshare -m`)
-/// is one too; the root tells it apart.
-#[inline(always)]
-fn foreign_mount_namespace() -> bool {
-    let host = conf!(host_mntns_ino);
-    host != 0
-        && current_in_host_pidns()
-        && task_ns_inum(current_task(), MNT, false).is_some_and(|mnt| mnt != host)
 }
 
 /// `task_newtask(task, clone_flags)`. See the entry point in `main.rs`.
