@@ -491,5 +491,19 @@ mod tests {
         );
         let allowed = report(mk(Verdict::Allowed));
         assert_eq!(Finding::from_scan(&allowed, Trigger::Scan, "T").count(), 0);
+        // a process outside its container's cgroup is one, allowed or not
+        let mut outside = mk(Verdict::Allowed);
+        outside.host_pidns_processes[1].outside_cgroup = true;
+        outside.outside_cgroup_pids = vec![2];
+        let outside = report(outside);
+        let out: Vec<Finding> = Finding::from_scan(&outside, Trigger::Scan, "T").collect();
+        assert_eq!(
+            out.iter()
+                .map(|f| (f.at.pid, f.outside_cgroup))
+                .collect::<Vec<_>>(),
+            [(2, true)]
+        );
+        let json = serde_json::to_value(WatchEvent::HostPidns(out[0].clone())).expect("json");
+        assert_eq!(json["outside_cgroup"], true);
     }
 }
