@@ -103,7 +103,11 @@ impl Attributor {
                 rooted: false,
                 outside: false,
             }),
-            Lookup::Host if ev.flags & flags::FOREIGN_MNT != 0 => self.rooted(ev, actions),
+            // A cgroup that names no container, or that cannot be placed
+            // (a cgroup file the kernel cut, or forged): judged by its root.
+            Lookup::Host | Lookup::Unplaced if ev.flags & flags::FOREIGN_MNT != 0 => {
+                self.rooted(ev, actions)
+            }
             Lookup::Host => None,
             Lookup::Unplaced => {
                 self.unattributed += 1;
@@ -450,6 +454,21 @@ mod tests {
         let mut svc = event(kind::EXEC, 31, 61, "svc", "/usr/bin/svc");
         svc.flags = flags::FOREIGN_MNT;
         assert!(a.handle(&svc).is_empty());
+        // in a cgroup never seen whose file cannot be trusted: by its root
+        crate::testutil::process(dir.path(), 65, "sh", 1, "/", &[("mnt", 4026532600)], 9)
+            .root(&dir.path().join("ctr"))
+            .file("cgroup", "0::/x\n0::/y\n")
+            .file(
+                "mountinfo",
+                "300 200 254:0 /srv/home / rw,relatime - ext4 /dev/vda rw\n",
+            );
+        let mut forged = event(kind::EXEC, 99, 65, "sh", "/bin/sh");
+        forged.flags = flags::FOREIGN_MNT;
+        let out = a.handle(&forged);
+        assert!(
+            matches!(findings(&out)[..], [WatchEvent::HostPidns(f)] if f.at.container.id == "/dev/vda:/srv/home"),
+            "{out:?}"
+        );
         // gone before its root could be read: counted
         let mut gone = event(kind::EXEC, 30, 63, "true", "/bin/true");
         gone.flags = flags::FOREIGN_MNT;
