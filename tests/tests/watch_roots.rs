@@ -287,7 +287,8 @@ fn container_like_execs_in_cgroups_nobody_named_are_reported() {
 
 /// A cgroup named like a Docker container's under `user.slice` holding a
 /// plain host process is a claim with no container evidence: its exec is
-/// no finding live, as it is none in `scan`.
+/// no finding live, as it is none in `scan`; nor, for a watch started
+/// while it exists, at start-up or afterwards (the start-up scan judged it).
 #[test]
 fn a_claimed_cgroup_is_no_finding_live() {
     let Some(w) = watch(test_name!(), &[Rt::Docker]) else {
@@ -310,5 +311,25 @@ fn a_claimed_cgroup_is_no_finding_live() {
     assert!(
         flagged.is_empty(),
         "a claim reported as a container: {flagged:#?}"
+    );
+    drop(w);
+
+    let Some(w) = watch(test_name!(), &[Rt::Docker]) else {
+        return;
+    };
+    let later = Killed(spawn_in(&dirs_of(&scratch.rel), &["/bin/sleep", "30"]));
+    sentinel(&w);
+    let flagged: Vec<Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| {
+            finding_of(e, claimed.0.id())
+                || finding_of(e, later.0.id())
+                || e["container_id"] == id.as_str()
+        })
+        .collect();
+    assert!(
+        flagged.is_empty(),
+        "a claim judged at start-up reported: {flagged:#?}"
     );
 }
