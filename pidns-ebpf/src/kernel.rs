@@ -232,3 +232,17 @@ pub fn pidfd_pid(file: u64, inode: u64, magic: u64) -> Option<u64> {
     }
     None
 }
+
+/// Whether the current task lives in the host PID namespace and in a mount
+/// namespace other than the host's: what an exec outside container cgroups
+/// needs to be sent (user space then compares its root with the host's).
+/// A host service's private mount namespace (`PrivateTmp=`, `unshare -m`)
+/// is one too; the root tells it apart.
+#[inline(always)]
+pub fn current_in_foreign_mount_ns() -> bool {
+    let host = conf!(host_mntns_ino);
+    host != 0
+        && current_in_host_pidns()
+        // index 0: the mount namespace, the first of NS_TYPES
+        && task_ns_inum(current_task(), 0, false).is_some_and(|mnt| mnt != host)
+}

@@ -38,6 +38,13 @@ pub mod kind {
     /// in `HOST_NS` as [`host_ns::CREATED`](super::host_ns::CREATED); user
     /// space verifies it.
     pub const NS_CREATED: u32 = 8;
+    /// A container process (one in `TASKS`, with the container it is
+    /// anchored to) was moved (or moved itself) into a cgroup that is not a
+    /// container's: `cgroup_id` is its container's cgroup (its anchor),
+    /// `target_cgroup_id` the cgroup it went to, `ppid` who moved it.
+    /// Numbered away from the other kinds so that branches adding kinds in
+    /// parallel do not collide.
+    pub const CGROUP_ESCAPE: u32 = 16;
 }
 
 /// The two ring buffers. Findings (a container process in the host PID
@@ -86,6 +93,17 @@ pub mod flags {
     /// SETNS: the target is not in `HOST_NS`, which is full: sent unfiltered
     /// for user space to judge.
     pub const UNFILTERED: u32 = 1 << 10;
+    /// EXEC, FORK, SETNS, CGROUP_ESCAPE: the task is in a cgroup that is
+    /// not a container's, and `cgroup_id` is the container its `TASKS`
+    /// entry keeps (its anchor: the container cgroup it left, or an id user
+    /// space gave a container found by its root), not its current cgroup.
+    /// (Bits 16 and up: away from the others' parallel additions.)
+    pub const BY_TASK: u32 = 1 << 16;
+    /// EXEC outside container cgroups: the process is in the host PID
+    /// namespace and in a mount namespace other than the host's; user space
+    /// judges its root (container-like, or a host service's private mount
+    /// namespace).
+    pub const FOREIGN_MNT: u32 = 1 << 17;
 }
 
 /// Values of the `HOST_NS` map (namespace inode → [`HostNs`]): where the
@@ -270,6 +288,16 @@ pub struct TaskState {
     /// ... and its superblock's device.
     pub exe_dev: u32,
     pub _pad2: u32,
+    /// CONTAINER_PROCESS: its anchor, the container it belongs to whatever
+    /// cgroup it is in: the cgroup v2 id of the container cgroup it was
+    /// found in (its events keep that id once it leaves for a cgroup that
+    /// is not a container's), or an id user space made up for a container
+    /// found by its root ([`SYNTHETIC_ANCHOR`] set). 0: none (its current
+    /// cgroup is all there is).
+    pub container: u64,
+    /// CONTAINER_PROCESS: 1 once its `CGROUP_ESCAPE` was sent.
+    pub escaped: u32,
+    pub _pad3: u32,
 }
 
 impl TaskState {
@@ -281,9 +309,24 @@ impl TaskState {
             exe_ino: 0,
             exe_dev: 0,
             _pad2: 0,
+            container: 0,
+            escaped: 0,
+            _pad3: 0,
         }
     }
+
+    /// A container process anchored to `container` (see [`TaskState::container`]).
+    pub const fn anchored(container: u64) -> TaskState {
+        let mut s = TaskState::new(task::CONTAINER_PROCESS);
+        s.container = container;
+        s
+    }
 }
+
+/// The bit that marks an anchor user space made up (a container found by
+/// its root, in no container cgroup): never a cgroup id (the kernel numbers
+/// cgroups from 1 up), never escaped from.
+pub const SYNTHETIC_ANCHOR: u64 = 1 << 63;
 
 /// A CPU wakes the ring buffer's reader at most this often. Under a storm
 /// this turns one wakeup per event into one per millisecond; the reader
@@ -561,6 +604,12 @@ pub struct Config {
     pub memfd_dev: u32,
     pub _pad: u32,
     pub offsets: Offsets,
+    /// Inode of the host's mount namespace: an exec in the host PID
+    /// namespace outside container cgroups in another mount namespace may
+    /// be a container's (user space judges its root). 0: unknown (none is
+    /// sent).
+    pub host_mntns_ino: u32,
+    pub _pad4: u32,
 }
 
 impl Config {
@@ -570,6 +619,8 @@ impl Config {
         memfd_dev: 0,
         _pad: 0,
         offsets: Offsets::ZERO,
+        host_mntns_ino: 0,
+        _pad4: 0,
     };
 }
 
@@ -645,8 +696,8 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Event>(), 88 + DATA_LEN);
         assert_eq!(core::mem::size_of::<Offsets>(), 68 * 4);
-        assert_eq!(core::mem::size_of::<Config>(), 24 + 68 * 4);
-        assert_eq!(core::mem::size_of::<TaskState>(), 32);
+        assert_eq!(core::mem::size_of::<Config>(), 24 + 68 * 4 + 8);
+        assert_eq!(core::mem::size_of::<TaskState>(), 48);
         assert_eq!(core::mem::size_of::<HostNs>(), 8);
         assert_eq!(core::mem::size_of::<CgroupClass>(), 16);
         assert_eq!(core::mem::size_of::<AggKey>(), 16);

@@ -94,15 +94,6 @@ pub fn drops_setns(class: u32) -> bool {
     class & class::BASE == class::HOST || class & class::ALLOW_SETNS != 0
 }
 
-/// The current task's cgroup and what user space said of it, unless its
-/// processes are no findings here.
-#[inline(always)]
-pub fn watched_cgroup() -> Option<(u64, CgroupClass)> {
-    let cg = current_cgroup();
-    let class = cgroup_class(cg);
-    (!drops_findings(class.class)).then_some((cg, class))
-}
-
 /// The class of the current task's cgroup, or of its nearest classified
 /// ancestor while user space has not classified it yet (a cgroup below a
 /// container's is the container's; one below a host cgroup may be a new

@@ -7,29 +7,42 @@ use pidns_ebpf::{NS_FLAGS, NS_TYPES, TaskState, class, clone, flags, kind, strea
 
 use crate::{
     builder::EventBuilder,
+    cgroup::{Attributed, current_attributed_as},
     config::off,
     kernel::{
-        current_cgroup, current_ids, current_in_host_pidns, current_task, file_exe, group_dead,
-        is_host_pidns, is_memfd, read, task_cgroup_id, task_exe, task_ns_inum, task_pidns_inum,
+        current_cgroup, current_ids, current_in_foreign_mount_ns, current_in_host_pidns,
+        current_task, file_exe, group_dead, is_host_pidns, is_memfd, read, task_cgroup_id,
+        task_exe, task_ns_inum, task_pidns_inum,
     },
     maps::{
         TASKS, add_created_host_ns, budget_key, cgroup_class, current_effective_class,
-        current_may_mark_runtime_setup, drops_findings, task_state, watched_cgroup, within_budget,
+        current_may_mark_runtime_setup, drops_findings, task_state, within_budget,
     },
     runtime::runtime_state,
 };
 
 /// `sched_process_exec(p, old_pid, bprm)`. See the entry point in `main.rs`.
 pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
-    let cg = current_cgroup();
-    let class = cgroup_class(cg);
-    if class.class & class::BASE == class::HOST {
-        return None;
-    }
     let (tgid, tid) = current_ids();
+    let s = task_state(tgid);
+    let Attributed { cg, class, by_task } = current_attributed_as(&s);
+    let mut extra = 0;
+    if class.class & class::BASE == class::HOST {
+        // Outside container cgroups, only a process in the host PID
+        // namespace and another mount namespace than the host's may be a
+        // container's: user space judges its root.
+        if !current_in_foreign_mount_ns() {
+            return None;
+        }
+        extra = flags::FOREIGN_MNT;
+    } else if class.class & class::BASE != class::CONTAINER && current_in_foreign_mount_ns() {
+        extra = flags::FOREIGN_MNT;
+    }
+    if by_task {
+        extra |= flags::BY_TASK;
+    }
     let bprm: *const u8 = ctx.arg(2);
     let bprm = bprm as u64;
-    let s = task_state(tgid);
     let mut clone_flags = 0;
     if s.state == task::RUNTIME_SETUP {
         if let Some(file) = read::<u64>(bprm, off!(linux_binprm_file))
@@ -44,13 +57,20 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
     } else if s.state == task::CONTAINER_PROCESS {
         clone_flags = s.clone_flags;
     }
-    if drops_findings(class.class) || !current_in_host_pidns() {
+    // A host cgroup's exec gets here only as a candidate (FOREIGN_MNT).
+    if (drops_findings(class.class) && class.class & class::BASE != class::HOST)
+        || !current_in_host_pidns()
+    {
         return None;
     }
     // Only a known container cgroup makes a container process; for one not
     // classified yet, user space decides and tracks it if need be.
-    if class.class & class::BASE == class::CONTAINER || clone_flags != 0 {
-        let _ = TASKS.insert(tgid, TaskState::new(task::CONTAINER_PROCESS), 0);
+    if class.class & class::BASE == class::CONTAINER || clone_flags != 0 || by_task {
+        let mut next = TaskState::anchored(cg);
+        if by_task {
+            next.escaped = s.escaped; // its escape is said once
+        }
+        let _ = TASKS.insert(tgid, next, 0);
     }
     if !within_budget(budget_key(cg, &class), cg, kind::EXEC, 0, tgid, 0) {
         return None;
@@ -60,6 +80,7 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
     let ppid: Option<i32> = parent.and_then(|p| read(p, off!(task_tgid)));
     let filename: Option<u64> = read(bprm, off!(linux_binprm_filename));
     let mut e = EventBuilder::new(stream::FINDINGS, kind::EXEC, class.class, cg, tgid, tid)?;
+    e.add_flags(extra);
     e.ppid(ppid.unwrap_or(0) as u32);
     e.arg(clone_flags);
     if clone_flags != 0 {
@@ -85,7 +106,7 @@ pub fn on_newtask(ctx: &BtfTracePointContext) -> Option<()> {
     let (tgid, _) = current_ids();
     let s = task_state(tgid);
     if s.state == task::CONTAINER_PROCESS {
-        container_child(child, clone_flags, tgid)
+        container_child(child, clone_flags, tgid, &s)
     } else if s.state == task::RUNTIME_SETUP {
         let child_pid: i32 = read(child, off!(task_pid))?;
         let _ = TASKS.insert(
@@ -139,14 +160,19 @@ pub fn learn_created_namespaces(task: u64, ns_flags: u32, for_children: bool) {
     }
 }
 
-fn container_child(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
+fn container_child(child: u64, clone_flags: u64, parent: u32, ps: &TaskState) -> Option<()> {
     let child_pid: i32 = read(child, off!(task_pid))?;
     let child_pid = child_pid as u32;
     let inum = task_pidns_inum(child)?;
-    let (cg, class) = watched_cgroup()?;
+    let Attributed { cg, class, by_task } = current_attributed_as(ps);
+    if drops_findings(class.class) {
+        return None;
+    }
     let (kind, ring) = if is_host_pidns(inum) {
-        if class.class & class::BASE == class::CONTAINER {
-            let mut s = TaskState::new(task::CONTAINER_PROCESS);
+        if class.class & class::BASE == class::CONTAINER || by_task {
+            let mut s = TaskState::anchored(cg);
+            // Born outside its container's cgroup: no escape of its own.
+            s.escaped = u32::from(by_task);
             if clone_flags & clone::VFORK != 0 {
                 s.clone_flags = clone_flags;
             }
@@ -166,6 +192,9 @@ fn container_child(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
         return None;
     }
     let mut e = EventBuilder::new(ring, kind, class.class, cg, child_pid, child_pid)?;
+    if by_task {
+        e.add_flags(flags::BY_TASK);
+    }
     e.ppid(parent);
     e.arg(clone_flags);
     e.ns_inum(inum);
@@ -200,7 +229,7 @@ fn into_cgroup(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
         && class.class & class::BASE == class::CONTAINER
         && !drops_findings(class.class)
     {
-        let _ = TASKS.insert(child_pid, TaskState::new(task::CONTAINER_PROCESS), 0);
+        let _ = TASKS.insert(child_pid, TaskState::anchored(id), 0);
     }
     if !in_host || drops_findings(class.class) {
         return None;
@@ -243,7 +272,10 @@ pub fn on_exit() -> Option<()> {
     if s.state != task::CONTAINER_PROCESS || s.clone_flags & clone::VFORK == 0 {
         return None;
     }
-    let (cg, class) = watched_cgroup()?;
+    let Attributed { cg, class, by_task } = current_attributed_as(&s);
+    if drops_findings(class.class) {
+        return None;
+    }
     if !within_budget(budget_key(cg, &class), cg, kind::FORK, 0, tgid, 0) {
         return None;
     }
@@ -252,6 +284,9 @@ pub fn on_exit() -> Option<()> {
     let ppid: Option<i32> = parent.and_then(|p| read(p, off!(task_tgid)));
     let mut e = EventBuilder::new(stream::FINDINGS, kind::FORK, class.class, cg, tgid, tid)?;
     e.add_flags(flags::EXITED);
+    if by_task {
+        e.add_flags(flags::BY_TASK);
+    }
     e.ppid(ppid.unwrap_or(0) as u32);
     e.arg(s.clone_flags);
     e.ns_inum(task_pidns_inum(task).unwrap_or(0));

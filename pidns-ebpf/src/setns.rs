@@ -14,14 +14,15 @@ use pidns_ebpf::{
 
 use crate::{
     builder::EventBuilder,
+    cgroup::{Attributed, current_attributed},
     config::off,
     kernel::{
-        current_cgroup, current_fd_file, current_ids, current_in_host_pidns, current_task,
-        is_host_pidns, ns_type, pidfd_pid, read, task_ns_inum,
+        current_fd_file, current_ids, current_in_host_pidns, current_task, is_host_pidns, ns_type,
+        pidfd_pid, read, task_ns_inum,
     },
     maps::{
-        SETNS_CALLERS, TASKS, budget_key, cgroup_class, drops_setns, host_ns, host_ns_overflowed,
-        task_state, within_budget,
+        SETNS_CALLERS, TASKS, budget_key, drops_setns, host_ns, host_ns_overflowed, task_state,
+        within_budget,
     },
     process::learn_created_namespaces,
 };
@@ -57,10 +58,10 @@ fn current_namespaces() -> [u32; NS_TYPES.len()] {
 /// its exit (which sees them switched when the call succeeded). A call
 /// seccomp refuses never gets here, and changes nothing.
 pub fn on_setns_enter() -> Option<()> {
-    if drops_setns(cgroup_class(current_cgroup()).class) {
+    let (tgid, tid) = current_ids();
+    if drops_setns(current_attributed(tgid).class.class) {
         return None;
     }
-    let (_, tid) = current_ids();
     let _ = SETNS_CALLERS.insert(tid, current_namespaces(), 0);
     Some(())
 }
@@ -77,13 +78,16 @@ pub fn on_setns_enter() -> Option<()> {
 /// and also fires when seccomp refused the call before `sys_enter` (Docker's
 /// default profile does, without CAP_SYS_ADMIN); the fd is still open then.
 #[inline(always)]
-fn on_setns(fd: u64, nsflags: u64, ret: i64, extra: u32) -> Option<()> {
-    let cg = current_cgroup();
-    let class = cgroup_class(cg);
+fn on_setns(fd: u64, nsflags: u64, ret: i64, mut extra: u32) -> Option<()> {
+    let (tgid, tid) = current_ids();
+    // A container process that left its container's cgroup keeps it.
+    let Attributed { cg, class, by_task } = current_attributed(tgid);
     if drops_setns(class.class) {
         return None;
     }
-    let (tgid, tid) = current_ids();
+    if by_task {
+        extra |= flags::BY_TASK;
+    }
     if task_state(tgid).state == task::RUNTIME_SETUP {
         return None;
     }
@@ -164,7 +168,7 @@ fn judge(call: &Call, index: usize, inum: u32) -> Option<()> {
         && call.class.class == class::CONTAINER
     {
         // Its children will live in the host PID namespace: report them.
-        let _ = TASKS.insert(call.tgid, TaskState::new(task::CONTAINER_PROCESS), 0);
+        let _ = TASKS.insert(call.tgid, TaskState::anchored(call.cg), 0);
     }
     let key = budget_key(call.cg, &call.class);
     if !within_budget(key, call.cg, kind::SETNS, ok, call.tgid, nstype) {

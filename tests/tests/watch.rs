@@ -619,10 +619,23 @@ fn all_for(w: &Watch, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
 }
 
 /// The prologue of a synthetic test: [`watch`] (root, eBPF, `extra`), then
-/// a fake container to act in. `None` after a skip.
+/// a fake container to act in. `None` after a skip. Watch reads runtimes'
+/// state from [`fake_host_root`], where each fake container has the Docker
+/// record a real one has: a cgroup's name alone is a claim, which pidns
+/// does not report (a real container's processes carry other evidence).
 fn synthetic(test: &str, extra: &[&str]) -> Option<(Watch, Synthetic)> {
-    let w = watch(test, &[], extra)?;
+    let root = fake_host_root();
+    let root = root.display().to_string();
+    let mut args = vec!["--host-root", root.as_str()];
+    args.extend_from_slice(extra);
+    let w = watch(test, &[], &args)?;
     Some((w, Synthetic::new()))
+}
+
+/// The host root the synthetic tests' watch reads runtimes' state from (in
+/// the harness's state directory, which its teardown removes).
+fn fake_host_root() -> std::path::PathBuf {
+    pidns_tests::state::state_dir().join("synthetic-host-root")
 }
 
 /// A fake container, where `pidns-synth` runs on cue; its sentinel
@@ -636,6 +649,10 @@ struct Synthetic {
 impl Synthetic {
     fn new() -> Synthetic {
         let fake = FakeContainer::docker().expect("fake container cgroup");
+        let record = fake_host_root()
+            .join("var/lib/docker/containers")
+            .join(&fake.id);
+        std::fs::create_dir_all(&record).expect("the fake container's Docker record");
         let dir = fake.path().display().to_string();
         let synth = synth().expect("pidns-synth").display().to_string();
         Synthetic { fake, dir, synth }

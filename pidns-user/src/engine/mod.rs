@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 pub use ancestry::Ancestry;
 pub use host::{HostIdentity, host_pidns};
-pub use placement::{Placement, own_container, placement, refine_runtime};
+pub use placement::{Placement, own_container, refine_runtime};
 pub use rootfs::{Attribution, RootAttribution, RootFact, container_like, root_fact};
 pub use runtime_process::{Unverified, is_runtime_process, verify_runtime_process};
 pub use scan::scan;

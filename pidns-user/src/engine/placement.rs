@@ -89,12 +89,14 @@ pub fn refine_runtime(p: &mut Placement, state_root: Option<&Path>) {
     }
 }
 
-/// Picks the container a process's cgroup file places it in.
+/// Picks the container a process's cgroup file places it in, whatever the
+/// file looks like (the tests' shorthand; pidns itself uses [`place`]).
 ///
 /// The unified (v2) line is preferred, then systemd's named v1 hierarchy, then
 /// any other v1 hierarchy. The `/<namespace>/<id>` shape is only trusted on
 /// the first two: a lone v1 controller path such as `/process_api/<hex>` is
 /// how host tools partition memory, not a container.
+#[cfg(test)]
 pub fn placement(cgroup_file: &[u8]) -> Option<Placement> {
     let lines: cgroup::Lines<'_> = cgroup::parse(cgroup_file).collect();
     from_lines(&lines)
@@ -136,7 +138,9 @@ pub fn own_container(proc: &ProcRoot) -> Option<ContainerKey> {
     let pid = proc.self_pid()?;
     let mut buf = Vec::new();
     proc.read_into(pid, "cgroup", &mut buf).ok()?;
-    placement(&buf)
+    place(&buf)
+        .ok()
+        .flatten()
         .filter(|p| p.role == Role::Container && !p.needs_confirmation)
         .map(|p| p.key)
 }

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use super::{BOLD, CYAN, DIM, RED, YELLOW, escape, short_id};
 use crate::report::{
-    AggregateEvent, Finding, Identity, NewPidnsEvent, NewPidnsVia, SetnsEvent, WatchEvent,
+    AggregateEvent, EscapeEvent, Finding, Identity, NewPidnsEvent, NewPidnsVia, SetnsEvent,
+    WatchEvent,
 };
 
 fn who(c: &Identity) -> String {
@@ -51,6 +52,7 @@ pub fn human(e: &WatchEvent) -> String {
         WatchEvent::HostPidns(f) => finding(f),
         WatchEvent::Setns(s) => setns(s),
         WatchEvent::NewPidns(n) => new_pidns(n),
+        WatchEvent::CgroupEscape(x) => escape_line(x),
         WatchEvent::Stats {
             events,
             unattributed,
@@ -97,7 +99,26 @@ fn finding(f: &Finding) -> String {
     {
         let _ = write!(line, " {DIM}{}{DIM:#}", flags.names.join("|"));
     }
+    if f.outside_cgroup {
+        let _ = write!(line, " {YELLOW}outside its container's cgroup{YELLOW:#}");
+    }
     line
+}
+
+fn escape_line(x: &EscapeEvent) -> String {
+    format!(
+        "{} {RED}CGROUP ESCAPE{RED:#} {}  pid {} {} left {} for {} (moved by pid {})",
+        x.at.ts,
+        who(&x.at.container),
+        x.at.pid,
+        escape(&x.at.comm),
+        escape(&x.from_cgroup),
+        x.to_cgroup.as_deref().map_or_else(
+            || "an unknown cgroup".to_owned(),
+            |c| escape(c).into_owned()
+        ),
+        x.moved_by
+    )
 }
 
 fn aggregate(a: &AggregateEvent) -> String {
@@ -256,6 +277,7 @@ mod golden {
                 clone_flags: Some(CloneFlags::new(0x4100)),
                 exited: false,
                 latency_us: Some(17),
+                outside_cgroup: false,
             }),
             WatchEvent::HostPidns(Finding {
                 trigger: Trigger::Scan,
@@ -274,6 +296,7 @@ mod golden {
                 clone_flags: None,
                 exited: false,
                 latency_us: None,
+                outside_cgroup: true,
             }),
             WatchEvent::Setns(SetnsEvent {
                 nstype: "mnt",
@@ -337,6 +360,18 @@ mod golden {
                     ts: "T5b".into(),
                 },
                 allowed_container: true,
+            }),
+            WatchEvent::CgroupEscape(EscapeEvent {
+                at: Envelope {
+                    pid: 49,
+                    comm: "sh".into(),
+                    container: container(),
+                    ts: "T5c".into(),
+                },
+                from_cgroup: "/kubepods/podu-1/c6e9".into(),
+                to_cgroup: Some("/".into()),
+                moved_by: 49,
+                latency_us: Some(11),
             }),
             WatchEvent::Lost {
                 stream: "findings",

@@ -119,6 +119,11 @@ pub enum WatchEvent {
         total: u64,
         ts: String,
     },
+    /// A container process was moved (or moved itself) out of its
+    /// container's cgroup into one that is not a container's. It keeps its
+    /// container: what it does afterwards is reported with the container's
+    /// id, as before it moved.
+    CgroupEscape(EscapeEvent),
     /// Printed once when watch stops (eBPF mode): what it handled.
     Stats {
         /// Kernel events decoded.
@@ -190,6 +195,30 @@ pub struct Finding {
     pub exited: bool,
     /// Microseconds from the kernel event to its line (eBPF mode), stamped
     /// as the line is written: see [`WatchEvent::stamp_latency`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    /// The process is outside its container's cgroup (it left it, see
+    /// `cgroup_escape`; or the start-up scan found it outside by its root):
+    /// a finding of its own, whether or not its container may share.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outside_cgroup: bool,
+}
+
+/// A container process that left its container's cgroup.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EscapeEvent {
+    /// The process and the container it left.
+    #[serde(flatten)]
+    pub at: Envelope,
+    /// The container cgroup it was in (its container's, or one below it).
+    pub from_cgroup: String,
+    /// The cgroup it went to; `null` when neither /proc nor the cgroup
+    /// table could name it (the process already gone).
+    pub to_cgroup: Option<String>,
+    /// The process that moved it (itself, when it wrote its own pid).
+    pub moved_by: u32,
+    /// Microseconds from the kernel event to its line, stamped as the line
+    /// is written: see [`WatchEvent::stamp_latency`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
 }
@@ -317,7 +346,8 @@ impl WatchEvent {
         match self {
             WatchEvent::HostPidns(Finding { latency_us, .. })
             | WatchEvent::Setns(SetnsEvent { latency_us, .. })
-            | WatchEvent::NewPidns(NewPidnsEvent { latency_us, .. }) => *latency_us = Some(us),
+            | WatchEvent::NewPidns(NewPidnsEvent { latency_us, .. })
+            | WatchEvent::CgroupEscape(EscapeEvent { latency_us, .. }) => *latency_us = Some(us),
             WatchEvent::Ready { .. }
             | WatchEvent::Aggregate(_)
             | WatchEvent::Lost { .. }
@@ -337,12 +367,14 @@ impl Finding {
             clone_flags: None,
             exited: false,
             latency_us: None,
+            outside_cgroup: false,
         }
     }
 
     /// One finding (trigger `scan` or `poll`) for every host-PID process of
     /// every container a scan says shares the host PID namespace and is not
-    /// allowed.
+    /// allowed, and for every process outside its container's cgroup
+    /// (allowed or not: what fails `scan` is what watch reports).
     pub fn from_scan<'r>(
         report: &'r ScanReport,
         trigger: Trigger,
@@ -351,20 +383,26 @@ impl Finding {
         report
             .containers
             .iter()
-            .filter(|c| c.verdict == Verdict::Shares)
+            .filter(|c| c.verdict == Verdict::Shares || !c.outside_cgroup_pids.is_empty())
             .flat_map(move |c| {
                 let container = c.identity();
-                c.host_pidns_processes.iter().map(move |p| {
-                    Finding::new(
-                        trigger,
-                        Envelope {
-                            pid: p.pid,
-                            comm: p.comm.clone().unwrap_or_default(),
-                            container: container.clone(),
-                            ts: ts.to_owned(),
-                        },
-                    )
-                })
+                let all = c.verdict == Verdict::Shares;
+                c.host_pidns_processes
+                    .iter()
+                    .filter(move |p| all || p.outside_cgroup)
+                    .map(move |p| {
+                        let mut f = Finding::new(
+                            trigger,
+                            Envelope {
+                                pid: p.pid,
+                                comm: p.comm.clone().unwrap_or_default(),
+                                container: container.clone(),
+                                ts: ts.to_owned(),
+                            },
+                        );
+                        f.outside_cgroup = p.outside_cgroup;
+                        f
+                    })
             })
     }
 }
@@ -453,5 +491,19 @@ mod tests {
         );
         let allowed = report(mk(Verdict::Allowed));
         assert_eq!(Finding::from_scan(&allowed, Trigger::Scan, "T").count(), 0);
+        // a process outside its container's cgroup is one, allowed or not
+        let mut outside = mk(Verdict::Allowed);
+        outside.host_pidns_processes[1].outside_cgroup = true;
+        outside.outside_cgroup_pids = vec![2];
+        let outside = report(outside);
+        let out: Vec<Finding> = Finding::from_scan(&outside, Trigger::Scan, "T").collect();
+        assert_eq!(
+            out.iter()
+                .map(|f| (f.at.pid, f.outside_cgroup))
+                .collect::<Vec<_>>(),
+            [(2, true)]
+        );
+        let json = serde_json::to_value(WatchEvent::HostPidns(out[0].clone())).expect("json");
+        assert_eq!(json["outside_cgroup"], true);
     }
 }

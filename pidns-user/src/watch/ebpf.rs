@@ -8,7 +8,7 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 use pidns_ebpf::{
-    AggKey, AggValue, CgroupClass, Config, HostNs, TaskState, host_ns, maps, programs, stream, task,
+    AggKey, AggValue, CgroupClass, Config, HostNs, TaskState, host_ns, maps, programs, stream,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -145,10 +145,10 @@ impl Probes {
         }
     }
 
-    pub fn track(&mut self, pid: u32) {
-        let _ = self
-            .tasks
-            .insert(pid, TaskState::new(task::CONTAINER_PROCESS), 0);
+    /// Marks a container process, anchored to its container (see
+    /// `TaskState::container`).
+    pub fn track(&mut self, pid: u32, anchor: u64) {
+        let _ = self.tasks.insert(pid, TaskState::anchored(anchor), 0);
     }
 
     /// Adds a host namespace; `false` when the map is full (and marks the

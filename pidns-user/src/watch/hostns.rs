@@ -104,7 +104,12 @@ pub fn owner(
         (Some(root), Some(ns)) => crate::names::containerd_task_exists(root, ns, &p.key.id),
         _ => false,
     };
-    match crate::engine::placement(&buf) {
+    // Placed as `scan` places it: a cgroup file that is not one the
+    // kernel wrote (lines forged through a cgroup's name) places nothing.
+    let Ok(placed) = crate::engine::placement::place(&buf) else {
+        return Owner::Unknown;
+    };
+    match placed {
         None => Owner::Host,
         Some(p) if p.role == crate::parse::layout::Role::Monitor => Owner::Host,
         Some(p) if p.needs_confirmation && !task_exists(&p) && !ancestry.has_shim_ancestor(pid) => {

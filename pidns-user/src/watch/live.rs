@@ -68,7 +68,7 @@ impl Loop<'_> {
                     }
                 }
                 Action::NsCreated { inum, nstype } => self.filter.created(inum, nstype),
-                Action::TrackTask { pid } => self.probes.track(pid),
+                Action::TrackTask { pid, anchor } => self.probes.track(pid, anchor),
                 Action::Gone(c) => self.out.metrics.gone(&c),
             }
         }
@@ -155,7 +155,7 @@ impl Loop<'_> {
 
     /// A full scan: the metrics gauge follows it, and host-PID processes the
     /// probes did not report (lost events, an agent restart) are reported now.
-    fn rescan(&mut self, opts: &WatchOptions) {
+    fn rescan(&mut self, opts: &WatchOptions, attr: &mut Attributor) {
         let report = match engine::scan(&opts.scan) {
             Ok(r) => r,
             Err(e) => {
@@ -164,6 +164,8 @@ impl Loop<'_> {
             }
         };
         self.out.metrics.scanned(&report);
+        let claims = attr.judged_by_scan(&report);
+        self.apply(claims, None);
         let mut current = HashSet::new();
         let mut fresh = Vec::new();
         for f in Finding::from_scan(&report, Trigger::Scan, &now_rfc3339()) {
@@ -173,25 +175,10 @@ impl Loop<'_> {
             }
             current.insert(key);
         }
-        self.report_scanned(fresh);
+        let actions = attr.scanned(fresh);
+        self.apply(actions, None);
         // Exited processes drop out, so a reused pid is reported again.
         self.reported = current;
-    }
-
-    /// Reports findings of a full scan, and has the kernel report their
-    /// processes' children.
-    fn report_scanned(&mut self, findings: Vec<Finding>) {
-        let actions = findings
-            .into_iter()
-            .flat_map(|f| {
-                let pid = f.at.pid;
-                [
-                    Action::emit(WatchEvent::HostPidns(f)),
-                    Action::TrackTask { pid },
-                ]
-            })
-            .collect();
-        self.apply(actions, None);
     }
 }
 
@@ -217,6 +204,7 @@ pub async fn run(
         opts.host_root.clone(),
         &host,
     );
+    attr.set_state_root(opts.scan.state_root.clone());
     let filter = HostNsFilter::start(
         proc.clone(),
         opts.host_root.clone(),
@@ -241,7 +229,12 @@ pub async fn run(
     let report = engine::scan(&opts.scan).context("start-up scan")?;
     lp.out.metrics.scanned(&report);
     let attached = lp.probes.attached.clone();
-    lp.report_scanned(Finding::from_scan(&report, Trigger::Scan, &now_rfc3339()).collect());
+    // The scan's verdicts on claims, then its findings, each tracked by
+    // the kernel with its container's anchor.
+    let claims = attr.judged_by_scan(&report);
+    lp.apply(claims, None);
+    let found = attr.scanned(Finding::from_scan(&report, Trigger::Scan, &now_rfc3339()).collect());
+    lp.apply(found, None);
     let addr = lp.out.metrics_addr.map(|a| a.to_string());
     lp.out.emit(&WatchEvent::ready(
         "ebpf",
@@ -315,7 +308,7 @@ impl Loop<'_> {
                     let n = self.drain(attr)?;
                     backstop = (n > 0).then(|| tokio::time::Instant::now() + drain_after);
                 }
-                () = rescan_due => self.rescan(opts),
+                () = rescan_due => self.rescan(opts, attr),
                 _ = lost_tick.tick() => self.tick(attr),
                 () = stop.wait() => return Ok(()),
             }

@@ -18,10 +18,16 @@ pub(crate) fn start_ebpf(
 #[cfg(pidns_ebpf)]
 pub(crate) fn start_ebpf(
     opts: &WatchOptions,
-    _proc: &ProcRoot,
+    proc: &ProcRoot,
     host: &crate::report::HostPidns,
 ) -> Result<ebpf::Probes, String> {
     ebpf::precheck()?;
+    // The host's mount namespace, as `scan` tells container-like processes
+    // by it; unknown, no exec outside container cgroups is sent for it.
+    let host_mntns_ino = crate::engine::HostIdentity::find(proc, host)
+        .mnt_ns
+        .and_then(|ino| u32::try_from(ino).ok())
+        .unwrap_or(0);
     let ino = host
         .inode
         .ok_or("the host PID namespace's inode is unreadable")?;
@@ -62,6 +68,8 @@ pub(crate) fn start_ebpf(
                     memfd_dev,
                     _pad: 0,
                     offsets,
+                    host_mntns_ino,
+                    _pad4: 0,
                 };
                 let sizes = ebpf::Sizes {
                     findings_ring: opts.ringbuf_bytes,

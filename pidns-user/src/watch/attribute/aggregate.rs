@@ -64,9 +64,12 @@ impl Attributor {
         } else {
             key.cgroup_id
         };
-        let known = match self.cgroups.lookup(&self.proc, cgroup, pid, &mut ignored) {
-            Lookup::Container(known) => known,
-            Lookup::Host | Lookup::Unplaced => return None,
+        let known = match self.anchored_only(key.cgroup_id) {
+            Some(known) => known,
+            None => match self.cgroups.lookup(&self.proc, cgroup, pid, &mut ignored) {
+                Lookup::Container(known) => *known,
+                Lookup::Host | Lookup::Unplaced => return None,
+            },
         };
         let (of, trigger, ok) = match key.kind {
             kind::EXEC => ("host_pidns", Some(Trigger::Exec), None),

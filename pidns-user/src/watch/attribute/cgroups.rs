@@ -36,6 +36,8 @@ struct Cgroup {
     unconfirmed: bool,
     /// The container's own cgroup, not one below it.
     own: bool,
+    /// A container's cgroup: its path (where an escape came from).
+    path: Option<Box<str>>,
 }
 
 /// A container the table has seen: named, and judged once.
@@ -46,6 +48,10 @@ pub struct Known {
     pub allowed: bool,
     /// `--allow-setns`: may join host namespaces.
     pub allowed_setns: bool,
+    /// Which container, for judging its claim ([`crate::engine::claim`]).
+    pub key: ContainerKey,
+    /// containerd's namespace, when that runtime's.
+    pub namespace: Option<String>,
 }
 
 impl Known {
@@ -65,7 +71,7 @@ impl Known {
 /// What an event's cgroup says about its process.
 #[derive(Debug)]
 pub enum Lookup {
-    Container(Known),
+    Container(Box<Known>),
     /// Not a container's (or not confirmed as one).
     Host,
     /// A cgroup never seen, whose process is gone: nothing to attribute.
@@ -116,6 +122,11 @@ impl CgroupTable {
         self.root = Some(root);
     }
 
+    /// The unified hierarchy, when known.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
     /// The class given to a cgroup: `None` when never seen, `Some(None)`
     /// when seen but not decided yet.
     pub fn class(&self, cgroup_id: u64) -> Option<Option<u32>> {
@@ -154,6 +165,9 @@ impl CgroupTable {
             .as_ref()
             .and_then(|k| self.own_ids.get(k).copied())
             .unwrap_or(0);
+        let path = container
+            .is_some()
+            .then(|| String::from_utf8_lossy(path).into());
         self.cgroups.insert(
             cgroup_id,
             Cgroup {
@@ -161,6 +175,7 @@ impl CgroupTable {
                 container,
                 unconfirmed,
                 own,
+                path,
             },
         );
         class.map(|class| Action::Classify {
@@ -227,6 +242,8 @@ impl CgroupTable {
                     identity,
                     allowed,
                     allowed_setns,
+                    key: p.key.clone(),
+                    namespace: p.namespace.clone(),
                 },
             );
         }
@@ -266,8 +283,12 @@ impl CgroupTable {
             // Not seen at start-up nor created since (or its path was cut
             // short): ask /proc while the process lives.
             let mut buf = Vec::new();
+            // As `scan` reads it: a file with lines forged through a
+            // cgroup's name places nothing.
             let path = proc.read_into(pid, "cgroup", &mut buf).ok().and_then(|()| {
-                cgroup::parse(&buf)
+                cgroup::checked(&buf)
+                    .ok()?
+                    .iter()
                     .find(|l| l.is_unified())
                     .map(|l| l.path.to_vec())
             });
@@ -286,9 +307,87 @@ impl CgroupTable {
             return Lookup::Host;
         }
         match self.containers.get(&key) {
-            Some(known) => Lookup::Container(known.clone()),
+            Some(known) => Lookup::Container(Box::new(known.clone())),
             None => Lookup::Host,
         }
+    }
+
+    /// The container a cgroup id was placed in, from the table alone (no
+    /// /proc: for an id the kernel kept for a task that left the cgroup).
+    pub fn known_of(&self, cgroup_id: u64) -> Option<Known> {
+        let cg = self.cgroups.get(&cgroup_id)?;
+        if cg.unconfirmed {
+            return None;
+        }
+        self.containers.get(cg.container.as_ref()?).cloned()
+    }
+
+    /// A container cgroup's path, as learned.
+    pub fn path_of(&self, cgroup_id: u64) -> Option<&str> {
+        self.cgroups.get(&cgroup_id)?.path.as_deref()
+    }
+
+    /// Every cgroup of a container, with the class to give the kernel for
+    /// it: the container's, or the host's for an unverified claim (whose
+    /// events then stop at the kernel's first lookup).
+    pub fn set_claim(&mut self, key: &ContainerKey, holds: bool) -> Vec<Action> {
+        let class = if holds {
+            self.containers
+                .get(key)
+                .map_or(class::CONTAINER, Known::class)
+        } else {
+            class::HOST
+        };
+        let container = if holds {
+            self.own_ids.get(key).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        let mut actions = Vec::new();
+        for (&cgroup_id, cg) in &mut self.cgroups {
+            if cg.container.as_ref() == Some(key) && !cg.unconfirmed {
+                cg.class = Some(class);
+                actions.push(Action::Classify {
+                    cgroup_id,
+                    class,
+                    container,
+                });
+            }
+        }
+        actions
+    }
+
+    /// A container found by its root, named and judged by the allow rule
+    /// as `scan` judges one: an `unknown` one never allowed (its id is
+    /// whatever its mounter chose).
+    pub fn known_rooted(&mut self, key: &ContainerKey, namespace: Option<&str>) -> Known {
+        if let Some(k) = self.containers.get(key) {
+            return k.clone();
+        }
+        let identity = names::describe(self.names.as_ref(), key, namespace, None);
+        let (allowed, allowed_setns) = if key.runtime == crate::report::Runtime::Unknown {
+            (false, false)
+        } else {
+            let mut subject = Subject::from(&identity);
+            subject.containerd_namespace = namespace;
+            (
+                self.allow
+                    .allowance(self.own.as_ref(), key, subject, &[])
+                    .allowed(),
+                self.allow_setns
+                    .allowance(None, key, subject, &[])
+                    .allowed(),
+            )
+        };
+        let known = Known {
+            identity,
+            allowed,
+            allowed_setns,
+            key: key.clone(),
+            namespace: namespace.map(str::to_owned),
+        };
+        self.containers.insert(key.clone(), known.clone());
+        known
     }
 
     /// Confirms a `/<namespace>/<id>` cgroup by a containerd shim among the
@@ -504,7 +603,13 @@ mod tests {
             }),
             "{out:?}"
         );
-        assert!(out.contains(&Action::TrackTask { pid: 42 }), "{out:?}");
+        assert!(
+            out.contains(&Action::TrackTask {
+                pid: 42,
+                anchor: 99
+            }),
+            "{out:?}"
+        );
         assert_eq!(findings(&out).len(), 1);
         // gone, never seen: nothing to attribute, and it is counted
         let gone = event(kind::EXEC, 100, 4242, "x", "");

@@ -4,7 +4,7 @@
 
 use pidns_ebpf::{CLONE_NEWPID, Event, NS_FLAGS, cstr, flags, kind};
 
-use super::{Action, Attributor, cgroups::Lookup};
+use super::{Action, Attributor, outside::Placed};
 use crate::report::{
     CloneFlags, Envelope, Finding, NewPidnsEvent, NewPidnsVia, Trigger, WatchEvent,
 };
@@ -38,19 +38,19 @@ impl Attributor {
                 });
                 return actions;
             }
+            kind::CGROUP_ESCAPE => return self.escape(ev),
             kind::EXEC | kind::FORK | kind::ATTACH | kind::SETNS | kind::NEW_PIDNS => {}
             _ => return actions,
         }
-        let known = match self
-            .cgroups
-            .lookup(&self.proc, ev.cgroup_id, ev.pid, &mut actions)
-        {
-            Lookup::Container(known) => known,
-            Lookup::Host => return actions,
-            Lookup::Unplaced => {
-                self.unattributed += 1;
-                return actions;
-            }
+        // By its anchor, its cgroup (a claim judged), or its root.
+        let Some(Placed {
+            known,
+            anchor,
+            rooted,
+            outside,
+        }) = self.place(ev, &mut actions)
+        else {
+            return actions;
         };
         // Allowed to share the host PID namespace is not allowed to join
         // host namespaces: only `--allow-setns` silences a setns.
@@ -65,8 +65,13 @@ impl Attributor {
         let allowed = known.allowed;
         // The kernel marks container processes only in cgroups it knows to be
         // containers'; for one it did not know yet, track the process here.
-        if ev.flags & flags::UNCLASSIFIED != 0 && matches!(ev.kind, kind::EXEC | kind::FORK) {
-            actions.push(Action::TrackTask { pid: ev.pid });
+        if (rooted || ev.flags & flags::UNCLASSIFIED != 0 && ev.flags & flags::BY_TASK == 0)
+            && matches!(ev.kind, kind::EXEC | kind::FORK)
+        {
+            actions.push(Action::TrackTask {
+                pid: ev.pid,
+                anchor,
+            });
         }
         let at = Envelope {
             pid: ev.pid,
@@ -75,8 +80,8 @@ impl Attributor {
             ts: self.clock.rfc3339(ev.ktime_ns),
         };
         match ev.kind {
-            kind::EXEC => actions.push(Action::emit(exec(ev, at))),
-            kind::FORK => actions.push(Action::emit(fork(ev, at))),
+            kind::EXEC => actions.push(Action::emit(exec(ev, at, outside))),
+            kind::FORK => actions.push(Action::emit(fork(ev, at, outside))),
             kind::NEW_PIDNS => actions.push(Action::emit(new_pidns(ev, at))),
             // A runtime's own setup process (the kernel knows it by its
             // executable: its parent's, or a memfd copy) is not a container
@@ -86,7 +91,10 @@ impl Attributor {
             kind::ATTACH if ev.flags & flags::RUNTIME_SETUP == 0 => {
                 let f = finding(ev, Trigger::CgroupAttach, at);
                 actions.push(Action::emit(WatchEvent::HostPidns(f)));
-                actions.push(Action::TrackTask { pid: ev.pid });
+                actions.push(Action::TrackTask {
+                    pid: ev.pid,
+                    anchor,
+                });
             }
             kind::SETNS => actions.extend(
                 self.namespaces
@@ -108,8 +116,9 @@ fn finding(ev: &Event, trigger: Trigger, at: Envelope) -> Finding {
     f
 }
 
-fn exec(ev: &Event, at: Envelope) -> WatchEvent {
+fn exec(ev: &Event, at: Envelope, outside: bool) -> WatchEvent {
     let mut f = finding(ev, Trigger::Exec, at);
+    f.outside_cgroup = outside;
     let file = cstr(&ev.data);
     f.filename = (!file.is_empty()).then(|| String::from_utf8_lossy(file).into_owned());
     if ev.flags & flags::CLONE_FLAGS != 0 {
@@ -118,7 +127,7 @@ fn exec(ev: &Event, at: Envelope) -> WatchEvent {
     WatchEvent::HostPidns(f)
 }
 
-fn fork(ev: &Event, at: Envelope) -> WatchEvent {
+fn fork(ev: &Event, at: Envelope, outside: bool) -> WatchEvent {
     let namespaces = ev.arg & u64::from(NS_FLAGS & !CLONE_NEWPID);
     let trigger = if namespaces != 0 {
         Trigger::Clone
@@ -128,6 +137,7 @@ fn fork(ev: &Event, at: Envelope) -> WatchEvent {
     let mut f = finding(ev, trigger, at);
     f.clone_flags = Some(CloneFlags::new(ev.arg));
     f.exited = ev.flags & flags::EXITED != 0;
+    f.outside_cgroup = outside;
     WatchEvent::HostPidns(f)
 }
 
@@ -293,7 +303,10 @@ mod tests {
                 ),
                 "{comm}: {out:?}"
             );
-            assert!(out.contains(&Action::TrackTask { pid: 51 }));
+            assert!(out.contains(&Action::TrackTask {
+                pid: 51,
+                anchor: 10
+            }));
         }
         // and a payload called runc is an exec like any other
         let out = a.handle(&event(kind::EXEC, 10, 52, "runc", "/tmp/runc"));

@@ -13,12 +13,14 @@
 
 mod aggregate;
 pub mod cgroups;
+mod claims;
 mod kernel;
+mod outside;
 pub mod setns;
 #[cfg(test)]
 mod testing;
 
-use std::path::PathBuf;
+use std::{collections::HashSet, path::PathBuf};
 
 pub use aggregate::{Aggregates, Suppressed};
 use cgroups::CgroupTable;
@@ -27,10 +29,12 @@ use setns::Namespaces;
 use super::clock::{Clock, now_rfc3339};
 use crate::{
     allow::AllowList,
+    engine::{HostIdentity, RootAttribution},
     names::NameResolver,
     procfs::ProcRoot,
-    report::{ContainerKey, HostPidns, Identity, WatchEvent},
+    report::{ContainerKey, Finding, HostPidns, Identity, WatchEvent},
 };
+use outside::Anchors;
 
 /// What to do after an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,9 +54,12 @@ pub enum Action {
         inum: u32,
         nstype: u32,
     },
-    /// Report this process's children that stay in the host PID namespace.
+    /// Report this process's children that stay in the host PID namespace;
+    /// `anchor` is the container it belongs to wherever its cgroup
+    /// (`pidns_ebpf::TaskState::container`; 0: none but its cgroup).
     TrackTask {
         pid: u32,
+        anchor: u64,
     },
     /// The container's own cgroup is gone: the container stopped.
     Gone(Identity),
@@ -74,6 +81,17 @@ pub struct Attributor {
     /// Events whose cgroup could not be placed (the process was gone and the
     /// cgroup never seen).
     unattributed: u64,
+    /// The host's mount namespace and root, and containers by their root:
+    /// the engine `scan` uses, for processes outside container cgroups.
+    identity: HostIdentity,
+    roots: RootAttribution,
+    /// Where runtimes keep their state (claims look for records there).
+    state_root: Option<PathBuf>,
+    /// Containers the kernel knows tasks by outside container cgroups.
+    anchors: Anchors,
+    /// Claims judged: a container by its cgroup's name, or not.
+    verified: HashSet<ContainerKey>,
+    unverified: HashSet<ContainerKey>,
 }
 
 impl Attributor {
@@ -89,12 +107,38 @@ impl Attributor {
     ) -> Self {
         Attributor {
             namespaces: Namespaces::new(proc.clone(), host_root.clone(), host),
+            identity: HostIdentity::find(&proc, host),
+            roots: RootAttribution::new(host_root.clone()),
+            state_root: host_root.clone(),
+            anchors: Anchors::default(),
+            verified: HashSet::new(),
+            unverified: HashSet::new(),
             cgroups: CgroupTable::new(allow, allow_setns, own, names, host_root),
             proc,
             clock: Clock::now(),
             handled: 0,
             unattributed: 0,
         }
+    }
+
+    /// Where runtimes keep their state, when not where names are read
+    /// (`--no-names`): claims and roots are judged from it.
+    pub fn set_state_root(&mut self, state_root: Option<PathBuf>) {
+        self.roots = RootAttribution::new(state_root.clone());
+        self.state_root = state_root;
+    }
+
+    /// What to do with the findings of a scan (start-up, rescan): each
+    /// reported, and its process tracked by the kernel with its anchor.
+    pub fn scanned(&mut self, findings: Vec<Finding>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for f in findings {
+            let pid = f.at.pid;
+            let anchor = self.anchor_for(&f);
+            actions.push(Action::emit(WatchEvent::HostPidns(f)));
+            actions.push(Action::TrackTask { pid, anchor });
+        }
+        actions
     }
 
     /// Where the unified hierarchy is mounted (`--cgroup-root` or mountinfo).
@@ -112,12 +156,15 @@ impl Attributor {
     /// The container a cgroup id belongs to (a budget's key), looked up in
     /// /proc through `pid` if never seen.
     pub fn container_of(&mut self, cgroup_id: u64, pid: u32) -> Option<cgroups::Known> {
+        if let Some(known) = self.anchors.get(cgroup_id) {
+            return Some(known.clone());
+        }
         let mut ignored = Vec::new();
         match self
             .cgroups
             .lookup(&self.proc, cgroup_id, pid, &mut ignored)
         {
-            cgroups::Lookup::Container(known) => Some(known),
+            cgroups::Lookup::Container(known) => Some(*known),
             cgroups::Lookup::Host | cgroups::Lookup::Unplaced => None,
         }
     }

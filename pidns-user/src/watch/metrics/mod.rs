@@ -207,6 +207,15 @@ impl Metrics {
                     })
                     .inc_by(*count);
             }
+            WatchEvent::CgroupEscape(x) => {
+                self.findings
+                    .get_or_create(&FindingLabels {
+                        event: "cgroup_escape".into(),
+                        trigger: "cgroup_escape".into(),
+                    })
+                    .inc();
+                self.share(&x.at.container, false);
+            }
             WatchEvent::NewPidns(_) | WatchEvent::Stats { .. } => {}
         }
     }
