@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::{BOLD, CYAN, DIM, RED, YELLOW, escape, short_id};
 use crate::report::{
-    AggregateEvent, Finding, Identity, NewPidnsEvent, NewPidnsVia, SetnsEvent, WatchEvent,
+    AggregateEvent, Enforced, Finding, Identity, NewPidnsEvent, NewPidnsVia, SetnsEvent, WatchEvent,
 };
 
 fn who(c: &Identity) -> String {
@@ -30,6 +30,7 @@ pub fn human(e: &WatchEvent) -> String {
             host_pidns,
             containers,
             sharing,
+            enforce,
             ..
         } => {
             let ns = host_pidns.inode.map_or_else(
@@ -43,6 +44,9 @@ pub fn human(e: &WatchEvent) -> String {
             };
             for m in probes_missing {
                 how.push_str(&format!("; {} NOT seen ({} missing)", m.unseen, m.probe));
+            }
+            if !enforce.is_empty() {
+                how.push_str(&format!("; {RED}enforcing{RED:#} {}", enforce.join(",")));
             }
             format!(
                 "{BOLD}ready{BOLD:#}: watching {containers} containers ({sharing} in the host PID namespace) against {ns}; {how}"
@@ -97,7 +101,18 @@ fn finding(f: &Finding) -> String {
     {
         let _ = write!(line, " {DIM}{}{DIM:#}", flags.names.join("|"));
     }
+    if let Some(e) = f.enforced {
+        let _ = write!(line, " {BOLD}{}{BOLD:#}", enforced(e));
+    }
     line
+}
+
+/// What `--enforce` did, as a human line says it.
+fn enforced(e: Enforced) -> &'static str {
+    match e {
+        Enforced::Killed => "KILLED",
+        Enforced::KilledByAgent => "KILLED by the agent",
+    }
 }
 
 fn aggregate(a: &AggregateEvent) -> String {
@@ -139,14 +154,18 @@ fn setns(s: &SetnsEvent) -> String {
     } else {
         ""
     };
-    format!(
+    let mut line = format!(
         "{} {style}SETNS{style:#}      {}{allowed} {what} the host's {} namespace{how}{err}  pid {} {}",
         s.at.ts,
         who(&s.at.container),
         s.nstype,
         s.at.pid,
         escape(&s.at.comm)
-    )
+    );
+    if let Some(e) = s.enforced {
+        let _ = write!(line, " {BOLD}{}{BOLD:#}", enforced(e));
+    }
+    line
 }
 
 fn new_pidns(n: &NewPidnsEvent) -> String {
@@ -191,6 +210,7 @@ mod tests {
             metrics_addr: None,
             pidns_version: "0",
             ts: String::new(),
+            enforce: Vec::new(),
         };
         let line = human(&e);
         assert!(
@@ -242,6 +262,7 @@ mod golden {
                 metrics_addr: Some("127.0.0.1:9100".into()),
                 pidns_version: "0.1.0",
                 ts: "T0".into(),
+                enforce: vec!["setns", "host-pidns"],
             },
             WatchEvent::HostPidns(Finding {
                 trigger: Trigger::Exec,
@@ -256,6 +277,7 @@ mod golden {
                 clone_flags: Some(CloneFlags::new(0x4100)),
                 exited: false,
                 latency_us: Some(17),
+                enforced: Some(Enforced::Killed),
             }),
             WatchEvent::HostPidns(Finding {
                 trigger: Trigger::Scan,
@@ -274,6 +296,7 @@ mod golden {
                 clone_flags: None,
                 exited: false,
                 latency_us: None,
+                enforced: None,
             }),
             WatchEvent::Setns(SetnsEvent {
                 nstype: "mnt",
@@ -292,6 +315,7 @@ mod golden {
                 },
                 ns_inode: Some(4026531840),
                 latency_us: Some(5),
+                enforced: None,
             }),
             WatchEvent::Setns(SetnsEvent {
                 nstype: "net",
@@ -310,6 +334,7 @@ mod golden {
                 },
                 ns_inode: None,
                 latency_us: None,
+                enforced: Some(Enforced::Killed),
             }),
             WatchEvent::NewPidns(NewPidnsEvent {
                 via: NewPidnsVia::UnshareOrSetns,

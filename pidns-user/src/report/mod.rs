@@ -8,7 +8,7 @@ pub mod scan;
 
 pub use clone_flags::CloneFlags;
 pub use event::{
-    AggregateEvent, Envelope, Finding, MissingProbe, NewPidnsEvent, NewPidnsVia, SetnsEvent,
+    AggregateEvent, Enforced, Envelope, Finding, MissingProbe, NewPidnsEvent, NewPidnsVia, SetnsEvent,
     SetnsVia, Trigger, WatchEvent,
 };
 pub use identity::{ContainerKey, Identity, Pod, Runtime};

@@ -62,6 +62,8 @@ pub(crate) fn start_ebpf(
                     memfd_dev,
                     _pad: 0,
                     offsets,
+                    enforce: opts.enforce.modes,
+                    self_tgid: std::process::id(),
                 };
                 let sizes = ebpf::Sizes {
                     findings_ring: opts.ringbuf_bytes,
@@ -70,7 +72,11 @@ pub(crate) fn start_ebpf(
                     cgroups: opts.max_cgroups,
                 };
                 let probes = ebpf::Probes::load(&config, sizes, tracefs, opts.compat_setns)
-                    .map_err(|e| format!("{e:#}"));
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|p| match opts.enforce.unmet(&p.attached) {
+                        Some(why) => Err(why),
+                        None => Ok(p),
+                    });
                 drop(mount);
                 probes
             })

@@ -6,7 +6,7 @@ use pidns_ebpf::{CLONE_NEWPID, Event, NS_FLAGS, cstr, flags, kind};
 
 use super::{Action, Attributor, cgroups::Lookup};
 use crate::report::{
-    CloneFlags, Envelope, Finding, NewPidnsEvent, NewPidnsVia, Trigger, WatchEvent,
+    CloneFlags, Enforced, Envelope, Finding, NewPidnsEvent, NewPidnsVia, Trigger, WatchEvent,
 };
 
 impl Attributor {
@@ -92,7 +92,7 @@ impl Attributor {
                 self.namespaces
                     .judge(ev, &at, allowed)
                     .into_iter()
-                    .map(Action::emit),
+                    .map(|e| Action::emit(enforced(ev, e))),
             ),
             _ => {}
         }
@@ -105,7 +105,24 @@ impl Attributor {
 fn finding(ev: &Event, trigger: Trigger, at: Envelope) -> Finding {
     let mut f = Finding::new(trigger, at);
     f.ppid = (ev.ppid != 0).then_some(ev.ppid);
+    f.enforced = killed(ev);
     f
+}
+
+/// Whether the probe killed the event's subject (`--enforce`).
+fn killed(ev: &Event) -> Option<Enforced> {
+    (ev.flags & flags::ENFORCED != 0).then_some(Enforced::Killed)
+}
+
+/// A setns event (and the finding a setns into the host PID namespace
+/// makes) says whether the probe killed its caller.
+fn enforced(ev: &Event, mut e: WatchEvent) -> WatchEvent {
+    match &mut e {
+        WatchEvent::Setns(s) => s.enforced = killed(ev),
+        WatchEvent::HostPidns(f) => f.enforced = killed(ev),
+        _ => {}
+    }
+    e
 }
 
 fn exec(ev: &Event, at: Envelope) -> WatchEvent {

@@ -5,6 +5,7 @@
 //! | `pidns_containers_sharing_host_pidns` | gauge (1 per container) | `runtime`, `container_id`, `name`, `pod_namespace`, `pod_name`, `allowed` |
 //! | `pidns_findings_total` | counter | `event` (`host_pidns`, `setns`), `trigger` |
 //! | `pidns_lost_events_total` | counter | `stream` (`findings`, `other`) |
+//! | `pidns_enforced_total` | counter | `mode` (`setns`, `host-pidns`), `runtime` |
 //! | `pidns_aggregated_events_total` | counter | `event`, `trigger` |
 //! | `pidns_unattributed_events_total` | counter | |
 //! | `pidns_probes_attached` | gauge | |
@@ -59,6 +60,12 @@ struct StreamLabels {
     stream: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnforcedLabels {
+    mode: String,
+    runtime: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     sharing: Family<ContainerLabels, Gauge>,
@@ -69,6 +76,10 @@ pub struct Metrics {
     /// when the last of them is gone.
     owners: Mutex<HashMap<ContainerLabels, BTreeSet<String>>>,
     unattributed: Counter,
+    /// `--enforce` kills, and the process of the last setns kill counted
+    /// (a pidfd setns is one event per namespace type, one kill).
+    enforced: Family<EnforcedLabels, Counter>,
+    last_setns_kill: Mutex<Option<u32>>,
     probes: Gauge,
     last_scan: Gauge<f64, AtomicU64>,
     last_scan_duration: Gauge<f64, AtomicU64>,
@@ -90,6 +101,8 @@ impl Metrics {
             lost: Family::default(),
             owners: Mutex::new(HashMap::new()),
             unattributed: Counter::default(),
+            enforced: Family::default(),
+            last_setns_kill: Mutex::new(None),
             probes: Gauge::default(),
             last_scan: Gauge::default(),
             last_scan_duration: Gauge::default(),
@@ -119,6 +132,11 @@ impl Metrics {
             "unattributed_events",
             "Kernel events whose process had exited and whose cgroup was never seen, so no container could be named",
             m.unattributed.clone(),
+        );
+        registry.register(
+            "enforced",
+            "Processes --enforce killed (in the kernel, or by the agent after verifying), by mode and runtime",
+            m.enforced.clone(),
         );
         registry.register(
             "probes_attached",
@@ -180,8 +198,23 @@ impl Metrics {
                     })
                     .inc();
                 self.share(&f.at.container, false);
+                // A setns into the host PID namespace is counted as the setns.
+                if f.enforced.is_some() && f.trigger != crate::report::Trigger::Setns {
+                    self.count_enforced("host-pidns", &f.at.container);
+                }
             }
-            WatchEvent::Setns(_) => {
+            WatchEvent::Setns(s) => {
+                if s.enforced.is_some() {
+                    let call = Some(s.at.pid);
+                    let mut last = self
+                        .last_setns_kill
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    if *last != call {
+                        *last = call;
+                        self.count_enforced("setns", &s.at.container);
+                    }
+                }
                 self.findings
                     .get_or_create(&FindingLabels {
                         event: "setns".into(),
@@ -209,6 +242,15 @@ impl Metrics {
             }
             WatchEvent::NewPidns(_) | WatchEvent::Stats { .. } => {}
         }
+    }
+
+    fn count_enforced(&self, mode: &str, c: &Identity) {
+        self.enforced
+            .get_or_create(&EnforcedLabels {
+                mode: mode.into(),
+                runtime: c.runtime.to_string(),
+            })
+            .inc();
     }
 
     /// The attributor's running count of events it could not place.
