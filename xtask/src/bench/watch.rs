@@ -32,6 +32,17 @@ pub(super) fn cost(
     rounds: usize,
     method: SpawnMethod,
 ) -> Result<Value> {
+    cost_with(pidns, &["--mode", "ebpf"], execs, rounds, method)
+}
+
+/// [`cost`] with the agent started with `args`.
+pub(super) fn cost_with(
+    pidns: &Path,
+    args: &[&str],
+    execs: usize,
+    rounds: usize,
+    method: SpawnMethod,
+) -> Result<Value> {
     let argv = ["/bin/true".to_owned()];
     let storm = Storm {
         workers: 1,
@@ -44,7 +55,7 @@ pub(super) fn cost(
     for r in 0..rounds {
         interrupted()?;
         let run_with = |with: &mut Vec<f64>| -> Result<()> {
-            let agent = agent(pidns)?;
+            let agent = Watch::start_with(pidns, args)?;
             with.push(run()?);
             agent.finish(Signal::SIGTERM)?;
             Ok(())
