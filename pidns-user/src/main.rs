@@ -5,7 +5,8 @@ use clap::Parser as _;
 use pidns::{
     allow::AllowList,
     cli::{
-        Cli, ColorWhen, Command, EnforceMode, ScanArgs, ScanFormat, Target, WatchArgs, WatchFormat, WatchMode,
+        Cli, ColorWhen, Command, EnforceMode, ScanArgs, ScanFormat, Target, WatchArgs, WatchFormat,
+        WatchMode,
     },
     engine::{self, ScanOptions},
     names::NameResolver,

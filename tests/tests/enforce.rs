@@ -106,7 +106,14 @@ fn enforce_setns_kills_nsenter_before_it_runs_in_the_host() {
     let marker = dir.path().join("escaped");
     let c = escaper(Rt::Docker);
     let out = c
-        .exec(&["nsenter", "-t", &me, "-m", "touch", &marker.display().to_string()])
+        .exec(&[
+            "nsenter",
+            "-t",
+            &me,
+            "-m",
+            "touch",
+            &marker.display().to_string(),
+        ])
         .expect("docker exec");
     let e = expect(&w, "the setns into the host's mount namespace", |e| {
         e["event"] == "setns" && e["container_id"] == c.id.as_str() && e["nstype"] == "mnt"
@@ -189,7 +196,10 @@ fn exit_code(c: &Container) -> Option<i32> {
         Rt::Docker => ("docker", Vec::new()),
         Rt::Podman => (
             "podman",
-            runtimes::PODMAN_GLOBAL.iter().map(|s| s.to_string()).collect(),
+            runtimes::PODMAN_GLOBAL
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         ),
         _ => return None,
     };
@@ -208,10 +218,11 @@ fn host_pid_payload_is_killed(test: &str, rt: Rt, pid: Pid<'_>) {
         return;
     };
     let dir = Scratch::new();
-    let spec = Spec::new(rt)
-        .pid(pid)
-        .volume(&dir.str(), "/volume")
-        .cmd(&["sh", "-c", "touch /volume/marker"]);
+    let spec = Spec::new(rt).pid(pid).volume(&dir.str(), "/volume").cmd(&[
+        "sh",
+        "-c",
+        "touch /volume/marker",
+    ]);
     let mut c = Container::start(&spec).expect("host-PID container");
     let e = expect(&w, "the payload's exec", |e| {
         e["event"] == "host_pidns" && e["container_id"] == c.id.as_str()
@@ -264,7 +275,8 @@ fn enforce_host_pidns_kills_a_fork_and_spares_the_existing() {
     };
     let dir = Scratch::new();
     // Forks a subshell (no exec) that writes the marker once /volume/go exists.
-    let script = "while [ ! -e /volume/go ]; do sleep 0.1; done; (echo x > /volume/marker); sleep 3600";
+    let script =
+        "while [ ! -e /volume/go ]; do sleep 0.1; done; (echo x > /volume/marker); sleep 3600";
     let c = Container::start(
         &Spec::new(Rt::Docker)
             .pid(Pid::Host)
@@ -285,7 +297,10 @@ fn enforce_host_pidns_kills_a_fork_and_spares_the_existing() {
     });
     assert_eq!(fork["enforced"].as_str(), Some("killed"), "{fork}");
     std::thread::sleep(Duration::from_secs(1));
-    assert!(!dir.path().join("marker").exists(), "the forked subshell ran");
+    assert!(
+        !dir.path().join("marker").exists(),
+        "the forked subshell ran"
+    );
     // the existing shell lives on
     assert!(
         Path::new(&format!("/proc/{}", c.init_pid())).exists(),
@@ -372,7 +387,9 @@ fn enforce_kills_nothing_else() {
     }
     assert!(done >= 40, "{done} container starts");
     // The allowed host-PID container runs on, and execs.
-    let out = allowed.exec(&["true"]).expect("exec in the allowed container");
+    let out = allowed
+        .exec(&["true"])
+        .expect("exec in the allowed container");
     assert!(out.status.success(), "{:?} {}", out.status, out.stderr);
     assert!(Path::new(&format!("/proc/{}", allowed.init_pid())).exists());
     // The host's own nsenter and unshare.
@@ -401,7 +418,8 @@ fn enforce_without_ebpf_is_refused() {
     }
     let pidns = bin().expect("pidns binary");
     // As nobody, without capabilities: a copy nobody can reach.
-    let copy = Scratch(std::env::temp_dir().join(format!("pidns-enforce-{}", state::random_hex(4))));
+    let copy =
+        Scratch(std::env::temp_dir().join(format!("pidns-enforce-{}", state::random_hex(4))));
     std::fs::create_dir_all(copy.path()).expect("dir");
     let exe = copy.path().join("pidns");
     std::fs::copy(&pidns, &exe).expect("copy pidns");

@@ -257,7 +257,10 @@ mod tests {
             .cloned()
             .collect();
         let why = both.unmet(&without_fork).expect("unmet");
-        assert!(why.contains("host-pidns needs sys_exit_fork_child"), "{why}");
+        assert!(
+            why.contains("host-pidns needs sys_exit_fork_child"),
+            "{why}"
+        );
         let setns = Enforce {
             modes: enforce::SETNS,
             existing: false,

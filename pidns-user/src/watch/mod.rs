@@ -13,9 +13,9 @@ pub mod attribute;
 pub mod btf;
 pub mod cgroupfs;
 pub mod clock;
-pub mod enforce;
 #[cfg(pidns_ebpf)]
 pub mod ebpf;
+pub mod enforce;
 #[cfg(pidns_ebpf)]
 pub mod filter;
 pub mod hostns;

@@ -1,4 +1,4 @@
-//! 6. Enforcement: the cost of `--enforce setns,host-pidns` on the
+//! Part 6, enforcement: the cost of `--enforce setns,host-pidns` on the
 //! fork+exec storm (the same storm as part 3, against no agent), and the
 //! time from a host-PID container's first exec to its death.
 //!
@@ -36,7 +36,12 @@ use super::{
 const ENFORCING: [&str; 4] = ["--mode", "ebpf", "--enforce", "setns,host-pidns"];
 
 /// The cost of enforcing on the fork+exec storm.
-pub(super) fn cost(pidns: &Path, execs: usize, rounds: usize, method: SpawnMethod) -> Result<Value> {
+pub(super) fn cost(
+    pidns: &Path,
+    execs: usize,
+    rounds: usize,
+    method: SpawnMethod,
+) -> Result<Value> {
     cost_with(pidns, &ENFORCING, execs, rounds, method)
 }
 
@@ -135,7 +140,10 @@ fn first_exec(cgroup: &File) -> Result<(WaitStatus, u64)> {
     if pid == 0 {
         // SAFETY: see above.
         unsafe {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
             libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
             let ns = (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64;
             libc::write(tx.as_raw_fd(), (&ns as *const u64).cast(), 8);

@@ -272,14 +272,21 @@ impl Bench {
         report.part("watch_flood", flood)
     }
 
-    /// 6. `--enforce setns,host-pidns`: its cost on the storm of part 3,
-    /// and a host-PID container's first exec to its death.
+    /// Part 6, `--enforce setns,host-pidns`: its cost on the storm of
+    /// part 3, and a host-PID container's first exec to its death.
     fn enforce(&self, unified: &Path, report: &mut Report) -> Result<()> {
-        let (storm, n) = if self.opts.smoke { (50, 5) } else { (3000, 200) };
+        let (storm, n) = if self.opts.smoke {
+            (50, 5)
+        } else {
+            (3000, 200)
+        };
         let cost = enforce::cost(&self.pidns, storm, self.rounds, self.opts.spawn)?;
         let death = enforce::exec_to_death(&self.pidns, unified, n)?;
         report::print_enforce(&cost, &death);
-        report.check("enforce (every host-PID exec killed)", &death["verification"]);
+        report.check(
+            "enforce (every host-PID exec killed)",
+            &death["verification"],
+        );
         report.part("enforce", json!({"cost": cost, "exec_to_death": death}))
     }
 
