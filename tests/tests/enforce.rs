@@ -265,8 +265,10 @@ fn enforce_host_pidns_runc() {
 
 /// A child forked by a container process already in the host PID
 /// namespace when the agent started (reported, not killed: no
-/// `--enforce-existing`) dies at its return from fork: `sh -c 'touch a;
-/// (touch b)'`-like, the subshell is a fork without exec.
+/// `--enforce-existing`) dies at its return from fork: a subshell, a fork
+/// without exec, never writes its marker. The shell itself only runs
+/// builtins (busybox runs even `sleep` through an exec, which would be
+/// killed), and lives on.
 #[test]
 fn enforce_host_pidns_kills_a_fork_and_spares_the_existing() {
     let _turn = serial();
@@ -274,9 +276,10 @@ fn enforce_host_pidns_kills_a_fork_and_spares_the_existing() {
         return;
     };
     let dir = Scratch::new();
-    // Forks a subshell (no exec) that writes the marker once /volume/go exists.
-    let script =
-        "while [ ! -e /volume/go ]; do sleep 0.1; done; (echo x > /volume/marker); sleep 3600";
+    for fifo in ["go", "hold"] {
+        sh::run("mkfifo", &[dir.path().join(fifo).display().to_string()]).expect("mkfifo");
+    }
+    let script = "read x < /volume/go; (echo x > /volume/marker); read y < /volume/hold";
     let c = Container::start(
         &Spec::new(Rt::Docker)
             .pid(Pid::Host)
@@ -291,7 +294,8 @@ fn enforce_host_pidns_kills_a_fork_and_spares_the_existing() {
         e["event"] == "host_pidns" && e["container_id"] == c.id.as_str() && e["trigger"] == "scan"
     });
     assert!(existing.get("enforced").is_none(), "{existing}");
-    std::fs::write(dir.path().join("go"), "").expect("go");
+    // Opening the fifo waits for the shell's `read`.
+    std::fs::write(dir.path().join("go"), "go\n").expect("go");
     let fork = expect(&w, "the subshell's fork", |e| {
         e["event"] == "host_pidns" && e["container_id"] == c.id.as_str() && e["trigger"] == "fork"
     });
@@ -301,7 +305,6 @@ fn enforce_host_pidns_kills_a_fork_and_spares_the_existing() {
         !dir.path().join("marker").exists(),
         "the forked subshell ran"
     );
-    // the existing shell lives on
     assert!(
         Path::new(&format!("/proc/{}", c.init_pid())).exists(),
         "the existing process was killed\n{}",
