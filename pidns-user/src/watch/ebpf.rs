@@ -76,6 +76,8 @@ pub struct Probes {
     agg: PerCpuHashMap<MapData, AggKey, AggValue>,
     suppressed: PerCpuArray<MapData, u64>,
     lost: PerCpuArray<MapData, u64>,
+    /// `--enforce` kills in the kernel, by mode.
+    enforced: PerCpuArray<MapData, u64>,
     /// `CGROUPS` inserts refused (the map full), in all.
     pub cgroups_refused: u64,
     _ebpf: Ebpf,
@@ -131,6 +133,7 @@ impl Probes {
             agg: PerCpuHashMap::try_from(take(&mut ebpf, maps::AGG)?)?,
             suppressed: PerCpuArray::try_from(take(&mut ebpf, maps::SUPPRESSED)?)?,
             lost: PerCpuArray::try_from(take(&mut ebpf, maps::LOST)?)?,
+            enforced: PerCpuArray::try_from(take(&mut ebpf, maps::ENFORCED)?)?,
             cgroups_refused: 0,
             attached,
             skipped,
@@ -201,6 +204,21 @@ impl Probes {
         for (i, slot) in out.iter_mut().enumerate() {
             *slot = self
                 .lost
+                .get(&(i as u32), 0)
+                .map(|per_cpu| per_cpu.iter().sum())
+                .unwrap_or(0);
+        }
+        out
+    }
+
+    /// Processes the probes killed so far (`--enforce`), over all CPUs, by
+    /// mode ([`pidns_ebpf::enforce::ALL`] order); their events may have
+    /// been lost or aggregated.
+    pub fn enforced(&self) -> [u64; pidns_ebpf::enforce::SLOTS] {
+        let mut out = [0; pidns_ebpf::enforce::SLOTS];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = self
+                .enforced
                 .get(&(i as u32), 0)
                 .map(|per_cpu| per_cpu.iter().sum())
                 .unwrap_or(0);

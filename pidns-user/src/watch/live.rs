@@ -115,6 +115,7 @@ impl Loop<'_> {
     /// Once a second: lost events, the budgets' counts, the filter's upkeep.
     fn tick(&mut self, attr: &mut Attributor) {
         self.report_lost();
+        self.out.metrics.set_kernel_enforced(self.probes.enforced());
         self.flush_aggregates(attr);
         self.filter.tick(&mut self.probes);
     }

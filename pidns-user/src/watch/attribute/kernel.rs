@@ -282,6 +282,49 @@ mod tests {
     }
 
     #[test]
+    fn what_the_probe_killed_says_so() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut a = attributor(dir.path(), &[]);
+        docker(&mut a);
+        for (kind, trigger) in [
+            (kind::EXEC, Trigger::Exec),
+            (kind::FORK, Trigger::Fork),
+            (kind::ATTACH, Trigger::CgroupAttach),
+        ] {
+            let mut e = event(kind, 10, 60, "sh", "/bin/sh");
+            let out = a.handle(&e);
+            let [WatchEvent::HostPidns(f)] = findings(&out)[..] else {
+                panic!("{out:?}")
+            };
+            assert_eq!((f.trigger, f.enforced), (trigger, None));
+            e.flags = flags::ENFORCED;
+            let out = a.handle(&e);
+            let [WatchEvent::HostPidns(f)] = findings(&out)[..] else {
+                panic!("{out:?}")
+            };
+            assert_eq!(f.enforced, Some(crate::report::Enforced::Killed));
+            let json = serde_json::to_value(WatchEvent::HostPidns(f.clone())).expect("json");
+            assert_eq!(json["enforced"], "killed");
+        }
+        // a setns the probe killed, and one it did not
+        namespaces_fixture(dir.path());
+        let mut a = attributor(dir.path(), &[]);
+        docker(&mut a);
+        let mut e = setns(10, 201, MNT, HOST_NS[0], 0);
+        let out = a.handle(&e);
+        let [WatchEvent::Setns(s)] = findings(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(s.enforced, None);
+        e.flags |= flags::ENFORCED;
+        let out = a.handle(&e);
+        let [WatchEvent::Setns(s)] = findings(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(s.enforced, Some(crate::report::Enforced::Killed));
+    }
+
+    #[test]
     fn runtime_setup_is_the_kernels_verdict_not_a_name() {
         let dir = tempfile::tempdir().expect("tmp");
         let mut a = attributor(dir.path(), &[]);
