@@ -26,7 +26,11 @@ use aya_ebpf::{
 };
 use pidns_ebpf::{HostNs, class, enforce, host_ns, task};
 
-use crate::{config::conf, kernel::current_ids, maps::task_state};
+use crate::{
+    config::conf,
+    kernel::{current_cgroup, current_ids, current_in_host_pidns},
+    maps::{cgroup_class, task_state},
+};
 
 /// `SIGKILL`.
 const SIGKILL: u32 = 9;
@@ -106,7 +110,11 @@ pub fn setns(class: u32, entry: &HostNs) -> bool {
 
 /// `sys_exit_{clone,clone3,fork,vfork}`: the new process's own return from
 /// the clone (ret 0; threads are their process's business) kills it when
-/// its parent doomed it.
+/// its parent doomed it and it is, here in its own context, still proven a
+/// non-allowed container's process in the host PID namespace: an entry
+/// left behind by a child that never came this way (a 32-bit `int 0x80`
+/// fork, which these tracepoints do not see) cannot kill another process
+/// that later gets its pid.
 #[inline(always)]
 pub fn on_fork_child(ret: i64) -> Option<()> {
     if ret != 0 {
@@ -119,7 +127,12 @@ pub fn on_fork_child(ret: i64) -> Option<()> {
     // SAFETY: the value is copied out immediately.
     let mode = unsafe { DOOMED.get(tgid) }.copied()?;
     let _ = DOOMED.remove(tgid);
-    kill_current(mode);
+    if mode == enforce::HOST_PIDNS
+        && current_in_host_pidns()
+        && host_pidns_target(cgroup_class(current_cgroup()).class, tgid)
+    {
+        kill_current(mode);
+    }
     Some(())
 }
 
