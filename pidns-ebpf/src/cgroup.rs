@@ -11,6 +11,7 @@ use pidns_ebpf::{
 use crate::{
     builder::EventBuilder,
     config::off,
+    enforce,
     kernel::{cgroup_v2_id, current_cgroup, current_ids, is_host_pidns, read, task_pidns_inum},
     maps::{
         CGROUPS, TASKS, budget_key, cgroup_class, current_may_mark_runtime_setup, drops_findings,
@@ -130,6 +131,10 @@ pub fn on_attach(ctx: &BtfTracePointContext) -> Option<()> {
     // calls are the runtime's), its processes are no findings.
     if !in_host || drops_findings(class.class) {
         return None;
+    }
+    // `--enforce host-pidns`: a process that moved itself in dies here.
+    if verdict == 0 && mover == pid && enforce::host_pidns_current(class.class, pid) {
+        verdict = flags::ENFORCED;
     }
     let ring = if verdict == flags::RUNTIME_SETUP {
         stream::OTHER

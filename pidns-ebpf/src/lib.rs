@@ -104,6 +104,26 @@ pub mod flags {
     /// judges its root (container-like, or a host service's private mount
     /// namespace).
     pub const FOREIGN_MNT: u32 = 1 << 17;
+    /// The probe killed the subject (SIGKILL to the current task, delivered
+    /// before it returns to user space) under an [`enforce`](super::enforce)
+    /// mode. FORK: the child is killed at its return from the clone.
+    pub const ENFORCED: u32 = 1 << 11;
+}
+
+/// `--enforce` modes ([`Config::enforce`] bits): what the probes kill.
+pub mod enforce {
+    /// A container process whose setns into a verified host namespace
+    /// ([`host_ns::OWN`](super::host_ns::OWN) or
+    /// [`HELD`](super::host_ns::HELD)) completed.
+    pub const SETNS: u32 = 1 << 0;
+    /// A non-allowed container's process seen in the host PID namespace:
+    /// at exec, at its return from fork/clone, when it moves itself into
+    /// the container's cgroup.
+    pub const HOST_PIDNS: u32 = 1 << 1;
+    /// Every mode, and their names as `--enforce` and the metrics spell them.
+    pub const ALL: [(u32, &str); 2] = [(SETNS, "setns"), (HOST_PIDNS, "host-pidns")];
+    /// `ENFORCED` map slots, by mode.
+    pub const SLOTS: usize = ALL.len();
 }
 
 /// Values of the `HOST_NS` map (namespace inode → [`HostNs`]): where the
@@ -225,6 +245,9 @@ pub mod maps {
     pub const TASKS: &str = "TASKS";
     pub const LOST: &str = "LOST";
     pub const LAST_WAKEUP: &str = "LAST_WAKEUP";
+    /// Per CPU, kills by [`enforce`](super::enforce) mode (slot 0 `setns`,
+    /// 1 `host-pidns`), also those whose event found no room.
+    pub const ENFORCED: &str = "ENFORCED";
     /// The [`Config`](super::Config) global.
     pub const CONFIG: &str = "CONFIG";
 }
@@ -244,8 +267,12 @@ pub mod programs {
     pub const SYS_EXIT_COMPAT_SETNS: &str = "sys_exit_compat_setns";
     pub const SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";
     pub const SYS_ENTER_SETNS: &str = "sys_enter_setns";
+    /// A new process's return from fork/clone/clone3/vfork, in its own
+    /// context: where a child doomed by `--enforce host-pidns` dies. Attached
+    /// to each of those `syscalls` exit tracepoints, only when enforcing.
+    pub const SYS_EXIT_FORK_CHILD: &str = "sys_exit_fork_child";
     /// Every program in the object.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         SCHED_PROCESS_EXEC,
         TASK_NEWTASK,
         SCHED_PROCESS_EXIT,
@@ -256,6 +283,7 @@ pub mod programs {
         SYS_EXIT_COMPAT_SETNS,
         SYS_EXIT_UNSHARE,
         SYS_ENTER_SETNS,
+        SYS_EXIT_FORK_CHILD,
     ];
 }
 
@@ -610,6 +638,10 @@ pub struct Config {
     /// sent).
     pub host_mntns_ino: u32,
     pub _pad4: u32,
+    /// [`enforce`] bits: what the probes kill (0: report only).
+    pub enforce: u32,
+    /// pidns's own process (tgid), which the probes never kill.
+    pub self_tgid: u32,
 }
 
 impl Config {
@@ -621,6 +653,8 @@ impl Config {
         offsets: Offsets::ZERO,
         host_mntns_ino: 0,
         _pad4: 0,
+        enforce: 0,
+        self_tgid: 0,
     };
 }
 
@@ -696,7 +730,7 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Event>(), 88 + DATA_LEN);
         assert_eq!(core::mem::size_of::<Offsets>(), 68 * 4);
-        assert_eq!(core::mem::size_of::<Config>(), 24 + 68 * 4 + 8);
+        assert_eq!(core::mem::size_of::<Config>(), 24 + 68 * 4 + 16);
         assert_eq!(core::mem::size_of::<TaskState>(), 48);
         assert_eq!(core::mem::size_of::<HostNs>(), 8);
         assert_eq!(core::mem::size_of::<CgroupClass>(), 16);

@@ -17,6 +17,7 @@
 //! - [`process`]: exec, task creation, exit;
 //! - [`cgroup`]: attach, mkdir, rmdir;
 //! - [`setns`]: native and compat setns;
+//! - [`enforce`]: `--enforce`, killing from the probe;
 //!
 //! on top of [`maps`] (the maps and the `CONFIG` global), [`kernel`]
 //! (walking kernel structs at BTF offsets), [`runtime`] (recognising a
@@ -27,6 +28,7 @@
 mod builder;
 mod cgroup;
 mod config;
+mod enforce;
 mod kernel;
 mod maps;
 mod process;
@@ -129,6 +131,16 @@ pub fn sys_exit_unshare(ctx: TracePointContext) -> i32 {
 #[btf_tracepoint(function = "sys_exit")]
 pub fn sys_exit_compat_setns(ctx: BtfTracePointContext) -> i32 {
     let _ = setns::on_compat_exit(&ctx);
+    0
+}
+
+/// A new process's return from fork, vfork, clone or clone3, in its own
+/// context (one program, attached to each of those exit tracepoints, and
+/// only under `--enforce host-pidns`): a child its parent's `task_newtask`
+/// doomed dies here, before its first instruction.
+#[tracepoint(category = "syscalls", name = "sys_exit_clone")]
+pub fn sys_exit_fork_child(ctx: TracePointContext) -> i32 {
+    let _ = process::on_fork_child_exit(&ctx);
     0
 }
 

@@ -2,13 +2,14 @@
 //! processes that live in the host PID namespace, and their children, and
 //! learn the namespaces host processes create.
 
-use aya_ebpf::programs::BtfTracePointContext;
+use aya_ebpf::programs::{BtfTracePointContext, TracePointContext};
 use pidns_ebpf::{NS_FLAGS, NS_TYPES, TaskState, class, clone, flags, kind, stream, task};
 
 use crate::{
     builder::EventBuilder,
     cgroup::{Attributed, current_attributed_as},
     config::off,
+    enforce,
     kernel::{
         current_cgroup, current_ids, current_in_foreign_mount_ns, current_in_host_pidns,
         current_task, file_exe, group_dead, is_host_pidns, is_memfd, read, task_cgroup_id,
@@ -72,6 +73,7 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
         }
         let _ = TASKS.insert(tgid, next, 0);
     }
+    let enforced = enforce::host_pidns_current(class.class, tgid);
     if !within_budget(budget_key(cg, &class), cg, kind::EXEC, 0, tgid, 0) {
         return None;
     }
@@ -85,6 +87,9 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
     e.arg(clone_flags);
     if clone_flags != 0 {
         e.add_flags(flags::CLONE_FLAGS);
+    }
+    if enforced {
+        e.add_flags(flags::ENFORCED);
     }
     e.current_comm();
     e.data_str(filename.unwrap_or(0));
@@ -168,12 +173,16 @@ fn container_child(child: u64, clone_flags: u64, parent: u32, ps: &TaskState) ->
     if drops_findings(class.class) {
         return None;
     }
-    let (kind, ring) = if is_host_pidns(inum) {
+    let (kind, ring, doomed) = if is_host_pidns(inum) {
+        // `--enforce host-pidns`: the child dies at its return from the
+        // clone, and is reported (vfork child or not) now. `class` is its
+        // container's, also for a process that left its cgroup.
+        let doomed = enforce::doom_child(class.class, parent, child_pid);
         if class.class & class::BASE == class::CONTAINER || by_task {
             let mut s = TaskState::anchored(cg);
             // Born outside its container's cgroup: no escape of its own.
             s.escaped = u32::from(by_task);
-            if clone_flags & clone::VFORK != 0 {
+            if clone_flags & clone::VFORK != 0 && !doomed {
                 s.clone_flags = clone_flags;
             }
             let _ = TASKS.insert(child_pid, s, 0);
@@ -181,12 +190,12 @@ fn container_child(child: u64, clone_flags: u64, parent: u32, ps: &TaskState) ->
         // A vfork child (posix_spawn, Go's os/exec, busybox) borrows its
         // parent's memory until it execs or exits: it is reported at its
         // exec, or at its exit if it never execs, with these flags.
-        if clone_flags & clone::VFORK != 0 {
+        if clone_flags & clone::VFORK != 0 && !doomed {
             return None;
         }
-        (kind::FORK, stream::FINDINGS)
+        (kind::FORK, stream::FINDINGS, doomed)
     } else {
-        (kind::NEW_PIDNS, stream::OTHER)
+        (kind::NEW_PIDNS, stream::OTHER, false)
     };
     if !within_budget(budget_key(cg, &class), cg, kind, 0, child_pid, 0) {
         return None;
@@ -198,6 +207,9 @@ fn container_child(child: u64, clone_flags: u64, parent: u32, ps: &TaskState) ->
     e.ppid(parent);
     e.arg(clone_flags);
     e.ns_inum(inum);
+    if doomed {
+        e.add_flags(flags::ENFORCED);
+    }
     e.current_comm();
     e.submit();
     Some(())
@@ -293,4 +305,12 @@ pub fn on_exit() -> Option<()> {
     e.current_comm();
     e.submit();
     Some(())
+}
+
+/// `sys_exit_{clone,clone3,fork,vfork}`: see [`enforce::on_fork_child`].
+#[inline(always)]
+pub fn on_fork_child_exit(ctx: &TracePointContext) -> Option<()> {
+    // SAFETY: reads inside the tracepoint record.
+    let ret: i64 = unsafe { ctx.read_at(off!(syscall_exit_ret) as usize) }.ok()?;
+    enforce::on_fork_child(ret)
 }

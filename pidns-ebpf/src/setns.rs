@@ -16,6 +16,7 @@ use crate::{
     builder::EventBuilder,
     cgroup::{Attributed, current_attributed},
     config::off,
+    enforce,
     kernel::{
         current_fd_file, current_ids, current_in_host_pidns, current_task, is_host_pidns, ns_type,
         pidfd_pid, read, task_ns_inum,
@@ -40,6 +41,9 @@ struct Call {
     /// where unknown): at syscall exit a successful setns has already
     /// switched them.
     before: [u32; NS_TYPES.len()],
+    /// `--enforce setns` killed the caller (once per call, whatever the
+    /// number of namespaces a pidfd joined).
+    killed: bool,
 }
 
 /// The current task's namespaces of every type, as setns would change them
@@ -115,6 +119,7 @@ fn on_setns(fd: u64, nsflags: u64, ret: i64, mut extra: u32) -> Option<()> {
         flags: extra,
         target_pid: 0,
         before,
+        killed: false,
     };
     if current_in_host_pidns() {
         call.flags |= flags::CALLER_HOST_PIDNS;
@@ -124,7 +129,7 @@ fn on_setns(fd: u64, nsflags: u64, ret: i64, mut extra: u32) -> Option<()> {
         let inum: u32 = read(ns, off!(ns_common_inum))?;
         let nstype = ns_type(ns)?;
         let index = NS_TYPES.iter().position(|(flag, _)| *flag == nstype)?;
-        judge(&call, index, inum);
+        judge(&mut call, index, inum);
         return Some(());
     }
     let pid = pidfd_pid(file, inode, magic)?;
@@ -139,7 +144,7 @@ fn on_setns(fd: u64, nsflags: u64, ret: i64, mut extra: u32) -> Option<()> {
         if asked & flag != 0
             && let Some(inum) = task_ns_inum(target, index, false)
         {
-            judge(&call, index, inum);
+            judge(&mut call, index, inum);
         }
     }
     Some(())
@@ -147,7 +152,7 @@ fn on_setns(fd: u64, nsflags: u64, ret: i64, mut extra: u32) -> Option<()> {
 
 /// One namespace a setns call joined (or tried to).
 #[inline(always)]
-fn judge(call: &Call, index: usize, inum: u32) -> Option<()> {
+fn judge(call: &mut Call, index: usize, inum: u32) -> Option<()> {
     let nstype = NS_TYPES[index].0;
     if call.before[index] == inum {
         return None; // already there: a no-op
@@ -169,6 +174,13 @@ fn judge(call: &Call, index: usize, inum: u32) -> Option<()> {
     {
         // Its children will live in the host PID namespace: report them.
         let _ = TASKS.insert(call.tgid, TaskState::anchored(call.cg), 0);
+    }
+    if ok == 1
+        && ev_flags & flags::UNFILTERED == 0
+        && (call.killed || enforce::setns(call.class.class, &entry))
+    {
+        call.killed = true;
+        ev_flags |= flags::ENFORCED;
     }
     let key = budget_key(call.cg, &call.class);
     if !within_budget(key, call.cg, kind::SETNS, ok, call.tgid, nstype) {

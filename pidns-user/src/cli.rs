@@ -130,6 +130,37 @@ pub struct WatchArgs {
     /// Costs every syscall on the host a few tens of nanoseconds.
     #[arg(long, env = "PIDNS_WATCH_COMPAT_SETNS", value_parser = clap::builder::BoolishValueParser::new())]
     pub compat_setns: bool,
+    /// Kill, from the eBPF probe and before it returns to user space, a
+    /// non-allowed container's process that completes a setns into a
+    /// verified host namespace (`setns`), or that is seen in the host PID
+    /// namespace at exec, fork/clone or cgroup attach (`host-pidns`).
+    /// Comma-separated. Needs eBPF: refused (exit 2) rather than downgraded.
+    #[arg(long, value_name = "MODES", value_enum, value_delimiter = ',')]
+    pub enforce: Vec<EnforceMode>,
+    /// With `--enforce host-pidns`: also kill the host-PID processes of
+    /// non-allowed containers already running when watch starts (by
+    /// default they are reported only).
+    #[arg(long)]
+    pub enforce_existing: bool,
+}
+
+/// An `--enforce` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnforceMode {
+    /// A container process's completed setns into a host namespace.
+    Setns,
+    /// A non-allowed container's process in the host PID namespace.
+    HostPidns,
+}
+
+impl EnforceMode {
+    /// Its `pidns_ebpf::enforce` bit.
+    pub fn bit(self) -> u32 {
+        match self {
+            EnforceMode::Setns => pidns_ebpf::enforce::SETNS,
+            EnforceMode::HostPidns => pidns_ebpf::enforce::HOST_PIDNS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

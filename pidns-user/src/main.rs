@@ -5,7 +5,8 @@ use clap::Parser as _;
 use pidns::{
     allow::AllowList,
     cli::{
-        Cli, ColorWhen, Command, ScanArgs, ScanFormat, Target, WatchArgs, WatchFormat, WatchMode,
+        Cli, ColorWhen, Command, EnforceMode, ScanArgs, ScanFormat, Target, WatchArgs, WatchFormat,
+        WatchMode,
     },
     engine::{self, ScanOptions},
     names::NameResolver,
@@ -103,6 +104,9 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    if args.enforce_existing && !args.enforce.contains(&EnforceMode::HostPidns) {
+        anyhow::bail!("--enforce-existing needs --enforce host-pidns");
+    }
     let opts = watch::WatchOptions {
         // Each start-up finding names its process.
         scan: ScanOptions {
@@ -128,6 +132,10 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         compat_setns: args.compat_setns,
         allow_setns: AllowList::new(args.allow_setns.iter().cloned()),
         max_cgroups: args.max_cgroups,
+        enforce: watch::enforce::Enforce {
+            modes: args.enforce.iter().fold(0, |m, e| m | e.bit()),
+            existing: args.enforce_existing,
+        },
     };
     watch::run(opts)?;
     Ok(ExitCode::SUCCESS)

@@ -338,3 +338,40 @@ fn metrics_address_errors_exit_2() {
         .code(2)
         .stderr(predicate::str::contains(addr.as_str()));
 }
+
+/// `--enforce` needs the probes: in procfs mode it is refused (exit 2, the
+/// reason on stderr, no `ready`), never a silent downgrade to reporting; so
+/// is `--enforce-existing` without host-pidns, and an unknown mode.
+#[test]
+fn enforce_is_refused_where_it_cannot_be_carried_out() {
+    let t = Tree::new();
+    t.add(600, P::host("agent", 600).v2(&format!("/docker/{ID_B}")));
+    let root = t.proc_root();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--mode", "procfs", "--enforce", "setns,host-pidns"],
+            "--enforce setns,host-pidns needs the eBPF probes",
+        ),
+        (&["--mode", "procfs", "--enforce", "host-pidns"], "procfs"),
+        (
+            &["--enforce", "setns", "--enforce-existing"],
+            "--enforce-existing needs --enforce host-pidns",
+        ),
+        (&["--enforce", "everything"], "invalid value 'everything'"),
+    ];
+    for (args, why) in cases {
+        let out = pidns()
+            .args(["watch", "--format", "json", "--duration", "0.3"])
+            .args(["--proc-root", &root])
+            .args(args)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("\"ready\""),
+            "{args:?}"
+        );
+    }
+}

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use super::{BOLD, CYAN, DIM, RED, YELLOW, escape, short_id};
 use crate::report::{
-    AggregateEvent, EscapeEvent, Finding, Identity, NewPidnsEvent, NewPidnsVia, SetnsEvent,
-    WatchEvent,
+    AggregateEvent, Enforced, EscapeEvent, Finding, Identity, NewPidnsEvent, NewPidnsVia,
+    SetnsEvent, WatchEvent,
 };
 
 fn who(c: &Identity) -> String {
@@ -31,6 +31,7 @@ pub fn human(e: &WatchEvent) -> String {
             host_pidns,
             containers,
             sharing,
+            enforce,
             ..
         } => {
             let ns = host_pidns.inode.map_or_else(
@@ -44,6 +45,9 @@ pub fn human(e: &WatchEvent) -> String {
             };
             for m in probes_missing {
                 how.push_str(&format!("; {} NOT seen ({} missing)", m.unseen, m.probe));
+            }
+            if !enforce.is_empty() {
+                how.push_str(&format!("; {RED}enforcing{RED:#} {}", enforce.join(",")));
             }
             format!(
                 "{BOLD}ready{BOLD:#}: watching {containers} containers ({sharing} in the host PID namespace) against {ns}; {how}"
@@ -102,6 +106,9 @@ fn finding(f: &Finding) -> String {
     if f.outside_cgroup {
         let _ = write!(line, " {YELLOW}outside its container's cgroup{YELLOW:#}");
     }
+    if let Some(e) = f.enforced {
+        let _ = write!(line, " {BOLD}{}{BOLD:#}", enforced(e));
+    }
     line
 }
 
@@ -119,6 +126,14 @@ fn escape_line(x: &EscapeEvent) -> String {
         ),
         x.moved_by
     )
+}
+
+/// What `--enforce` did, as a human line says it.
+fn enforced(e: Enforced) -> &'static str {
+    match e {
+        Enforced::Killed => "KILLED",
+        Enforced::KilledByAgent => "KILLED by the agent",
+    }
 }
 
 fn aggregate(a: &AggregateEvent) -> String {
@@ -160,14 +175,18 @@ fn setns(s: &SetnsEvent) -> String {
     } else {
         ""
     };
-    format!(
+    let mut line = format!(
         "{} {style}SETNS{style:#}      {}{allowed} {what} the host's {} namespace{how}{err}  pid {} {}",
         s.at.ts,
         who(&s.at.container),
         s.nstype,
         s.at.pid,
         escape(&s.at.comm)
-    )
+    );
+    if let Some(e) = s.enforced {
+        let _ = write!(line, " {BOLD}{}{BOLD:#}", enforced(e));
+    }
+    line
 }
 
 fn new_pidns(n: &NewPidnsEvent) -> String {
@@ -212,6 +231,7 @@ mod tests {
             metrics_addr: None,
             pidns_version: "0",
             ts: String::new(),
+            enforce: Vec::new(),
         };
         let line = human(&e);
         assert!(
@@ -263,6 +283,7 @@ mod golden {
                 metrics_addr: Some("127.0.0.1:9100".into()),
                 pidns_version: "0.1.0",
                 ts: "T0".into(),
+                enforce: vec!["setns", "host-pidns"],
             },
             WatchEvent::HostPidns(Finding {
                 trigger: Trigger::Exec,
@@ -278,6 +299,7 @@ mod golden {
                 exited: false,
                 latency_us: Some(17),
                 outside_cgroup: false,
+                enforced: Some(Enforced::Killed),
             }),
             WatchEvent::HostPidns(Finding {
                 trigger: Trigger::Scan,
@@ -297,6 +319,7 @@ mod golden {
                 exited: false,
                 latency_us: None,
                 outside_cgroup: true,
+                enforced: None,
             }),
             WatchEvent::Setns(SetnsEvent {
                 nstype: "mnt",
@@ -315,6 +338,7 @@ mod golden {
                 },
                 ns_inode: Some(4026531840),
                 latency_us: Some(5),
+                enforced: None,
             }),
             WatchEvent::Setns(SetnsEvent {
                 nstype: "net",
@@ -333,6 +357,7 @@ mod golden {
                 },
                 ns_inode: None,
                 latency_us: None,
+                enforced: Some(Enforced::Killed),
             }),
             WatchEvent::NewPidns(NewPidnsEvent {
                 via: NewPidnsVia::UnshareOrSetns,

@@ -100,6 +100,8 @@ pub enum WatchEvent {
         metrics_addr: Option<String>,
         pidns_version: &'static str,
         ts: String,
+        /// `--enforce` modes in force (`setns`, `host-pidns`); empty: report only.
+        enforce: Vec<&'static str>,
     },
     /// A container process lives in the host PID namespace.
     HostPidns(Finding),
@@ -202,6 +204,9 @@ pub struct Finding {
     /// a finding of its own, whether or not its container may share.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub outside_cgroup: bool,
+    /// What `--enforce host-pidns` did to the process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforced: Option<Enforced>,
 }
 
 /// A container process that left its container's cgroup.
@@ -221,6 +226,29 @@ pub struct EscapeEvent {
     /// is written: see [`WatchEvent::stamp_latency`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
+}
+
+/// What `--enforce` did to a finding's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforced {
+    /// SIGKILL from the probe, in the kernel: the process did not return to
+    /// user space (a new child: did not run at all).
+    Killed,
+    /// SIGKILL from the agent (`pidfd_send_signal`) after it verified the
+    /// process from /proc: the kernel could not prove it in time (its cgroup
+    /// not yet classified there, moved in by another process, or running
+    /// when the agent started, with `--enforce-existing`). It may have run.
+    KilledByAgent,
+}
+
+impl Enforced {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforced::Killed => "killed",
+            Enforced::KilledByAgent => "killed_by_agent",
+        }
+    }
 }
 
 /// How setns named its target.
@@ -261,6 +289,9 @@ pub struct SetnsEvent {
     /// as the line is written: see [`WatchEvent::stamp_latency`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
+    /// What `--enforce setns` did to the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforced: Option<Enforced>,
 }
 
 /// A count of one container's events of one kind that the kernel held back
@@ -336,7 +367,16 @@ impl WatchEvent {
             metrics_addr,
             pidns_version: env!("CARGO_PKG_VERSION"),
             ts,
+            enforce: Vec::new(),
         }
+    }
+
+    /// A `ready` event that says which `--enforce` modes are in force.
+    pub fn with_enforce(mut self, modes: Vec<&'static str>) -> WatchEvent {
+        if let WatchEvent::Ready { enforce, .. } = &mut self {
+            *enforce = modes;
+        }
+        self
     }
 
     /// Sets how long after its kernel event (in µs) the line of a finding,
@@ -368,6 +408,7 @@ impl Finding {
             exited: false,
             latency_us: None,
             outside_cgroup: false,
+            enforced: None,
         }
     }
 

@@ -8,8 +8,8 @@ pub mod scan;
 
 pub use clone_flags::CloneFlags;
 pub use event::{
-    AggregateEvent, Envelope, EscapeEvent, Finding, MissingProbe, NewPidnsEvent, NewPidnsVia,
-    SetnsEvent, SetnsVia, Trigger, WatchEvent,
+    AggregateEvent, Enforced, Envelope, EscapeEvent, Finding, MissingProbe, NewPidnsEvent,
+    NewPidnsVia, SetnsEvent, SetnsVia, Trigger, WatchEvent,
 };
 pub use identity::{ContainerKey, Identity, Pod, Runtime};
 pub use scan::{

@@ -36,6 +36,17 @@ const SYSCALL_TRACEPOINTS: [(&str, &str, bool); 3] = [
     (programs::SYS_EXIT_UNSHARE, "sys_exit_unshare", false),
 ];
 
+/// `--enforce host-pidns`: the `syscalls` exit tracepoints a new process
+/// returns to user space through, each attached to
+/// [`programs::SYS_EXIT_FORK_CHILD`] (fork and vfork are absent on some
+/// architectures: skipped there, said nowhere, as nothing can call them).
+const FORK_CHILD_TRACEPOINTS: [&str; 4] = [
+    "sys_exit_clone",
+    "sys_exit_clone3",
+    "sys_exit_fork",
+    "sys_exit_vfork",
+];
+
 /// Sizes of what user space sizes before loading.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
@@ -65,6 +76,8 @@ pub struct Probes {
     agg: PerCpuHashMap<MapData, AggKey, AggValue>,
     suppressed: PerCpuArray<MapData, u64>,
     lost: PerCpuArray<MapData, u64>,
+    /// `--enforce` kills in the kernel, by mode.
+    enforced: PerCpuArray<MapData, u64>,
     /// `CGROUPS` inserts refused (the map full), in all.
     pub cgroups_refused: u64,
     _ebpf: Ebpf,
@@ -120,6 +133,7 @@ impl Probes {
             agg: PerCpuHashMap::try_from(take(&mut ebpf, maps::AGG)?)?,
             suppressed: PerCpuArray::try_from(take(&mut ebpf, maps::SUPPRESSED)?)?,
             lost: PerCpuArray::try_from(take(&mut ebpf, maps::LOST)?)?,
+            enforced: PerCpuArray::try_from(take(&mut ebpf, maps::ENFORCED)?)?,
             cgroups_refused: 0,
             attached,
             skipped,
@@ -190,6 +204,21 @@ impl Probes {
         for (i, slot) in out.iter_mut().enumerate() {
             *slot = self
                 .lost
+                .get(&(i as u32), 0)
+                .map(|per_cpu| per_cpu.iter().sum())
+                .unwrap_or(0);
+        }
+        out
+    }
+
+    /// Processes the probes killed so far (`--enforce`), over all CPUs, by
+    /// mode ([`pidns_ebpf::enforce::ALL`] order); their events may have
+    /// been lost or aggregated.
+    pub fn enforced(&self) -> [u64; pidns_ebpf::enforce::SLOTS] {
+        let mut out = [0; pidns_ebpf::enforce::SLOTS];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = self
+                .enforced
                 .get(&(i as u32), 0)
                 .map(|per_cpu| per_cpu.iter().sum())
                 .unwrap_or(0);
@@ -294,7 +323,34 @@ fn attach(
         };
         outcome(name, required, r)?;
     }
+    if config.enforce & pidns_ebpf::enforce::HOST_PIDNS != 0 {
+        let r = match &tracefs {
+            Ok(path) => attach_fork_child(ebpf, path),
+            Err(why) => Err(anyhow::anyhow!("{why}")),
+        };
+        // Required: without it `--enforce host-pidns` cannot be carried out.
+        outcome(programs::SYS_EXIT_FORK_CHILD, true, r)?;
+    }
     Ok((attached, skipped))
+}
+
+/// One program on every fork-family exit tracepoint the kernel has.
+fn attach_fork_child(ebpf: &mut Ebpf, tracefs: &Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let p: &mut TracePoint = ebpf
+        .program_mut(programs::SYS_EXIT_FORK_CHILD)
+        .context("missing from the object")?
+        .try_into()?;
+    p.load()?;
+    for tracepoint in FORK_CHILD_TRACEPOINTS {
+        let exists = tracefs.join("events/syscalls").join(tracepoint).exists();
+        if !exists && matches!(tracepoint, "sys_exit_fork" | "sys_exit_vfork") {
+            continue;
+        }
+        p.attach("syscalls", tracepoint)
+            .with_context(|| format!("attaching to syscalls:{tracepoint}"))?;
+    }
+    Ok(())
 }
 
 /// An error and its causes on one line, each said once. aya's errors repeat
@@ -369,7 +425,7 @@ mod tests {
             .iter()
             .map(|t| t.0)
             .chain(SYSCALL_TRACEPOINTS.iter().map(|t| t.0))
-            .chain([COMPAT_SETNS.0])
+            .chain([COMPAT_SETNS.0, programs::SYS_EXIT_FORK_CHILD])
             .collect();
         let mut all = programs::ALL.to_vec();
         tables.sort_unstable();

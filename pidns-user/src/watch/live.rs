@@ -14,6 +14,7 @@ use super::{
     cgroupfs,
     clock::now_rfc3339,
     ebpf::Probes,
+    enforce::AgentKills,
     filter::HostNsFilter,
     hostns::HostNamespaces,
 };
@@ -36,6 +37,8 @@ struct Loop<'a> {
     lost_seen: [u64; stream::COUNT],
     /// Whether a full `CGROUPS` map was said on stderr.
     cgroups_full_said: bool,
+    /// `--enforce`, for the findings the kernel could not kill itself.
+    enforcer: AgentKills,
 }
 
 /// Lines written in one drain before they are flushed, so that a long drain
@@ -49,9 +52,10 @@ impl Loop<'_> {
     fn apply(&mut self, actions: Vec<Action>, ktime_ns: Option<u64>) {
         for a in actions {
             match a {
-                Action::Emit(e) => {
-                    if let WatchEvent::HostPidns(f) = e.as_ref() {
+                Action::Emit(mut e) => {
+                    if let WatchEvent::HostPidns(f) = e.as_mut() {
                         self.reported.insert((f.at.container.id.clone(), f.at.pid));
+                        self.enforcer.finding(f);
                     }
                     match ktime_ns {
                         Some(k) => self.out.emit_kernel_event(*e, k),
@@ -111,6 +115,7 @@ impl Loop<'_> {
     /// Once a second: lost events, the budgets' counts, the filter's upkeep.
     fn tick(&mut self, attr: &mut Attributor) {
         self.report_lost();
+        self.out.metrics.set_kernel_enforced(self.probes.enforced());
         self.flush_aggregates(attr);
         self.filter.tick(&mut self.probes);
     }
@@ -194,7 +199,13 @@ pub async fn run(
     // The probes are attached (and any tracefs pidns mounted is unmounted
     // again): from here on, reading /proc and the maps' fds is all it takes.
     // Dropped before `ready`, so that `ready` means attached and least-privileged.
-    super::privileges::shed_privileges();
+    // Killing a process of another uid takes CAP_KILL.
+    let keep: &[caps::Capability] = if opts.enforce.any() {
+        &[caps::Capability::CAP_KILL]
+    } else {
+        &[]
+    };
+    super::privileges::shed_privileges_keeping(keep);
     let mut attr = Attributor::new(
         proc.clone(),
         opts.scan.allow.clone(),
@@ -211,7 +222,14 @@ pub async fn run(
         &HostNamespaces::find(&proc, &host),
         &mut probes,
     );
+    let enforcer = AgentKills {
+        enforce: opts.enforce,
+        proc: proc.clone(),
+        host_inode: host.inode,
+        starting: true,
+    };
     let mut lp = Loop {
+        enforcer,
         probes,
         out,
         reported: HashSet::new(),
@@ -235,15 +253,12 @@ pub async fn run(
     lp.apply(claims, None);
     let found = attr.scanned(Finding::from_scan(&report, Trigger::Scan, &now_rfc3339()).collect());
     lp.apply(found, None);
+    lp.enforcer.starting = false;
     let addr = lp.out.metrics_addr.map(|a| a.to_string());
-    lp.out.emit(&WatchEvent::ready(
-        "ebpf",
-        attached,
-        missing,
-        &report,
-        addr,
-        now_rfc3339(),
-    ));
+    lp.out.emit(
+        &WatchEvent::ready("ebpf", attached, missing, &report, addr, now_rfc3339())
+            .with_enforce(opts.enforce.names()),
+    );
     lp.out.flush().context("writing to stdout")?;
 
     lp.watch(opts, &mut attr, &mut stop).await?;

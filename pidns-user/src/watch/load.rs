@@ -70,6 +70,8 @@ pub(crate) fn start_ebpf(
                     offsets,
                     host_mntns_ino,
                     _pad4: 0,
+                    enforce: opts.enforce.modes,
+                    self_tgid: std::process::id(),
                 };
                 let sizes = ebpf::Sizes {
                     findings_ring: opts.ringbuf_bytes,
@@ -78,7 +80,11 @@ pub(crate) fn start_ebpf(
                     cgroups: opts.max_cgroups,
                 };
                 let probes = ebpf::Probes::load(&config, sizes, tracefs, opts.compat_setns)
-                    .map_err(|e| format!("{e:#}"));
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|p| match opts.enforce.unmet(&p.attached) {
+                        Some(why) => Err(why),
+                        None => Ok(p),
+                    });
                 drop(mount);
                 probes
             })

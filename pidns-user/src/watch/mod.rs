@@ -15,6 +15,7 @@ pub mod cgroupfs;
 pub mod clock;
 #[cfg(pidns_ebpf)]
 pub mod ebpf;
+pub mod enforce;
 #[cfg(pidns_ebpf)]
 pub mod filter;
 pub mod hostns;
@@ -71,6 +72,8 @@ pub struct WatchOptions {
     pub allow_setns: crate::allow::AllowList,
     /// Entries of the kernel's cgroup map.
     pub max_cgroups: u32,
+    /// `--enforce` modes and `--enforce-existing`.
+    pub enforce: enforce::Enforce,
 }
 
 /// Why watch could not start (exit code 2).
@@ -80,6 +83,8 @@ pub enum WatchError {
     Scan(#[from] ScanError),
     #[error("eBPF mode unavailable: {0}")]
     Ebpf(String),
+    #[error("--enforce {modes} needs the eBPF probes, which cannot be used: {why}")]
+    Enforce { modes: String, why: String },
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -114,6 +119,20 @@ pub fn run(opts: WatchOptions) -> anyhow::Result<()> {
             None => None,
         };
         let mut out = Output::new(opts.format, metrics.clone(), metrics_addr);
+        if opts.enforce.any() {
+            // Never a silent downgrade: enforcing needs the probes.
+            let refuse = |why: String| WatchError::Enforce {
+                modes: opts.enforce.names().join(","),
+                why,
+            };
+            if opts.mode == Mode::Procfs {
+                return Err(refuse("--mode procfs polls /proc and cannot stop anything".into()).into());
+            }
+            return match start_ebpf(&opts, &proc, &host) {
+                Ok(probes) => live::run(&opts, proc, host, own, probes, &mut out).await,
+                Err(reason) => Err(refuse(reason).into()),
+            };
+        }
         match opts.mode {
             Mode::Procfs => poll::run(&opts, &mut out).await,
             Mode::Ebpf => match start_ebpf(&opts, &proc, &host) {

@@ -11,7 +11,12 @@ pub const KEPT: [Capability; 2] = [Capability::CAP_SYS_PTRACE, Capability::CAP_D
 
 /// Drops every capability but [`KEPT`]; returns what is left in effect.
 pub fn drop_capabilities() -> Result<CapsHashSet, String> {
-    let keep: CapsHashSet = KEPT.into_iter().collect();
+    drop_capabilities_keeping(&[])
+}
+
+/// Drops every capability but [`KEPT`] and `extra` (`--enforce`: CAP_KILL).
+pub fn drop_capabilities_keeping(extra: &[Capability]) -> Result<CapsHashSet, String> {
+    let keep: CapsHashSet = KEPT.into_iter().chain(extra.iter().copied()).collect();
     let permitted =
         caps::read(None, CapSet::Permitted).map_err(|e| format!("reading capabilities: {e}"))?;
     let keep_now: CapsHashSet = permitted.intersection(&keep).copied().collect();
@@ -37,9 +42,14 @@ pub fn drop_capabilities() -> Result<CapsHashSet, String> {
 
 /// After start-up: drop what is no longer needed, or say why not.
 pub fn shed_privileges() {
+    shed_privileges_keeping(&[]);
+}
+
+/// [`shed_privileges`], keeping `extra` too.
+pub fn shed_privileges_keeping(extra: &[Capability]) {
     let privileged = nix::unistd::geteuid().is_root()
         || caps::read(None, caps::CapSet::Effective).is_ok_and(|c| !c.is_empty());
-    if privileged && let Err(e) = drop_capabilities() {
+    if privileged && let Err(e) = drop_capabilities_keeping(extra) {
         eprintln!("pidns watch: keeping its capabilities: {e}");
     }
 }

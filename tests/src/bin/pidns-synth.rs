@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         [verb] if verb == "unshare-pid" => unshare_pid(cmd),
         [verb, dir] if verb == "clone3-into" => clone3_into(dir, cmd),
         [verb, kind, path] if verb == "setns" => join_ns(kind, path),
-        [verb, pid, kinds] if verb == "pidfd-setns" => pidfd_setns(pid, kinds),
+        [verb, pid, kinds] if verb == "pidfd-setns" => pidfd_setns(pid, kinds, cmd),
         [verb, kind, path] if verb == "setns32" => join_ns_compat(kind, path),
         [verb, dir, how] if verb == "runtime" => act_as_runtime(dir, how, cmd),
         [verb, ready, go] if verb == "await" => await_then_exec(ready, go, cmd),
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         _ => Err(
             "usage: pidns-synth join-cgroup DIR -- CMD | clone FLAGS -- CMD | spawn -- CMD | \
              fork -- CMD | unshare-pid -- CMD | clone3-into DIR -- CMD | setns TYPE PATH | \
-             pidfd-setns PID TYPES | setns32 TYPE PATH | runtime DIR HOW -- CMD | \
+             pidfd-setns PID TYPES [-- CMD] | setns32 TYPE PATH | runtime DIR HOW -- CMD | \
              flood setns|fork SECS | vfork-exit | leader-exit -- CMD"
                 .into(),
         ),
@@ -373,7 +373,9 @@ fn join_ns_compat(_: &str, _: &str) -> Result<ExitCode, String> {
     Err("setns32 needs x86_64".into())
 }
 
-fn pidfd_setns(pid: &str, kinds: &str) -> Result<ExitCode, String> {
+/// `pidfd-setns PID TYPES [-- CMD]`: setns through a pidfd of PID into its
+/// namespaces of TYPES, then exec CMD there if one is given.
+fn pidfd_setns(pid: &str, kinds: &str, cmd: &[String]) -> Result<ExitCode, String> {
     let pid: libc::pid_t = pid.parse().map_err(|e| format!("pid {pid}: {e}"))?;
     let mut flags = CloneFlags::empty();
     for kind in kinds.split(',') {
@@ -387,6 +389,7 @@ fn pidfd_setns(pid: &str, kinds: &str) -> Result<ExitCode, String> {
     // SAFETY: a fresh fd that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     Ok(match setns(pidfd.as_fd(), flags) {
+        Ok(()) if !cmd.is_empty() => return exec(cmd),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pidns-synth: setns(pidfd of {pid}, {kinds}): {e}");

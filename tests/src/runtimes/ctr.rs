@@ -24,6 +24,12 @@ pub(super) fn start(spec: &Spec<'_>, c: &mut Container) -> Result<()> {
         args.push("--cap-add".into());
         args.push(format!("CAP_{cap}"));
     }
+    for (host, inside) in &spec.volumes {
+        args.push("--mount".into());
+        args.push(format!(
+            "type=bind,src={host},dst={inside},options=rbind:rw"
+        ));
+    }
     args.push(rootfs().display().to_string());
     args.push(name.clone());
     args.extend(

@@ -34,6 +34,9 @@ pub(super) fn start(spec: &Spec<'_>, c: &mut Container) -> Result<()> {
     for cap in &spec.caps {
         args.push(format!("--cap-add={cap}"));
     }
+    for (host, inside) in &spec.volumes {
+        args.push(format!("--volume={host}:{inside}"));
+    }
     if podman {
         args.push("--rootfs".into());
         args.push(rootfs().display().to_string());

@@ -135,6 +135,9 @@ pub struct Spec<'a> {
     /// runc only: a cgroupsPath of the test's own, with the runtime and id
     /// pidns should report for it (instead of [`Layout`]'s).
     pub cgroups_path: Option<(String, &'static str, String)>,
+    /// Host directories bind-mounted read-write: (host path, path inside).
+    /// Docker, Podman, ctr and runc.
+    pub volumes: Vec<(String, String)>,
 }
 
 impl<'a> Spec<'a> {
@@ -147,7 +150,14 @@ impl<'a> Spec<'a> {
             layout: Layout::KubepodsCgroupfs,
             args: Vec::new(),
             cgroups_path: None,
+            volumes: Vec::new(),
         }
+    }
+
+    /// Bind-mounts host directory `host` read-write at `inside`.
+    pub fn volume(mut self, host: &str, inside: &str) -> Self {
+        self.volumes.push((host.to_owned(), inside.to_owned()));
+        self
     }
 
     pub fn arg(mut self, arg: &str) -> Self {

@@ -106,5 +106,10 @@ fn runc_config(spec: &Spec<'_>, cgroups_path: &str) -> Value {
     if !cgroups_path.is_empty() {
         config["linux"]["cgroupsPath"] = json!(cgroups_path);
     }
+    if let Some(mounts) = config["mounts"].as_array_mut() {
+        for (host, inside) in &spec.volumes {
+            mounts.push(json!({"destination": inside, "type": "bind", "source": host, "options": ["rbind", "rw"]}));
+        }
+    }
     config
 }

@@ -25,6 +25,8 @@
 //!    they can while short-lived `--pid=host` containers start: each must be
 //!    reported with its id, no finding lost; the agent's CPU and RSS idle and
 //!    under the flood. Needs Docker up (`pidns-harness up`), else skipped.
+//! 6. Enforce: the storm of part 3 with `--enforce setns,host-pidns`, and
+//!    the time from a host-PID container's first exec to its death.
 //!
 //! `--spawn posix-spawn` makes the storms use posix_spawn (vfork) instead,
 //! which the probes see as one exec per process rather than a fork and an exec.
@@ -37,6 +39,7 @@
 //! storms' processes, [`stats`] sums samples up and [`report`] prints and
 //! writes the results.
 
+mod enforce;
 mod fixtures;
 mod flood;
 mod report;
@@ -94,6 +97,8 @@ pub enum Part {
     Latency,
     /// Short-lived host-PID containers under a setns and fork flood.
     Flood,
+    /// `--enforce setns,host-pidns`: its cost on the storm, exec to death.
+    Enforce,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -138,7 +143,10 @@ pub fn run(opts: Options) -> Result<()> {
         hier: Hierarchies::find()?,
         opts,
     };
-    if (b.wants(Part::Cost) || b.wants(Part::Latency) || b.wants(Part::Flood))
+    if (b.wants(Part::Cost)
+        || b.wants(Part::Latency)
+        || b.wants(Part::Flood)
+        || b.wants(Part::Enforce))
         && b.hier.unified.is_none()
     {
         bail!(
@@ -162,6 +170,11 @@ pub fn run(opts: Options) -> Result<()> {
     }
     if b.wants(Part::Flood) {
         b.watch_flood(&mut report)?;
+    }
+    if b.wants(Part::Enforce)
+        && let Some(unified) = &b.hier.unified
+    {
+        b.enforce(unified, &mut report)?;
     }
     report.finish()
 }
@@ -257,6 +270,24 @@ impl Bench {
             report.check("watch under a flood", &flood["verification"]);
         }
         report.part("watch_flood", flood)
+    }
+
+    /// Part 6, `--enforce setns,host-pidns`: its cost on the storm of
+    /// part 3, and a host-PID container's first exec to its death.
+    fn enforce(&self, unified: &Path, report: &mut Report) -> Result<()> {
+        let (storm, n) = if self.opts.smoke {
+            (50, 5)
+        } else {
+            (3000, 200)
+        };
+        let cost = enforce::cost(&self.pidns, storm, self.rounds, self.opts.spawn)?;
+        let death = enforce::exec_to_death(&self.pidns, unified, n)?;
+        report::print_enforce(&cost, &death);
+        report.check(
+            "enforce (every host-PID exec killed)",
+            &death["verification"],
+        );
+        report.part("enforce", json!({"cost": cost, "exec_to_death": death}))
     }
 
     /// The document the parts are added to.

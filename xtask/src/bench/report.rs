@@ -157,6 +157,28 @@ pub(super) fn print_cost(cost: &Value) {
     );
 }
 
+pub(super) fn print_enforce(cost: &Value, death: &Value) {
+    println!(
+        "\nenforce cost: {} storm of {} x /bin/true: median {:.3}s without an agent, {:.3}s with --enforce setns,host-pidns: ratio {:.3} (target <= 1.03)",
+        cost["spawn"].as_str().unwrap_or("?"),
+        cost["execs"],
+        cost["without_s"].as_f64().unwrap_or(0.0),
+        cost["with_s"].as_f64().unwrap_or(0.0),
+        cost["ratio"].as_f64().unwrap_or(0.0)
+    );
+    let p = |k: &str, q: &str| death[k][q].as_u64().unwrap_or(0);
+    println!(
+        "  host-PID first exec to death: {}/{} killed (reported {}): p50 {} us, p99 {} us, max {} us; exec to exit without the agent p50 {} us",
+        death["killed"],
+        death["processes"],
+        death["reported_killed"],
+        p("exec_to_death", "p50_us"),
+        p("exec_to_death", "p99_us"),
+        p("exec_to_death", "max_us"),
+        p("exec_to_exit_without_agent", "p50_us"),
+    );
+}
+
 pub(super) fn print_latency(l: &Value) {
     let p = |k: &str, q: &str| l[k][q].as_u64().unwrap_or(0);
     println!(

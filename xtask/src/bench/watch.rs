@@ -20,14 +20,20 @@ use super::{
     stats::{median, percentiles},
 };
 
-/// `pidns watch --format json --mode ebpf`, ready.
-fn agent(pidns: &Path) -> Result<Watch> {
-    Watch::start_with(pidns, &["--mode", "ebpf"])
-}
-
 /// A storm of `/bin/true` with and without watch, alternating which goes first.
 pub(super) fn cost(
     pidns: &Path,
+    execs: usize,
+    rounds: usize,
+    method: SpawnMethod,
+) -> Result<Value> {
+    cost_with(pidns, &["--mode", "ebpf"], execs, rounds, method)
+}
+
+/// [`cost`] with the agent started with `args`.
+pub(super) fn cost_with(
+    pidns: &Path,
+    args: &[&str],
     execs: usize,
     rounds: usize,
     method: SpawnMethod,
@@ -44,7 +50,7 @@ pub(super) fn cost(
     for r in 0..rounds {
         interrupted()?;
         let run_with = |with: &mut Vec<f64>| -> Result<()> {
-            let agent = agent(pidns)?;
+            let agent = Watch::start_with(pidns, args)?;
             with.push(run()?);
             agent.finish(Signal::SIGTERM)?;
             Ok(())
@@ -294,16 +300,16 @@ pub(super) fn latency(pidns: &Path, unified: &Path, storm: &Storm, rounds: usize
 /// root of its own that the agent reads runtimes' state from
 /// (`--host-root`): a cgroup's name alone is a claim, which watch does not
 /// report. Removed on drop.
-struct DockerRecord(std::path::PathBuf);
+pub(super) struct DockerRecord(std::path::PathBuf);
 
 impl DockerRecord {
-    fn new(id: &str) -> Result<DockerRecord> {
+    pub(super) fn new(id: &str) -> Result<DockerRecord> {
         let root = std::env::temp_dir().join(format!("pidns-bench-root-{}", std::process::id()));
         std::fs::create_dir_all(root.join("var/lib/docker/containers").join(id))?;
         Ok(DockerRecord(root))
     }
 
-    fn host_root(&self) -> String {
+    pub(super) fn host_root(&self) -> String {
         self.0.display().to_string()
     }
 }

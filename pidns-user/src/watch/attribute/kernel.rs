@@ -6,7 +6,7 @@ use pidns_ebpf::{CLONE_NEWPID, Event, NS_FLAGS, cstr, flags, kind};
 
 use super::{Action, Attributor, outside::Placed};
 use crate::report::{
-    CloneFlags, Envelope, Finding, NewPidnsEvent, NewPidnsVia, Trigger, WatchEvent,
+    CloneFlags, Enforced, Envelope, Finding, NewPidnsEvent, NewPidnsVia, Trigger, WatchEvent,
 };
 
 impl Attributor {
@@ -100,7 +100,7 @@ impl Attributor {
                 self.namespaces
                     .judge(ev, &at, allowed)
                     .into_iter()
-                    .map(Action::emit),
+                    .map(|e| Action::emit(enforced(ev, e))),
             ),
             _ => {}
         }
@@ -113,7 +113,24 @@ impl Attributor {
 fn finding(ev: &Event, trigger: Trigger, at: Envelope) -> Finding {
     let mut f = Finding::new(trigger, at);
     f.ppid = (ev.ppid != 0).then_some(ev.ppid);
+    f.enforced = killed(ev);
     f
+}
+
+/// Whether the probe killed the event's subject (`--enforce`).
+fn killed(ev: &Event) -> Option<Enforced> {
+    (ev.flags & flags::ENFORCED != 0).then_some(Enforced::Killed)
+}
+
+/// A setns event (and the finding a setns into the host PID namespace
+/// makes) says whether the probe killed its caller.
+fn enforced(ev: &Event, mut e: WatchEvent) -> WatchEvent {
+    match &mut e {
+        WatchEvent::Setns(s) => s.enforced = killed(ev),
+        WatchEvent::HostPidns(f) => f.enforced = killed(ev),
+        _ => {}
+    }
+    e
 }
 
 fn exec(ev: &Event, at: Envelope, outside: bool) -> WatchEvent {
@@ -272,6 +289,49 @@ mod tests {
                 ..
             })]
         ));
+    }
+
+    #[test]
+    fn what_the_probe_killed_says_so() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut a = attributor(dir.path(), &[]);
+        docker(&mut a);
+        for (kind, trigger) in [
+            (kind::EXEC, Trigger::Exec),
+            (kind::FORK, Trigger::Fork),
+            (kind::ATTACH, Trigger::CgroupAttach),
+        ] {
+            let mut e = event(kind, 10, 60, "sh", "/bin/sh");
+            let out = a.handle(&e);
+            let [WatchEvent::HostPidns(f)] = findings(&out)[..] else {
+                panic!("{out:?}")
+            };
+            assert_eq!((f.trigger, f.enforced), (trigger, None));
+            e.flags = flags::ENFORCED;
+            let out = a.handle(&e);
+            let [WatchEvent::HostPidns(f)] = findings(&out)[..] else {
+                panic!("{out:?}")
+            };
+            assert_eq!(f.enforced, Some(crate::report::Enforced::Killed));
+            let json = serde_json::to_value(WatchEvent::HostPidns(f.clone())).expect("json");
+            assert_eq!(json["enforced"], "killed");
+        }
+        // a setns the probe killed, and one it did not
+        namespaces_fixture(dir.path());
+        let mut a = attributor(dir.path(), &[]);
+        docker(&mut a);
+        let mut e = setns(10, 201, MNT, HOST_NS[0], 0);
+        let out = a.handle(&e);
+        let [WatchEvent::Setns(s)] = findings(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(s.enforced, None);
+        e.flags |= flags::ENFORCED;
+        let out = a.handle(&e);
+        let [WatchEvent::Setns(s)] = findings(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(s.enforced, Some(crate::report::Enforced::Killed));
     }
 
     #[test]

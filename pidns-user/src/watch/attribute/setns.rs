@@ -121,6 +121,7 @@ impl Namespaces {
             at: at.clone(),
             ns_inode: Some(ino),
             latency_us: None,
+            enforced: None,
         }));
         out
     }

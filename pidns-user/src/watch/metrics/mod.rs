@@ -5,6 +5,8 @@
 //! | `pidns_containers_sharing_host_pidns` | gauge (1 per container) | `runtime`, `container_id`, `name`, `pod_namespace`, `pod_name`, `allowed` |
 //! | `pidns_findings_total` | counter | `event` (`host_pidns`, `setns`), `trigger` |
 //! | `pidns_lost_events_total` | counter | `stream` (`findings`, `other`) |
+//! | `pidns_enforced_total` | counter | `mode` (`setns`, `host-pidns`), `runtime` |
+//! | `pidns_enforced_in_kernel_total` | counter | `mode` |
 //! | `pidns_aggregated_events_total` | counter | `event`, `trigger` |
 //! | `pidns_unattributed_events_total` | counter | |
 //! | `pidns_probes_attached` | gauge | |
@@ -59,6 +61,17 @@ struct StreamLabels {
     stream: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabels {
+    mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnforcedLabels {
+    mode: String,
+    runtime: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     sharing: Family<ContainerLabels, Gauge>,
@@ -69,6 +82,13 @@ pub struct Metrics {
     /// when the last of them is gone.
     owners: Mutex<HashMap<ContainerLabels, BTreeSet<String>>>,
     unattributed: Counter,
+    /// `--enforce` kills, and the process of the last setns kill counted
+    /// (a pidfd setns is one event per namespace type, one kill).
+    enforced: Family<EnforcedLabels, Counter>,
+    last_setns_kill: Mutex<Option<u32>>,
+    /// The probes' own count of their kills, by mode (events lost or
+    /// aggregated included).
+    kernel_enforced: Family<ModeLabels, Counter>,
     probes: Gauge,
     last_scan: Gauge<f64, AtomicU64>,
     last_scan_duration: Gauge<f64, AtomicU64>,
@@ -90,6 +110,9 @@ impl Metrics {
             lost: Family::default(),
             owners: Mutex::new(HashMap::new()),
             unattributed: Counter::default(),
+            enforced: Family::default(),
+            last_setns_kill: Mutex::new(None),
+            kernel_enforced: Family::default(),
             probes: Gauge::default(),
             last_scan: Gauge::default(),
             last_scan_duration: Gauge::default(),
@@ -119,6 +142,16 @@ impl Metrics {
             "unattributed_events",
             "Kernel events whose process had exited and whose cgroup was never seen, so no container could be named",
             m.unattributed.clone(),
+        );
+        registry.register(
+            "enforced",
+            "Processes --enforce killed (in the kernel, or by the agent after verifying), by mode and runtime",
+            m.enforced.clone(),
+        );
+        registry.register(
+            "enforced_in_kernel",
+            "Processes the probes killed under --enforce, by mode, as the kernel counts them (also those whose event was lost or aggregated)",
+            m.kernel_enforced.clone(),
         );
         registry.register(
             "probes_attached",
@@ -180,8 +213,23 @@ impl Metrics {
                     })
                     .inc();
                 self.share(&f.at.container, false);
+                // A setns into the host PID namespace is counted as the setns.
+                if f.enforced.is_some() && f.trigger != crate::report::Trigger::Setns {
+                    self.count_enforced("host-pidns", &f.at.container);
+                }
             }
-            WatchEvent::Setns(_) => {
+            WatchEvent::Setns(s) => {
+                if s.enforced.is_some() {
+                    let call = Some(s.at.pid);
+                    let mut last = self
+                        .last_setns_kill
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    if *last != call {
+                        *last = call;
+                        self.count_enforced("setns", &s.at.container);
+                    }
+                }
                 self.findings
                     .get_or_create(&FindingLabels {
                         event: "setns".into(),
@@ -218,6 +266,28 @@ impl Metrics {
             }
             WatchEvent::NewPidns(_) | WatchEvent::Stats { .. } => {}
         }
+    }
+
+    /// The probes' running totals of kills, by mode (`enforce::ALL` order).
+    pub fn set_kernel_enforced(&self, totals: [u64; pidns_ebpf::enforce::SLOTS]) {
+        for ((_, mode), total) in pidns_ebpf::enforce::ALL.iter().zip(totals) {
+            let c = self.kernel_enforced.get_or_create(&ModeLabels {
+                mode: (*mode).into(),
+            });
+            let seen = c.get();
+            if total > seen {
+                c.inc_by(total - seen);
+            }
+        }
+    }
+
+    fn count_enforced(&self, mode: &str, c: &Identity) {
+        self.enforced
+            .get_or_create(&EnforcedLabels {
+                mode: mode.into(),
+                runtime: c.runtime.to_string(),
+            })
+            .inc();
     }
 
     /// The attributor's running count of events it could not place.
@@ -397,6 +467,61 @@ mod tests {
         );
         assert!(
             text.contains("container_id=\"ghi\",name=\"app\",pod_namespace=\"\",pod_name=\"\",allowed=\"false\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn kills_are_counted_by_mode_and_runtime_once_per_process() {
+        let m = Metrics::new();
+        let docker = container("abc", Runtime::Docker, None, None);
+        let mut f = finding(Trigger::Exec, docker.clone());
+        m.record(&WatchEvent::HostPidns(f.clone()));
+        f.enforced = Some(crate::report::Enforced::Killed);
+        m.record(&WatchEvent::HostPidns(f.clone()));
+        f.enforced = Some(crate::report::Enforced::KilledByAgent);
+        m.record(&WatchEvent::HostPidns(f.clone()));
+        // the finding a setns into the host PID namespace makes is the setns's
+        f.trigger = Trigger::Setns;
+        m.record(&WatchEvent::HostPidns(f.clone()));
+        let setns = |nstype: &'static str, pid: u32| {
+            WatchEvent::Setns(crate::report::SetnsEvent {
+                nstype,
+                target: "host",
+                ok: true,
+                via: crate::report::SetnsVia::Pidfd,
+                target_pid: Some(1),
+                compat: false,
+                allowed_container: false,
+                error: None,
+                at: crate::report::Envelope {
+                    pid,
+                    comm: "nsenter".into(),
+                    container: docker.clone(),
+                    ts: String::new(),
+                },
+                ns_inode: None,
+                latency_us: None,
+                enforced: Some(crate::report::Enforced::Killed),
+            })
+        };
+        // one pidfd call, two namespaces: one kill
+        m.record(&setns("mnt", 7));
+        m.record(&setns("net", 7));
+        m.record(&setns("mnt", 8));
+        m.set_kernel_enforced([2, 5]);
+        m.set_kernel_enforced([2, 4]);
+        let text = m.encode();
+        assert!(
+            text.contains("pidns_enforced_total{mode=\"host-pidns\",runtime=\"docker\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pidns_enforced_total{mode=\"setns\",runtime=\"docker\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pidns_enforced_in_kernel_total{mode=\"host-pidns\"} 5"),
             "{text}"
         );
     }
