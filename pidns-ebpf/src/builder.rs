@@ -152,6 +152,15 @@ impl EventBuilder {
         }
     }
 
+    /// The first [`COMM_LEN`](pidns_ebpf::COMM_LEN) bytes of [`Event::data`].
+    #[inline(always)]
+    pub fn data_comm(&mut self, comm: &[u8; pidns_ebpf::COMM_LEN]) {
+        let e = self.event();
+        // SAFETY: see EventBuilder::event; DATA_LEN > COMM_LEN.
+        let data = unsafe { &mut (*e).data };
+        data[..pidns_ebpf::COMM_LEN].copy_from_slice(comm);
+    }
+
     /// Copies a kernel string into [`Event::data`]; returns its length (NUL
     /// excluded).
     #[inline(always)]

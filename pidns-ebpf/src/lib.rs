@@ -38,6 +38,15 @@ pub mod kind {
     /// in `HOST_NS` as [`host_ns::CREATED`](super::host_ns::CREATED); user
     /// space verifies it.
     pub const NS_CREATED: u32 = 8;
+    /// A process of a container in the host PID namespace acted on another
+    /// process (see [`access`](super::access)): `nstype` holds the op,
+    /// `arg` the signal number or ptrace request, `ret` the result,
+    /// `target_pid` the target, `ns_inum` the accesses of the same
+    /// (container, op, target, result) the kernel counted and did not send
+    /// since the last event. With [`flags::TARGET_RESOLVED`](super::flags::TARGET_RESOLVED),
+    /// `target_cgroup_id` is the target's cgroup and `data` starts with its
+    /// `comm`. On the other ring, never the findings ring.
+    pub const HOST_ACCESS: u32 = 9;
 }
 
 /// The two ring buffers. Findings (a container process in the host PID
@@ -86,6 +95,14 @@ pub mod flags {
     /// SETNS: the target is not in `HOST_NS`, which is full: sent unfiltered
     /// for user space to judge.
     pub const UNFILTERED: u32 = 1 << 10;
+    /// HOST_ACCESS: the kernel read the target task itself (a signal it
+    /// generated, a pidfd): `target_pid` is its tgid, `target_cgroup_id` its
+    /// cgroup, `data[..COMM_LEN]` its `comm`.
+    pub const TARGET_RESOLVED: u32 = 1 << 11;
+    /// HOST_ACCESS: `kill` of a process group or of every process (a pid
+    /// argument of 0 or less); resolved to the first process signalled
+    /// outside the caller's container, if any.
+    pub const GROUP: u32 = 1 << 12;
 }
 
 /// Values of the `HOST_NS` map (namespace inode → [`HostNs`]): where the
@@ -127,6 +144,9 @@ pub mod budget {
     pub const RARE: u32 = 128;
     /// NEW_PIDNS (the other ring).
     pub const NEW_PIDNS: u32 = 256;
+    /// HOST_ACCESS, per op: the kernel already sends each (container, op,
+    /// target, result) at most once per [`access::WINDOW_NS`](super::access::WINDOW_NS).
+    pub const HOST_ACCESS: u32 = 256;
 }
 
 /// The window [`budget`]s count in.
@@ -209,6 +229,10 @@ pub mod maps {
     pub const LAST_WAKEUP: &str = "LAST_WAKEUP";
     /// The [`Config`](super::Config) global.
     pub const CONFIG: &str = "CONFIG";
+    /// tid → a host access between its syscall's entry and exit.
+    pub const ACCESS_PENDING: &str = "ACCESS_PENDING";
+    /// (container, op, target, result) → when last sent, repeats since.
+    pub const ACCESS_SEEN: &str = "ACCESS_SEEN";
 }
 
 /// Program names: the probes' entry points in `src/main.rs`, by which user
@@ -226,8 +250,13 @@ pub mod programs {
     pub const SYS_EXIT_COMPAT_SETNS: &str = "sys_exit_compat_setns";
     pub const SYS_EXIT_UNSHARE: &str = "sys_exit_unshare";
     pub const SYS_ENTER_SETNS: &str = "sys_enter_setns";
+    /// Attached to `sys_enter_<x>` of every syscall in [`access::SYSCALLS`](super::access::SYSCALLS).
+    pub const SYS_ENTER_ACCESS: &str = "sys_enter_access";
+    /// Attached to `sys_exit_<x>` of the same syscalls.
+    pub const SYS_EXIT_ACCESS: &str = "sys_exit_access";
+    pub const SIGNAL_GENERATE: &str = "signal_generate";
     /// Every program in the object.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 13] = [
         SCHED_PROCESS_EXEC,
         TASK_NEWTASK,
         SCHED_PROCESS_EXIT,
@@ -238,7 +267,53 @@ pub mod programs {
         SYS_EXIT_COMPAT_SETNS,
         SYS_EXIT_UNSHARE,
         SYS_ENTER_SETNS,
+        SYS_ENTER_ACCESS,
+        SYS_EXIT_ACCESS,
+        SIGNAL_GENERATE,
     ];
+}
+
+/// What a container process in the host PID namespace does to a process
+/// outside its container ([`kind::HOST_ACCESS`]).
+pub mod access {
+    /// `kill`, `tkill`, `tgkill`, `rt_sigqueueinfo`, `rt_tgsigqueueinfo`,
+    /// `pidfd_send_signal`; signal 0 (a probe) included.
+    pub const SIGNAL: u32 = 1;
+    /// Any `ptrace` request but `PTRACE_TRACEME`.
+    pub const PTRACE: u32 = 2;
+    pub const VM_READ: u32 = 3;
+    pub const VM_WRITE: u32 = 4;
+    pub const PIDFD_GETFD: u32 = 5;
+    /// Opening a `/proc/<pid>/...` file (`--proc-access`).
+    pub const PROC_OPEN: u32 = 6;
+    /// Names by op, index 0 unused.
+    pub const NAMES: [&str; 7] = [
+        "",
+        "signal",
+        "ptrace",
+        "vm_read",
+        "vm_write",
+        "pidfd_getfd",
+        "proc_open",
+    ];
+    /// The syscalls whose `syscalls:sys_enter_<x>` and `sys_exit_<x>`
+    /// tracepoints the access programs hook.
+    pub const SYSCALLS: [&str; 10] = [
+        "kill",
+        "tkill",
+        "tgkill",
+        "rt_sigqueueinfo",
+        "rt_tgsigqueueinfo",
+        "pidfd_send_signal",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "pidfd_getfd",
+    ];
+    /// The kernel sends an access of one (container, op, target, result)
+    /// at most once per window; the repeats in between ride on the next
+    /// event of that key.
+    pub const WINDOW_NS: u64 = 1_000_000_000;
 }
 
 /// [`TaskState::state`] values (`TASKS` map, keyed by tgid).

@@ -17,6 +17,8 @@
 //! - [`process`]: exec, task creation, exit;
 //! - [`cgroup`]: attach, mkdir, rmdir;
 //! - [`setns`]: native and compat setns;
+//! - [`access`]: signals, ptrace, process_vm_readv/writev, pidfd_getfd
+//!   aimed outside the caller's container;
 //!
 //! on top of [`maps`] (the maps and the `CONFIG` global), [`kernel`]
 //! (walking kernel structs at BTF offsets), [`runtime`] (recognising a
@@ -24,6 +26,7 @@
 #![no_std]
 #![no_main]
 
+mod access;
 mod builder;
 mod cgroup;
 mod config;
@@ -129,6 +132,29 @@ pub fn sys_exit_unshare(ctx: TracePointContext) -> i32 {
 #[btf_tracepoint(function = "sys_exit")]
 pub fn sys_exit_compat_setns(ctx: BtfTracePointContext) -> i32 {
     let _ = setns::on_compat_exit(&ctx);
+    0
+}
+
+/// A host access syscall entering (`syscalls:sys_enter_<x>` of each of
+/// [`pidns_ebpf::access::SYSCALLS`], one program attached to all): a known
+/// container process in the host PID namespace acting on another process.
+#[tracepoint(category = "syscalls", name = "sys_enter_kill")]
+pub fn sys_enter_access(ctx: TracePointContext) -> i32 {
+    let _ = access::on_enter(&ctx);
+    0
+}
+
+/// The same syscalls' exit: the access, with its result.
+#[tracepoint(category = "syscalls", name = "sys_exit_kill")]
+pub fn sys_exit_access(ctx: TracePointContext) -> i32 {
+    let _ = access::on_exit(&ctx);
+    0
+}
+
+/// A signal generated: inside a host access syscall, the task it reached.
+#[btf_tracepoint(function = "signal_generate")]
+pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
+    let _ = access::on_signal_generate(&ctx);
     0
 }
 

@@ -261,3 +261,16 @@ pub fn budget_key(cg: u64, class: &CgroupClass) -> u64 {
         cg
     }
 }
+
+/// tid → the host access its current syscall makes (see `access`), from
+/// the syscall's entry to its exit. Only container processes in the host
+/// PID namespace get an entry.
+#[map]
+pub static ACCESS_PENDING: LruHashMap<u32, crate::access::Pending> =
+    LruHashMap::with_max_entries(4096, 0);
+
+/// (container, op, target, result) → when it was last sent and the
+/// repeats counted since (see `access`).
+#[map]
+pub static ACCESS_SEEN: LruHashMap<crate::access::SeenKey, crate::access::Seen> =
+    LruHashMap::with_max_entries(16_384, 0);

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use super::{BOLD, CYAN, DIM, RED, YELLOW, escape, short_id};
 use crate::report::{
-    AggregateEvent, Finding, Identity, NewPidnsEvent, NewPidnsVia, SetnsEvent, WatchEvent,
+    AccessTarget, AggregateEvent, Finding, HostAccessAggregate, HostAccessEvent, Identity,
+    NewPidnsEvent, NewPidnsVia, SetnsEvent, WatchEvent,
 };
 
 fn who(c: &Identity) -> String {
@@ -62,6 +63,8 @@ pub fn human(e: &WatchEvent) -> String {
             )
         }
         WatchEvent::Aggregate(a) => aggregate(a),
+        WatchEvent::HostAccess(a) => host_access(a),
+        WatchEvent::HostAccessAggregate(a) => host_access_aggregate(a),
         WatchEvent::Lost {
             stream,
             count,
@@ -114,6 +117,59 @@ fn aggregate(a: &AggregateEvent) -> String {
         who(&a.at.container),
         a.count,
         a.at.pid
+    )
+}
+
+fn target(t: &AccessTarget) -> String {
+    let comm = t.comm.as_deref().map(escape).unwrap_or_default().into_owned();
+    let whose = match (t.target.as_str(), &t.runtime) {
+        ("host" | "unknown", _) => t.target.clone(),
+        (id, Some(r)) => format!("{r} {}", escape(short_id(id))),
+        (id, None) => escape(short_id(id)).into_owned(),
+    };
+    format!("pid {} {comm} ({whose})", t.pid)
+}
+
+fn host_access(a: &HostAccessEvent) -> String {
+    let what = match (a.signal, a.ptrace_request) {
+        (Some(0), _) => "signal 0 (probe)".to_owned(),
+        (Some(n), _) => format!("signal {n}"),
+        (None, Some(r)) => format!("ptrace request {r:#x}"),
+        (None, None) => a.op.to_owned(),
+    };
+    let (style, verb) = if a.ok {
+        (RED, "did")
+    } else {
+        (YELLOW, "tried")
+    };
+    let err = a.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+    let group = if a.group { " (process group or all)" } else { "" };
+    let allowed = if a.allowed_container { " (allowed container)" } else { "" };
+    format!(
+        "{} {style}HOST ACCESS{style:#} {}  pid {} {} {verb} {what}{group} on {}{err}{allowed}",
+        a.at.ts,
+        who(&a.at.container),
+        a.at.pid,
+        escape(&a.at.comm),
+        target(&a.target),
+    )
+}
+
+fn host_access_aggregate(a: &HostAccessAggregate) -> String {
+    let shown: Vec<String> = a.targets.iter().take(8).map(target).collect();
+    let more = a.targets_total.saturating_sub(shown.len());
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    format!(
+        "{} {RED}HOST ACCESS{RED:#} {}  {} more {} in {}s ({} refused, {} probes) on {} targets: {}{more}",
+        a.at.ts,
+        who(&a.at.container),
+        a.count,
+        a.op,
+        a.interval_s,
+        a.failed,
+        a.probes,
+        a.targets_total,
+        shown.join(", "),
     )
 }
 

@@ -11,6 +11,7 @@ pub use event::{
     AggregateEvent, Envelope, Finding, MissingProbe, NewPidnsEvent, NewPidnsVia, SetnsEvent,
     SetnsVia, Trigger, WatchEvent,
 };
+pub use event::{AccessTarget, HostAccessAggregate, HostAccessEvent};
 pub use identity::{ContainerKey, Identity, Pod, Runtime};
 pub use scan::{
     Container, FoundBy, HostMethod, HostPidns, Method, ProcessEvidence, RootMountReport, SCHEMA,

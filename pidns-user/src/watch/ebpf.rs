@@ -36,6 +36,15 @@ const SYSCALL_TRACEPOINTS: [(&str, &str, bool); 3] = [
     (programs::SYS_EXIT_UNSHARE, "sys_exit_unshare", false),
 ];
 
+/// Host access (`access::SYSCALLS`): one program at the entry of each
+/// syscall, one at the exit, and `signal_generate`, which names the task a
+/// signal reached. Optional: without them, host access goes unseen.
+const ACCESS_SYSCALL_PROGRAMS: [(&str, &str); 2] = [
+    (programs::SYS_ENTER_ACCESS, "sys_enter_"),
+    (programs::SYS_EXIT_ACCESS, "sys_exit_"),
+];
+const ACCESS_BTF_PROGRAM: (&str, &str) = (programs::SIGNAL_GENERATE, "signal_generate");
+
 /// Sizes of what user space sizes before loading.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
@@ -267,7 +276,8 @@ fn attach(
         COMPAT_SETNS.1,
         false,
     ));
-    for (name, tracepoint, required) in TRACEPOINTS.into_iter().chain(compat) {
+    let access_btf = Some((ACCESS_BTF_PROGRAM.0, ACCESS_BTF_PROGRAM.1, false));
+    for (name, tracepoint, required) in TRACEPOINTS.into_iter().chain(compat).chain(access_btf) {
         let r = (|| -> anyhow::Result<()> {
             let p: &mut BtfTracePoint = ebpf
                 .program_mut(name)
@@ -294,7 +304,31 @@ fn attach(
         };
         outcome(name, required, r)?;
     }
+    for (name, prefix) in ACCESS_SYSCALL_PROGRAMS {
+        let r = match &tracefs {
+            Ok(_) => attach_access(ebpf, name, prefix),
+            Err(why) => Err(anyhow::anyhow!("{why}")),
+        };
+        outcome(name, false, r)?;
+    }
     Ok((attached, skipped))
+}
+
+/// One program at `<prefix><syscall>` of every host access syscall; a
+/// tracepoint this kernel lacks fails the whole program, said as skipped.
+fn attach_access(ebpf: &mut Ebpf, name: &str, prefix: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let p: &mut TracePoint = ebpf
+        .program_mut(name)
+        .context("missing from the object")?
+        .try_into()?;
+    p.load()?;
+    for syscall in pidns_ebpf::access::SYSCALLS {
+        let tracepoint = format!("{prefix}{syscall}");
+        p.attach("syscalls", &tracepoint)
+            .with_context(|| format!("syscalls:{tracepoint}"))?;
+    }
+    Ok(())
 }
 
 /// An error and its causes on one line, each said once. aya's errors repeat
@@ -369,7 +403,8 @@ mod tests {
             .iter()
             .map(|t| t.0)
             .chain(SYSCALL_TRACEPOINTS.iter().map(|t| t.0))
-            .chain([COMPAT_SETNS.0])
+            .chain([COMPAT_SETNS.0, ACCESS_BTF_PROGRAM.0])
+            .chain(ACCESS_SYSCALL_PROGRAMS.iter().map(|t| t.0))
             .collect();
         let mut all = programs::ALL.to_vec();
         tables.sort_unstable();

@@ -112,6 +112,9 @@ impl Loop<'_> {
     fn tick(&mut self, attr: &mut Attributor) {
         self.report_lost();
         self.flush_aggregates(attr);
+        for e in attr.host_access_interval(1) {
+            self.out.emit(&e);
+        }
         self.filter.tick(&mut self.probes);
     }
 
@@ -258,6 +261,9 @@ pub async fn run(
     lp.drain(&mut attr)?;
     lp.report_lost();
     lp.flush_aggregates(&mut attr);
+    for e in attr.host_access_interval(1) {
+        lp.out.emit(&e);
+    }
     let lost = lp.lost_seen.iter().sum();
     lp.out.emit(&attr.stats(lost));
     lp.out.flush().context("writing to stdout")?;

@@ -38,6 +38,7 @@ impl Attributor {
                 });
                 return actions;
             }
+            kind::HOST_ACCESS => return self.host_access(ev),
             kind::EXEC | kind::FORK | kind::ATTACH | kind::SETNS | kind::NEW_PIDNS => {}
             _ => return actions,
         }

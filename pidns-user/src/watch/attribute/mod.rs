@@ -9,8 +9,11 @@
 //!   with the same layout and allow rules as `scan`;
 //! - [`setns`]: whether a namespace a container process joined is the host's;
 //! - `kernel`: each kind of kernel event, handled;
-//! - `aggregate`: the kernel's budgets, as one line per container and kind.
+//! - `aggregate`: the kernel's budgets, as one line per container and kind;
+//! - `access`: host access (signals, ptrace, ... aimed outside the
+//!   container): the target's owner, and the rate.
 
+mod access;
 mod aggregate;
 pub mod cgroups;
 mod kernel;
@@ -74,6 +77,10 @@ pub struct Attributor {
     /// Events whose cgroup could not be placed (the process was gone and the
     /// cgroup never seen).
     unattributed: u64,
+    /// Host access: what was reported, the interval's counts.
+    access: access::AccessRate,
+    /// The unified hierarchy, where a host access target's cgroup id is read.
+    cgroup_root: Option<PathBuf>,
 }
 
 impl Attributor {
@@ -94,11 +101,14 @@ impl Attributor {
             clock: Clock::now(),
             handled: 0,
             unattributed: 0,
+            access: access::AccessRate::default(),
+            cgroup_root: None,
         }
     }
 
     /// Where the unified hierarchy is mounted (`--cgroup-root` or mountinfo).
     pub fn set_cgroup_root(&mut self, root: PathBuf) {
+        self.cgroup_root = Some(root.clone());
         self.namespaces.set_cgroup_root(root.clone());
         self.cgroups.set_root(root);
     }

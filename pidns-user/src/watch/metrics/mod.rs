@@ -7,6 +7,7 @@
 //! | `pidns_lost_events_total` | counter | `stream` (`findings`, `other`) |
 //! | `pidns_aggregated_events_total` | counter | `event`, `trigger` |
 //! | `pidns_unattributed_events_total` | counter | |
+//! | `pidns_host_access_total` | counter | `op` (signal 0 as `signal_probe`), `runtime`, `allowed` |
 //! | `pidns_probes_attached` | gauge | |
 //! | `pidns_last_scan_timestamp_seconds` | gauge | |
 //! | `pidns_last_scan_duration_seconds` | gauge | |
@@ -55,6 +56,13 @@ struct FindingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HostAccessLabels {
+    op: String,
+    runtime: String,
+    allowed: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StreamLabels {
     stream: String,
 }
@@ -65,6 +73,7 @@ pub struct Metrics {
     findings: Family<FindingLabels, Counter>,
     aggregated: Family<FindingLabels, Counter>,
     lost: Family<StreamLabels, Counter>,
+    host_access: Family<HostAccessLabels, Counter>,
     /// Which cgroups hold each series of the sharing gauge: a series goes
     /// when the last of them is gone.
     owners: Mutex<HashMap<ContainerLabels, BTreeSet<String>>>,
@@ -88,6 +97,7 @@ impl Metrics {
             findings: Family::default(),
             aggregated: Family::default(),
             lost: Family::default(),
+            host_access: Family::default(),
             owners: Mutex::new(HashMap::new()),
             unattributed: Counter::default(),
             probes: Gauge::default(),
@@ -134,6 +144,11 @@ impl Metrics {
             "last_scan_duration_seconds",
             "How long the last full scan took",
             m.last_scan_duration.clone(),
+        );
+        registry.register(
+            "host_access",
+            "Accesses of a host-PID container's processes to processes outside their container (signals, ptrace, process memory, fds, /proc files), by op",
+            m.host_access.clone(),
         );
         // Both streams are exposed from the start, at 0.
         for stream in pidns_ebpf::stream::NAMES {
@@ -207,8 +222,32 @@ impl Metrics {
                     })
                     .inc_by(*count);
             }
+            WatchEvent::HostAccess(a) => {
+                self.count_access(a.metric_op(), &a.at.container, a.allowed_container, 1);
+            }
+            WatchEvent::HostAccessAggregate(a) => {
+                if a.probes > 0 {
+                    let c = &a.at.container;
+                    self.count_access("signal_probe", c, a.allowed_container, a.probes);
+                }
+                let rest = a.count - a.probes.min(a.count);
+                self.count_access(a.op, &a.at.container, a.allowed_container, rest);
+            }
             WatchEvent::NewPidns(_) | WatchEvent::Stats { .. } => {}
         }
+    }
+
+    fn count_access(&self, op: &str, c: &Identity, allowed: bool, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.host_access
+            .get_or_create(&HostAccessLabels {
+                op: op.into(),
+                runtime: c.runtime.to_string(),
+                allowed: allowed.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// The attributor's running count of events it could not place.

@@ -1,0 +1,295 @@
+//! Host access programs: what a container process in the host PID
+//! namespace does to a process outside its container. Signals, ptrace,
+//! process_vm_readv/writev and pidfd_getfd are seen at their syscalls'
+//! `sys_enter_<x>` (the arguments, and the caller: only a known container
+//! process in the host PID namespace goes on) and `sys_exit_<x>` (the
+//! result); `signal_generate` in between names the task a signal reached.
+//!
+//! Cost for everyone else: the entry looks up the caller's cgroup, the exit
+//! and `signal_generate` look up the calling thread in `ACCESS_PENDING`;
+//! one map lookup each. Nothing else runs.
+
+use aya_ebpf::programs::{BtfTracePointContext, TracePointContext};
+use pidns_ebpf::{COMM_LEN, access, class, flags, kind, stream, task};
+
+use crate::{
+    builder::EventBuilder,
+    config::off,
+    kernel::{current_cgroup, current_fd_file, current_ids, current_in_host_pidns, pidfd_pid, read, task_cgroup_id},
+    maps::{ACCESS_PENDING, ACCESS_SEEN, budget_key, cgroup_class, task_state, within_budget},
+};
+
+/// An access between its syscall's entry and exit.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Pending {
+    /// One of [`access`].
+    pub op: u32,
+    /// [`flags`] bits for the event.
+    pub flags: u32,
+    /// The signal number, or the ptrace request.
+    pub detail: u64,
+    /// The caller's cgroup, its class, and its container's budget key.
+    pub cg: u64,
+    pub class: u32,
+    /// The target as the syscall named it (a pidfd's: its tgid).
+    pub target_pid: u32,
+    pub container: u64,
+    /// With [`flags::TARGET_RESOLVED`]: the target's cgroup and comm.
+    pub target_cgroup: u64,
+    pub target_comm: [u8; COMM_LEN],
+}
+
+/// An `ACCESS_SEEN` key.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SeenKey {
+    pub container: u64,
+    pub target_pid: u32,
+    /// The op, `| 1 << 8` when it succeeded, `| 1 << 9` for signal 0.
+    pub what: u32,
+}
+
+/// An `ACCESS_SEEN` value.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Seen {
+    pub last_ns: u64,
+    pub repeats: u64,
+}
+
+/// Syscall numbers of [`access::SYSCALLS`], as the entry tracepoint's
+/// `__syscall_nr` gives them.
+#[cfg(not(bpf_target_arch = "aarch64"))]
+mod nr {
+    pub const KILL: i32 = 62;
+    pub const TKILL: i32 = 200;
+    pub const TGKILL: i32 = 234;
+    pub const RT_SIGQUEUEINFO: i32 = 129;
+    pub const RT_TGSIGQUEUEINFO: i32 = 297;
+    pub const PTRACE: i32 = 101;
+    pub const PROCESS_VM_READV: i32 = 310;
+    pub const PROCESS_VM_WRITEV: i32 = 311;
+}
+#[cfg(bpf_target_arch = "aarch64")]
+mod nr {
+    pub const KILL: i32 = 129;
+    pub const TKILL: i32 = 130;
+    pub const TGKILL: i32 = 131;
+    pub const RT_SIGQUEUEINFO: i32 = 138;
+    pub const RT_TGSIGQUEUEINFO: i32 = 240;
+    pub const PTRACE: i32 = 117;
+    pub const PROCESS_VM_READV: i32 = 270;
+    pub const PROCESS_VM_WRITEV: i32 = 271;
+}
+/// The same on every architecture (the unified table, 5.1+).
+const NR_PIDFD_SEND_SIGNAL: i32 = 424;
+const NR_PIDFD_GETFD: i32 = 438;
+const PTRACE_TRACEME: u64 = 0;
+
+/// `syscalls:sys_enter_<x>` records: `__syscall_nr` at 8, then the
+/// arguments, 8 bytes each, from 16.
+#[inline(always)]
+fn enter_arg(ctx: &TracePointContext, i: usize) -> Option<u64> {
+    // SAFETY: reads inside the tracepoint record.
+    unsafe { ctx.read_at::<u64>(16 + 8 * i) }.ok()
+}
+
+/// The current task's cgroup and class if it is a process of a known
+/// container in the host PID namespace, and not a runtime's setup process.
+#[inline(always)]
+fn watched_actor() -> Option<(u64, pidns_ebpf::CgroupClass, u32, u32)> {
+    let cg = current_cgroup();
+    let class = cgroup_class(cg);
+    if class.class & class::BASE != class::CONTAINER || !current_in_host_pidns() {
+        return None;
+    }
+    let (tgid, tid) = current_ids();
+    if task_state(tgid).state == task::RUNTIME_SETUP {
+        return None;
+    }
+    Some((cg, class, tgid, tid))
+}
+
+/// Whether a task's cgroup is the container's whose budget key is `container`.
+#[inline(always)]
+fn in_container(target_cg: u64, container: u64) -> bool {
+    budget_key(target_cg, &cgroup_class(target_cg)) == container
+}
+
+/// `sys_enter_<x>`: records the access if the caller is watched and the
+/// target is not itself.
+pub fn on_enter(ctx: &TracePointContext) -> Option<()> {
+    let (cg, class, tgid, tid) = watched_actor()?;
+    // SAFETY: reads inside the tracepoint record.
+    let nr: i32 = unsafe { ctx.read_at(8) }.ok()?;
+    let a0 = enter_arg(ctx, 0)?;
+    let a1 = enter_arg(ctx, 1)?;
+    let mut p = Pending {
+        op: access::SIGNAL,
+        flags: 0,
+        detail: a1,
+        cg,
+        class: class.class,
+        target_pid: a0 as u32,
+        container: budget_key(cg, &class),
+        target_cgroup: 0,
+        target_comm: [0; COMM_LEN],
+    };
+    match nr {
+        nr::KILL => {
+            if a0 as i32 <= 0 {
+                p.flags |= flags::GROUP;
+                p.target_pid = 0;
+            }
+        }
+        nr::TKILL | nr::RT_SIGQUEUEINFO => {}
+        nr::TGKILL | nr::RT_TGSIGQUEUEINFO => p.detail = enter_arg(ctx, 2)?,
+        NR_PIDFD_SEND_SIGNAL => resolve_pidfd(&mut p, a0)?,
+        nr::PTRACE => {
+            if a0 == PTRACE_TRACEME {
+                return None;
+            }
+            p.op = access::PTRACE;
+            p.detail = a0;
+            p.target_pid = a1 as u32;
+        }
+        nr::PROCESS_VM_READV | nr::PROCESS_VM_WRITEV => {
+            p.op = if nr == nr::PROCESS_VM_READV {
+                access::VM_READ
+            } else {
+                access::VM_WRITE
+            };
+            p.detail = 0;
+        }
+        NR_PIDFD_GETFD => {
+            p.op = access::PIDFD_GETFD;
+            resolve_pidfd(&mut p, a0)?;
+        }
+        _ => return None,
+    }
+    if p.target_pid == tgid {
+        return None; // itself
+    }
+    if p.flags & flags::TARGET_RESOLVED != 0 && in_container(p.target_cgroup, p.container) {
+        return None;
+    }
+    let _ = ACCESS_PENDING.insert(tid, p, 0);
+    Some(())
+}
+
+/// The process behind a pidfd of the caller; `None` (nothing to report)
+/// when the fd is no pidfd.
+#[inline(always)]
+fn resolve_pidfd(p: &mut Pending, fd: u64) -> Option<()> {
+    let file = current_fd_file(fd & 0xffff_ffff)?;
+    let inode: u64 = read(file, off!(file_f_inode))?;
+    let sb: u64 = read(inode, off!(inode_i_sb))?;
+    let magic: u64 = read(sb, off!(super_block_s_magic))?;
+    let pid = pidfd_pid(file, inode, magic)?;
+    // pid->tasks[PIDTYPE_PID].first is the task's pid_links[PIDTYPE_PID].
+    let first: u64 = read(pid, off!(pid_tasks))?;
+    let target = first.checked_sub(u64::from(off!(task_pid_links)))?;
+    resolve_task(p, target)
+}
+
+/// Fills the target from its task.
+#[inline(always)]
+fn resolve_task(p: &mut Pending, target: u64) -> Option<()> {
+    let tgid: i32 = read(target, off!(task_tgid))?;
+    p.target_pid = tgid as u32;
+    p.target_cgroup = task_cgroup_id(target)?;
+    p.target_comm = read(target, off!(task_comm)).unwrap_or([0; COMM_LEN]);
+    p.flags |= flags::TARGET_RESOLVED;
+    Some(())
+}
+
+/// `signal_generate(sig, info, task, group, result)`: inside a watched
+/// signal syscall, the first task reached outside the caller's container
+/// (a process group's or `kill(-1)`'s first) is the target.
+pub fn on_signal_generate(ctx: &BtfTracePointContext) -> Option<()> {
+    let (tgid, tid) = current_ids();
+    let p = ACCESS_PENDING.get_ptr_mut(tid)?;
+    let task: *const u8 = ctx.arg(2);
+    let task = task as u64;
+    // SAFETY: a value of this thread's own entry; only this thread writes it.
+    unsafe {
+        if (*p).flags & flags::TARGET_RESOLVED != 0 {
+            return None;
+        }
+        let target_tgid: i32 = read(task, off!(task_tgid))?;
+        let cg = task_cgroup_id(task)?;
+        if target_tgid as u32 == tgid || in_container(cg, (*p).container) {
+            return None;
+        }
+        resolve_task(&mut *p, task)
+    }
+}
+
+/// `sys_exit_<x>`: the access with its result.
+pub fn on_exit(ctx: &TracePointContext) -> Option<()> {
+    let (tgid, tid) = current_ids();
+    // SAFETY: the value is copied out immediately.
+    let p = unsafe { ACCESS_PENDING.get(tid) }.copied()?;
+    let _ = ACCESS_PENDING.remove(tid);
+    // SAFETY: reads inside the tracepoint record.
+    let ret: i64 = unsafe { ctx.read_at(off!(syscall_exit_ret) as usize) }.ok()?;
+    if p.flags & flags::GROUP != 0 && p.flags & flags::TARGET_RESOLVED == 0 && ret == 0 {
+        return None; // a group signalled, all of it inside the container
+    }
+    let ok = u32::from(ret >= 0);
+    let probe = u32::from(p.op == access::SIGNAL && p.detail == 0);
+    let key = SeenKey {
+        container: p.container,
+        target_pid: p.target_pid,
+        what: p.op | ok << 8 | probe << 9,
+    };
+    let repeats = first_in_window(&key)?;
+    if !within_budget(p.container, p.cg, kind::HOST_ACCESS, p.op, tgid, 0) {
+        return None;
+    }
+    let mut e = EventBuilder::new(stream::OTHER, kind::HOST_ACCESS, p.class, p.cg, tgid, tid)?;
+    e.add_flags(p.flags);
+    e.nstype(p.op);
+    e.arg(p.detail);
+    e.ret(ret as i32);
+    e.ns_inum(repeats.min(u64::from(u32::MAX)) as u32);
+    e.target(p.target_pid, p.target_cgroup);
+    e.current_comm();
+    e.data_comm(&p.target_comm);
+    e.submit();
+    Some(())
+}
+
+/// Whether this key goes out now: `Some(repeats counted since it last
+/// did)`, or `None` when it went out less than [`access::WINDOW_NS`] ago
+/// (counted then). A full map sends.
+#[inline(always)]
+fn first_in_window(key: &SeenKey) -> Option<u64> {
+    // SAFETY: no memory access.
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    match ACCESS_SEEN.get_ptr_mut(key) {
+        // SAFETY: a map value; a lost increment under a race undercounts.
+        Some(v) => unsafe {
+            if now.wrapping_sub((*v).last_ns) < access::WINDOW_NS {
+                (*v).repeats += 1;
+                return None;
+            }
+            let repeats = (*v).repeats;
+            (*v).last_ns = now;
+            (*v).repeats = 0;
+            Some(repeats)
+        },
+        None => {
+            let _ = ACCESS_SEEN.insert(
+                key,
+                Seen {
+                    last_ns: now,
+                    repeats: 0,
+                },
+                0,
+            );
+            Some(0)
+        }
+    }
+}
