@@ -98,7 +98,7 @@ fn enter_arg(ctx: &TracePointContext, i: usize) -> Option<u64> {
 /// The current task's cgroup and class if it is a process of a known
 /// container in the host PID namespace, and not a runtime's setup process.
 #[inline(always)]
-fn watched_actor() -> Option<(u64, pidns_ebpf::CgroupClass, u32, u32)> {
+pub fn watched_actor() -> Option<(u64, pidns_ebpf::CgroupClass, u32, u32)> {
     let cg = current_cgroup();
     let class = cgroup_class(cg);
     if class.class & class::BASE != class::CONTAINER || !current_in_host_pidns() {
@@ -113,7 +113,7 @@ fn watched_actor() -> Option<(u64, pidns_ebpf::CgroupClass, u32, u32)> {
 
 /// Whether a task's cgroup is the container's whose budget key is `container`.
 #[inline(always)]
-fn in_container(target_cg: u64, container: u64) -> bool {
+pub fn in_container(target_cg: u64, container: u64) -> bool {
     budget_key(target_cg, &cgroup_class(target_cg)) == container
 }
 
@@ -195,7 +195,7 @@ fn resolve_pidfd(p: &mut Pending, fd: u64) -> Option<()> {
 
 /// Fills the target from its task.
 #[inline(always)]
-fn resolve_task(p: &mut Pending, target: u64) -> Option<()> {
+pub fn resolve_task(p: &mut Pending, target: u64) -> Option<()> {
     let tgid: i32 = read(target, off!(task_tgid))?;
     p.target_pid = tgid as u32;
     p.target_cgroup = task_cgroup_id(target)?;
@@ -237,6 +237,16 @@ pub fn on_exit(ctx: &TracePointContext) -> Option<()> {
     if p.flags & flags::GROUP != 0 && p.flags & flags::TARGET_RESOLVED == 0 && ret == 0 {
         return None; // a group signalled, all of it inside the container
     }
+    report(&p, ret, tgid, tid, None)
+}
+
+/// Where a PROC_OPEN event's path comes from: (address, in user memory).
+pub type PathSource = Option<(u64, bool)>;
+
+/// Sends an access, unless its key went out less than a window ago or the
+/// container's budget is spent.
+#[inline(always)]
+pub fn report(p: &Pending, ret: i64, tgid: u32, tid: u32, path: PathSource) -> Option<()> {
     let ok = u32::from(ret >= 0);
     let probe = u32::from(p.op == access::SIGNAL && p.detail == 0);
     let key = SeenKey {
@@ -257,6 +267,9 @@ pub fn on_exit(ctx: &TracePointContext) -> Option<()> {
     e.target(p.target_pid, p.target_cgroup);
     e.current_comm();
     e.data_comm(&p.target_comm);
+    if let Some((src, user)) = path {
+        e.data_path(src, user);
+    }
     e.submit();
     Some(())
 }

@@ -103,6 +103,11 @@ pub mod flags {
     /// argument of 0 or less); resolved to the first process signalled
     /// outside the caller's container, if any.
     pub const GROUP: u32 = 1 << 12;
+    /// HOST_ACCESS, PROC_OPEN: `data[PROC_PATH_AT..]` is the path as the
+    /// caller gave it (`/proc/<pid>/...`), not the name of the procfs file
+    /// opened: a failed open, or one through `root`, `cwd`, `fd/N`, `ns/*`
+    /// that left procfs.
+    pub const PATH: u32 = 1 << 13;
 }
 
 /// Values of the `HOST_NS` map (namespace inode → [`HostNs`]): where the
@@ -255,8 +260,11 @@ pub mod programs {
     /// Attached to `sys_exit_<x>` of the same syscalls.
     pub const SYS_EXIT_ACCESS: &str = "sys_exit_access";
     pub const SIGNAL_GENERATE: &str = "signal_generate";
+    /// `--proc-access`: attached to `sys_exit_open`, `sys_exit_openat`,
+    /// `sys_exit_openat2`.
+    pub const SYS_EXIT_PROC_OPEN: &str = "sys_exit_proc_open";
     /// Every program in the object.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         SCHED_PROCESS_EXEC,
         TASK_NEWTASK,
         SCHED_PROCESS_EXIT,
@@ -270,6 +278,7 @@ pub mod programs {
         SYS_ENTER_ACCESS,
         SYS_EXIT_ACCESS,
         SIGNAL_GENERATE,
+        SYS_EXIT_PROC_OPEN,
     ];
 }
 
@@ -310,6 +319,13 @@ pub mod access {
         "process_vm_writev",
         "pidfd_getfd",
     ];
+    /// The open syscalls `--proc-access` hooks at `sys_exit_<x>` (`open`
+    /// exists on x86_64 only).
+    pub const OPEN_SYSCALLS: [&str; 3] = ["open", "openat", "openat2"];
+    /// PROC_OPEN: where in [`Event::data`](super::Event::data) the file
+    /// follows the target's `comm`: the name of the `/proc/<pid>/` entry
+    /// opened, or the path as given.
+    pub const PROC_PATH_AT: usize = super::COMM_LEN;
     /// The kernel sends an access of one (container, op, target, result)
     /// at most once per window; the repeats in between ride on the next
     /// event of that key.
@@ -608,6 +624,10 @@ offsets! {
         /// ... and `task_struct.thread_info.status`, whose `TS_COMPAT` bit says
         /// the current syscall came through the compat entry.
         task_thread_info_status: Compat,
+        /// `proc_inode.pid` and `.vfs_inode`: the process a `/proc/<pid>/...`
+        /// inode belongs to (`--proc-access`).
+        proc_inode_pid: Member("proc_inode", "pid"),
+        proc_inode_vfs_inode: Member("proc_inode", "vfs_inode"),
         _pad: Padding,
     }
 }
@@ -650,6 +670,8 @@ impl Config {
 
 /// Superblock magics (`include/uapi/linux/magic.h`).
 pub mod magic {
+    /// procfs.
+    pub const PROC: u64 = 0x9fa0;
     /// nsfs: a namespace file (`/proc/<pid>/ns/*`).
     pub const NSFS: u64 = 0x6e73_6673;
     /// pidfs (6.9+): a pidfd; the inode's `i_private` is the `struct pid`.
@@ -719,8 +741,8 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Event>(), 88 + DATA_LEN);
-        assert_eq!(core::mem::size_of::<Offsets>(), 68 * 4);
-        assert_eq!(core::mem::size_of::<Config>(), 24 + 68 * 4);
+        assert_eq!(core::mem::size_of::<Offsets>(), 70 * 4);
+        assert_eq!(core::mem::size_of::<Config>(), 24 + 70 * 4);
         assert_eq!(core::mem::size_of::<TaskState>(), 32);
         assert_eq!(core::mem::size_of::<HostNs>(), 8);
         assert_eq!(core::mem::size_of::<CgroupClass>(), 16);

@@ -19,6 +19,7 @@
 //! - [`setns`]: native and compat setns;
 //! - [`access`]: signals, ptrace, process_vm_readv/writev, pidfd_getfd
 //!   aimed outside the caller's container;
+//! - [`procopen`]: `/proc/<pid>/...` opens of such processes (`--proc-access`);
 //!
 //! on top of [`maps`] (the maps and the `CONFIG` global), [`kernel`]
 //! (walking kernel structs at BTF offsets), [`runtime`] (recognising a
@@ -33,6 +34,7 @@ mod config;
 mod kernel;
 mod maps;
 mod process;
+mod procopen;
 mod runtime;
 mod setns;
 
@@ -155,6 +157,15 @@ pub fn sys_exit_access(ctx: TracePointContext) -> i32 {
 #[btf_tracepoint(function = "signal_generate")]
 pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
     let _ = access::on_signal_generate(&ctx);
+    0
+}
+
+/// `--proc-access`: `open`, `openat`, `openat2` at their exit (one program
+/// attached to each): a `/proc/<pid>/...` of a process outside the
+/// caller's container.
+#[tracepoint(category = "syscalls", name = "sys_exit_openat")]
+pub fn sys_exit_proc_open(ctx: TracePointContext) -> i32 {
+    let _ = procopen::on_open_exit(&ctx);
     0
 }
 

@@ -128,6 +128,7 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         compat_setns: args.compat_setns,
         allow_setns: AllowList::new(args.allow_setns.iter().cloned()),
         max_cgroups: args.max_cgroups,
+        proc_access: args.proc_access,
     };
     watch::run(opts)?;
     Ok(ExitCode::SUCCESS)

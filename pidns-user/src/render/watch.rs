@@ -135,7 +135,10 @@ fn host_access(a: &HostAccessEvent) -> String {
         (Some(0), _) => "signal 0 (probe)".to_owned(),
         (Some(n), _) => format!("signal {n}"),
         (None, Some(r)) => format!("ptrace request {r:#x}"),
-        (None, None) => a.op.to_owned(),
+        (None, None) => match &a.file {
+            Some(f) => format!("{} {}", a.op, escape(f)),
+            None => a.op.to_owned(),
+        },
     };
     let (style, verb) = if a.ok {
         (RED, "did")

@@ -295,6 +295,13 @@ pub struct HostAccessEvent {
     /// ptrace: the request (16 `PTRACE_ATTACH`, 0x4206 `PTRACE_SEIZE`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ptrace_request: Option<u64>,
+    /// proc_open: the `/proc/<pid>/` entry opened (`environ`, `maps`, `fd`,
+    /// ...), or with `path` set, the path as the opener gave it (a failed
+    /// open, or one that left procfs through `root`, `cwd`, `fd/N`, `ns/*`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub path: bool,
     #[serde(flatten)]
     pub target: AccessTarget,
     /// signal: `kill` of a process group or of every process (pid <= 0);

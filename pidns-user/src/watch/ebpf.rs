@@ -86,8 +86,10 @@ impl Probes {
         sizes: Sizes,
         tracefs: Result<std::path::PathBuf, String>,
         compat: bool,
+        proc_access: bool,
     ) -> anyhow::Result<Probes> {
-        Self::load_with(config, sizes, tracefs, compat).map_err(|e| anyhow::anyhow!(describe(&e)))
+        Self::load_with(config, sizes, tracefs, compat, proc_access)
+            .map_err(|e| anyhow::anyhow!(describe(&e)))
     }
 
     fn load_with(
@@ -95,6 +97,7 @@ impl Probes {
         sizes: Sizes,
         tracefs: Result<std::path::PathBuf, String>,
         compat: bool,
+        proc_access: bool,
     ) -> anyhow::Result<Probes> {
         use anyhow::Context as _;
         raise_memlock();
@@ -107,7 +110,12 @@ impl Probes {
             .map_max_entries(maps::CGROUPS, sizes.cgroups)
             .load(PROBES)
             .context("loading the eBPF probes")?;
-        let (attached, skipped) = attach(&mut ebpf, &btf, config, &tracefs, compat)?;
+        let (mut attached, skipped) = attach(&mut ebpf, &btf, config, &tracefs, compat)?;
+        if proc_access {
+            attach_proc_open(&mut ebpf, &tracefs)
+                .context("--proc-access: attaching the open probes")?;
+            attached.push(programs::SYS_EXIT_PROC_OPEN.to_owned());
+        }
         drop(btf);
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name)
@@ -314,6 +322,36 @@ fn attach(
     Ok((attached, skipped))
 }
 
+/// `--proc-access`: the open probe at the exit of every open syscall this
+/// kernel has (`open` is x86_64's only); asked for, so required.
+fn attach_proc_open(
+    ebpf: &mut Ebpf,
+    tracefs: &Result<std::path::PathBuf, String>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if let Err(why) = tracefs {
+        anyhow::bail!("{why}");
+    }
+    let p: &mut TracePoint = ebpf
+        .program_mut(programs::SYS_EXIT_PROC_OPEN)
+        .context("missing from the object")?
+        .try_into()?;
+    p.load()?;
+    let mut any = false;
+    for syscall in pidns_ebpf::access::OPEN_SYSCALLS {
+        let tracepoint = format!("sys_exit_{syscall}");
+        match p.attach("syscalls", &tracepoint) {
+            Ok(_) => any = true,
+            Err(e) if syscall == "open" => {
+                let _ = e; // no `open` on arm64
+            }
+            Err(e) => return Err(e).with_context(|| format!("syscalls:{tracepoint}")),
+        }
+    }
+    anyhow::ensure!(any, "no open tracepoint attached");
+    Ok(())
+}
+
 /// One program at `<prefix><syscall>` of every host access syscall; a
 /// tracepoint this kernel lacks fails the whole program, said as skipped.
 fn attach_access(ebpf: &mut Ebpf, name: &str, prefix: &str) -> anyhow::Result<()> {
@@ -403,7 +441,11 @@ mod tests {
             .iter()
             .map(|t| t.0)
             .chain(SYSCALL_TRACEPOINTS.iter().map(|t| t.0))
-            .chain([COMPAT_SETNS.0, ACCESS_BTF_PROGRAM.0])
+            .chain([
+                COMPAT_SETNS.0,
+                ACCESS_BTF_PROGRAM.0,
+                programs::SYS_EXIT_PROC_OPEN,
+            ])
             .chain(ACCESS_SYSCALL_PROGRAMS.iter().map(|t| t.0))
             .collect();
         let mut all = programs::ALL.to_vec();

@@ -71,6 +71,9 @@ pub struct WatchOptions {
     pub allow_setns: crate::allow::AllowList,
     /// Entries of the kernel's cgroup map.
     pub max_cgroups: u32,
+    /// Also report opens of `/proc/<pid>/...` of processes outside the
+    /// opener's host-PID container (probes every open's exit).
+    pub proc_access: bool,
 }
 
 /// Why watch could not start (exit code 2).

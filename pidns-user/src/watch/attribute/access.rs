@@ -98,6 +98,10 @@ impl Attributor {
                 op: op_name,
                 signal: (op == access::SIGNAL).then_some(ev.arg as u32),
                 ptrace_request: (op == access::PTRACE).then_some(ev.arg),
+                file: (op == access::PROC_OPEN).then(|| {
+                    String::from_utf8_lossy(cstr(&ev.data[access::PROC_PATH_AT..])).into_owned()
+                }),
+                path: ev.flags & flags::PATH != 0,
                 target,
                 group: ev.flags & flags::GROUP != 0,
                 ok,
