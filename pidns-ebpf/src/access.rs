@@ -7,16 +7,20 @@
 //!
 //! Cost for everyone else: the entry looks up the caller's cgroup, the exit
 //! and `signal_generate` look up the calling thread in `ACCESS_PENDING`;
-//! one map lookup each. Nothing else runs.
+//! one map lookup each (an exit with EPERM and no entry, a call seccomp
+//! refused, also the cgroup's). Nothing else runs.
 
-use aya_ebpf::programs::{BtfTracePointContext, TracePointContext};
-use pidns_ebpf::{COMM_LEN, access, class, flags, kind, stream, task};
+use aya_ebpf::{
+    helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use pidns_ebpf::{AccessCount, AccessKey, COMM_LEN, access, class, flags, kind, stream, task};
 
 use crate::{
     builder::EventBuilder,
     config::off,
     kernel::{current_cgroup, current_fd_file, current_ids, current_in_host_pidns, pidfd_pid, read, task_cgroup_id},
-    maps::{ACCESS_PENDING, ACCESS_SEEN, budget_key, cgroup_class, task_state, within_budget},
+    maps::{ACCESS_PENDING, ACCESS_REPEATS, ACCESS_SEEN, budget_key, cgroup_class, task_state, within_budget},
 };
 
 /// An access between its syscall's entry and exit.
@@ -38,24 +42,6 @@ pub struct Pending {
     /// With [`flags::TARGET_RESOLVED`]: the target's cgroup and comm.
     pub target_cgroup: u64,
     pub target_comm: [u8; COMM_LEN],
-}
-
-/// An `ACCESS_SEEN` key.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct SeenKey {
-    pub container: u64,
-    pub target_pid: u32,
-    /// The op, `| 1 << 8` when it succeeded, `| 1 << 9` for signal 0.
-    pub what: u32,
-}
-
-/// An `ACCESS_SEEN` value.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Seen {
-    pub last_ns: u64,
-    pub repeats: u64,
 }
 
 /// Syscall numbers of [`access::SYSCALLS`], as the entry tracepoint's
@@ -86,6 +72,7 @@ mod nr {
 const NR_PIDFD_SEND_SIGNAL: i32 = 424;
 const NR_PIDFD_GETFD: i32 = 438;
 const PTRACE_TRACEME: u64 = 0;
+const EPERM: i64 = 1;
 
 /// `syscalls:sys_enter_<x>` records: `__syscall_nr` at 8, then the
 /// arguments, 8 bytes each, from 16.
@@ -123,8 +110,24 @@ pub fn on_enter(ctx: &TracePointContext) -> Option<()> {
     let (cg, class, tgid, tid) = watched_actor()?;
     // SAFETY: reads inside the tracepoint record.
     let nr: i32 = unsafe { ctx.read_at(8) }.ok()?;
-    let a0 = enter_arg(ctx, 0)?;
-    let a1 = enter_arg(ctx, 1)?;
+    let args = [enter_arg(ctx, 0)?, enter_arg(ctx, 1)?];
+    let p = decode(cg, &class, tgid, nr, args, enter_arg(ctx, 2))?;
+    let _ = ACCESS_PENDING.insert(tid, p, 0);
+    Some(())
+}
+
+/// The access a syscall makes, from its number and arguments (`a2`:
+/// `None` when unknown); `None` when it is none (itself, its own
+/// container's process, `PTRACE_TRACEME`, not a pidfd).
+#[inline(always)]
+fn decode(
+    cg: u64,
+    class: &pidns_ebpf::CgroupClass,
+    tgid: u32,
+    nr: i32,
+    [a0, a1]: [u64; 2],
+    a2: Option<u64>,
+) -> Option<Pending> {
     let mut p = Pending {
         op: access::SIGNAL,
         flags: 0,
@@ -132,7 +135,7 @@ pub fn on_enter(ctx: &TracePointContext) -> Option<()> {
         cg,
         class: class.class,
         target_pid: a0 as u32,
-        container: budget_key(cg, &class),
+        container: budget_key(cg, class),
         target_cgroup: 0,
         target_comm: [0; COMM_LEN],
     };
@@ -144,7 +147,7 @@ pub fn on_enter(ctx: &TracePointContext) -> Option<()> {
             }
         }
         nr::TKILL | nr::RT_SIGQUEUEINFO => {}
-        nr::TGKILL | nr::RT_TGSIGQUEUEINFO => p.detail = enter_arg(ctx, 2)?,
+        nr::TGKILL | nr::RT_TGSIGQUEUEINFO => p.detail = a2?,
         NR_PIDFD_SEND_SIGNAL => resolve_pidfd(&mut p, a0)?,
         nr::PTRACE => {
             if a0 == PTRACE_TRACEME {
@@ -174,8 +177,27 @@ pub fn on_enter(ctx: &TracePointContext) -> Option<()> {
     if p.flags & flags::TARGET_RESOLVED != 0 && in_container(p.target_cgroup, p.container) {
         return None;
     }
-    let _ = ACCESS_PENDING.insert(tid, p, 0);
-    Some(())
+    Some(p)
+}
+
+/// A call seccomp refused before `sys_enter` (Docker's default profile
+/// refuses process_vm_readv/writev and pidfd_getfd without
+/// CAP_SYS_PTRACE, with EPERM): only its exit fires, so the access is
+/// decoded here from the saved registers. The third argument is not
+/// read: a refused tgkill or rt_tgsigqueueinfo goes unreported.
+#[inline(always)]
+fn refused(ctx: &TracePointContext, ret: i64) -> Option<Pending> {
+    if ret != -EPERM {
+        return None;
+    }
+    let (cg, class, tgid, _) = watched_actor()?;
+    // SAFETY: reads inside the tracepoint record.
+    let nr: i32 = unsafe { ctx.read_at(8) }.ok()?;
+    // SAFETY: the helper takes the current task; the result is only read
+    // through bpf_probe_read_kernel.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+    let args = [read(regs, off!(pt_regs_arg0))?, read(regs, off!(pt_regs_arg1))?];
+    decode(cg, &class, tgid, nr, args, None)
 }
 
 /// The process behind a pidfd of the caller; `None` (nothing to report)
@@ -229,15 +251,21 @@ pub fn on_signal_generate(ctx: &BtfTracePointContext) -> Option<()> {
 /// `sys_exit_<x>`: the access with its result.
 pub fn on_exit(ctx: &TracePointContext) -> Option<()> {
     let (tgid, tid) = current_ids();
-    // SAFETY: the value is copied out immediately.
-    let p = unsafe { ACCESS_PENDING.get(tid) }.copied()?;
-    let _ = ACCESS_PENDING.remove(tid);
     // SAFETY: reads inside the tracepoint record.
     let ret: i64 = unsafe { ctx.read_at(off!(syscall_exit_ret) as usize) }.ok()?;
+    // SAFETY: the value is copied out immediately.
+    let p = match unsafe { ACCESS_PENDING.get(tid) }.copied() {
+        Some(p) => {
+            let _ = ACCESS_PENDING.remove(tid);
+            p
+        }
+        None => refused(ctx, ret)?,
+    };
     if p.flags & flags::GROUP != 0 && p.flags & flags::TARGET_RESOLVED == 0 && ret == 0 {
         return None; // a group signalled, all of it inside the container
     }
-    report(&p, ret, tgid, tid, None)
+    let detail = if p.op == access::SIGNAL { p.detail } else { 0 };
+    report(&p, ret, tgid, tid, detail, None)
 }
 
 /// Where a PROC_OPEN event's path comes from: (address, in user memory).
@@ -246,15 +274,21 @@ pub type PathSource = Option<(u64, bool)>;
 /// Sends an access, unless its key went out less than a window ago or the
 /// container's budget is spent.
 #[inline(always)]
-pub fn report(p: &Pending, ret: i64, tgid: u32, tid: u32, path: PathSource) -> Option<()> {
-    let ok = u32::from(ret >= 0);
-    let probe = u32::from(p.op == access::SIGNAL && p.detail == 0);
-    let key = SeenKey {
+pub fn report(
+    p: &Pending,
+    ret: i64,
+    tgid: u32,
+    tid: u32,
+    detail: u64,
+    path: PathSource,
+) -> Option<()> {
+    let key = AccessKey {
         container: p.container,
+        detail,
         target_pid: p.target_pid,
-        what: p.op | ok << 8 | probe << 9,
+        what: p.op | if ret >= 0 { access::OK } else { 0 },
     };
-    let repeats = first_in_window(&key)?;
+    first(&key)?;
     if !within_budget(p.container, p.cg, kind::HOST_ACCESS, p.op, tgid, 0) {
         return None;
     }
@@ -263,7 +297,6 @@ pub fn report(p: &Pending, ret: i64, tgid: u32, tid: u32, path: PathSource) -> O
     e.nstype(p.op);
     e.arg(p.detail);
     e.ret(ret as i32);
-    e.ns_inum(repeats.min(u64::from(u32::MAX)) as u32);
     e.target(p.target_pid, p.target_cgroup);
     e.current_comm();
     e.data_comm(&p.target_comm);
@@ -274,35 +307,24 @@ pub fn report(p: &Pending, ret: i64, tgid: u32, tid: u32, path: PathSource) -> O
     Some(())
 }
 
-/// Whether this key goes out now: `Some(repeats counted since it last
-/// did)`, or `None` when it went out less than [`access::WINDOW_NS`] ago
-/// (counted then). A full map sends.
+/// Whether this key goes out: the first of its kind does; the rest are
+/// counted in `ACCESS_SEEN` (and in all in `ACCESS_REPEATS`), which user
+/// space reads each second. A full map evicts the oldest key (LRU).
 #[inline(always)]
-fn first_in_window(key: &SeenKey) -> Option<u64> {
-    // SAFETY: no memory access.
-    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+fn first(key: &AccessKey) -> Option<()> {
     match ACCESS_SEEN.get_ptr_mut(key) {
-        // SAFETY: a map value; a lost increment under a race undercounts.
-        Some(v) => unsafe {
-            if now.wrapping_sub((*v).last_ns) < access::WINDOW_NS {
-                (*v).repeats += 1;
-                return None;
+        Some(v) => {
+            // SAFETY: a map value; a lost increment under a race undercounts.
+            unsafe { (*v).repeats += 1 };
+            if let Some(n) = ACCESS_REPEATS.get_ptr_mut(0) {
+                // SAFETY: per-CPU slot.
+                unsafe { *n += 1 };
             }
-            let repeats = (*v).repeats;
-            (*v).last_ns = now;
-            (*v).repeats = 0;
-            Some(repeats)
-        },
+            None
+        }
         None => {
-            let _ = ACCESS_SEEN.insert(
-                key,
-                Seen {
-                    last_ns: now,
-                    repeats: 0,
-                },
-                0,
-            );
-            Some(0)
+            let _ = ACCESS_SEEN.insert(key, AccessCount { repeats: 0 }, 0);
+            Some(())
         }
     }
 }

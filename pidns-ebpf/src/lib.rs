@@ -41,9 +41,8 @@ pub mod kind {
     /// A process of a container in the host PID namespace acted on another
     /// process (see [`access`](super::access)): `nstype` holds the op,
     /// `arg` the signal number or ptrace request, `ret` the result,
-    /// `target_pid` the target, `ns_inum` the accesses of the same
-    /// (container, op, target, result) the kernel counted and did not send
-    /// since the last event. With [`flags::TARGET_RESOLVED`](super::flags::TARGET_RESOLVED),
+    /// `target_pid` the target. Sent once per [`AccessKey`]; its repeats are
+    /// counted in `ACCESS_SEEN`. With [`flags::TARGET_RESOLVED`](super::flags::TARGET_RESOLVED),
     /// `target_cgroup_id` is the target's cgroup and `data` starts with its
     /// `comm`. On the other ring, never the findings ring.
     pub const HOST_ACCESS: u32 = 9;
@@ -149,8 +148,8 @@ pub mod budget {
     pub const RARE: u32 = 128;
     /// NEW_PIDNS (the other ring).
     pub const NEW_PIDNS: u32 = 256;
-    /// HOST_ACCESS, per op: the kernel already sends each (container, op,
-    /// target, result) at most once per [`access::WINDOW_NS`](super::access::WINDOW_NS).
+    /// HOST_ACCESS, per op: the kernel already sends each
+    /// [`AccessKey`](super::AccessKey) once.
     pub const HOST_ACCESS: u32 = 256;
 }
 
@@ -236,8 +235,11 @@ pub mod maps {
     pub const CONFIG: &str = "CONFIG";
     /// tid → a host access between its syscall's entry and exit.
     pub const ACCESS_PENDING: &str = "ACCESS_PENDING";
-    /// (container, op, target, result) → when last sent, repeats since.
+    /// [`AccessKey`](super::AccessKey) → [`AccessCount`](super::AccessCount).
     pub const ACCESS_SEEN: &str = "ACCESS_SEEN";
+    /// Per CPU, repeats counted in `ACCESS_SEEN` in all (user space walks
+    /// it only when this moved).
+    pub const ACCESS_REPEATS: &str = "ACCESS_REPEATS";
 }
 
 /// Program names: the probes' entry points in `src/main.rs`, by which user
@@ -326,10 +328,32 @@ pub mod access {
     /// follows the target's `comm`: the name of the `/proc/<pid>/` entry
     /// opened, or the path as given.
     pub const PROC_PATH_AT: usize = super::COMM_LEN;
-    /// The kernel sends an access of one (container, op, target, result)
-    /// at most once per window; the repeats in between ride on the next
-    /// event of that key.
-    pub const WINDOW_NS: u64 = 1_000_000_000;
+    /// [`AccessKey::what`](super::AccessKey::what): the access succeeded.
+    pub const OK: u32 = 1 << 8;
+}
+
+/// An `ACCESS_SEEN` key: what makes a host access the first of its kind.
+/// The first is sent, the rest counted ([`AccessCount`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AccessKey {
+    /// The actor's container (its budget key: its own cgroup's id).
+    pub container: u64,
+    /// SIGNAL: the signal number; PROC_OPEN: the first 8 bytes of the
+    /// procfs file's name (little-endian, NUL-padded); else 0.
+    pub detail: u64,
+    pub target_pid: u32,
+    /// The op, `| access::OK` when it succeeded.
+    pub what: u32,
+}
+
+/// An `ACCESS_SEEN` value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccessCount {
+    /// Accesses after the first (cumulative; a lost increment under a
+    /// race undercounts).
+    pub repeats: u64,
 }
 
 /// [`TaskState::state`] values (`TASKS` map, keyed by tgid).
@@ -733,6 +757,12 @@ unsafe impl aya::Pod for AggKey {}
 // SAFETY: as above.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for AggValue {}
+// SAFETY: as above.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for AccessKey {}
+// SAFETY: as above.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for AccessCount {}
 
 #[cfg(test)]
 mod tests {
@@ -748,6 +778,8 @@ mod tests {
         assert_eq!(core::mem::size_of::<CgroupClass>(), 16);
         assert_eq!(core::mem::size_of::<AggKey>(), 16);
         assert_eq!(core::mem::size_of::<AggValue>(), 48);
+        assert_eq!(core::mem::size_of::<AccessKey>(), 24);
+        assert_eq!(core::mem::size_of::<AccessCount>(), 8);
     }
 
     #[test]

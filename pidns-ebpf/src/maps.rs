@@ -269,8 +269,11 @@ pub fn budget_key(cg: u64, class: &CgroupClass) -> u64 {
 pub static ACCESS_PENDING: LruHashMap<u32, crate::access::Pending> =
     LruHashMap::with_max_entries(4096, 0);
 
-/// (container, op, target, result) → when it was last sent and the
-/// repeats counted since (see `access`).
+/// Host accesses sent, and their repeats since (see `access`).
 #[map]
-pub static ACCESS_SEEN: LruHashMap<crate::access::SeenKey, crate::access::Seen> =
+pub static ACCESS_SEEN: LruHashMap<pidns_ebpf::AccessKey, pidns_ebpf::AccessCount> =
     LruHashMap::with_max_entries(16_384, 0);
+
+/// Repeats counted in [`ACCESS_SEEN`], in all.
+#[map]
+pub static ACCESS_REPEATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

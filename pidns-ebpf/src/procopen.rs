@@ -14,7 +14,7 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_probe_read_user_str_bytes,
+        bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes,
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
     },
     programs::TracePointContext,
@@ -113,7 +113,10 @@ pub fn on_open_exit(ctx: &TracePointContext) -> Option<()> {
         resolve_task(&mut p, task)?;
         let dentry: u64 = read(file, off!(file_dentry))?;
         let leaf: u64 = read(dentry, off!(dentry_name))?;
-        return judged(&p, ret, tgid, tid, (leaf, false));
+        let mut head = [0u8; 8];
+        // SAFETY: the read fails rather than faults; the rest stays 0.
+        let _ = unsafe { bpf_probe_read_kernel_str_bytes(leaf as *const u8, &mut head) };
+        return judged(&p, ret, tgid, tid, u64::from_le_bytes(head), (leaf, false));
     }
     if ret == -ENOENT || ret == -ESRCH {
         return None; // no such process (a `ps` racing an exit): no access
@@ -130,17 +133,24 @@ pub fn on_open_exit(ctx: &TracePointContext) -> Option<()> {
     } else {
         return None;
     }
-    judged(&p, ret, tgid, tid, (name, true))
+    judged(&p, ret, tgid, tid, 0, (name, true))
 }
 
 /// Drops the caller's own process and its container's, then reports.
 #[inline(always)]
-fn judged(p: &Pending, ret: i64, tgid: u32, tid: u32, path: (u64, bool)) -> Option<()> {
+fn judged(
+    p: &Pending,
+    ret: i64,
+    tgid: u32,
+    tid: u32,
+    detail: u64,
+    path: (u64, bool),
+) -> Option<()> {
     if p.target_pid == tgid {
         return None;
     }
     if p.flags & flags::TARGET_RESOLVED != 0 && in_container(p.target_cgroup, p.container) {
         return None;
     }
-    report(p, ret, tgid, tid, Some(path))
+    report(p, ret, tgid, tid, detail, Some(path))
 }

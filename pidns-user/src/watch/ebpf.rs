@@ -8,7 +8,8 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 use pidns_ebpf::{
-    AggKey, AggValue, CgroupClass, Config, HostNs, TaskState, host_ns, maps, programs, stream, task,
+    AccessCount, AccessKey, AggKey, AggValue, CgroupClass, Config, HostNs, TaskState, host_ns,
+    maps, programs, stream, task,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -74,6 +75,8 @@ pub struct Probes {
     agg: PerCpuHashMap<MapData, AggKey, AggValue>,
     suppressed: PerCpuArray<MapData, u64>,
     lost: PerCpuArray<MapData, u64>,
+    access_seen: BpfHashMap<MapData, AccessKey, AccessCount>,
+    access_repeats: PerCpuArray<MapData, u64>,
     /// `CGROUPS` inserts refused (the map full), in all.
     pub cgroups_refused: u64,
     _ebpf: Ebpf,
@@ -137,6 +140,8 @@ impl Probes {
             agg: PerCpuHashMap::try_from(take(&mut ebpf, maps::AGG)?)?,
             suppressed: PerCpuArray::try_from(take(&mut ebpf, maps::SUPPRESSED)?)?,
             lost: PerCpuArray::try_from(take(&mut ebpf, maps::LOST)?)?,
+            access_seen: BpfHashMap::try_from(take(&mut ebpf, maps::ACCESS_SEEN)?)?,
+            access_repeats: PerCpuArray::try_from(take(&mut ebpf, maps::ACCESS_REPEATS)?)?,
             cgroups_refused: 0,
             attached,
             skipped,
@@ -220,6 +225,24 @@ impl Probes {
             .get(&0, 0)
             .map(|per_cpu| per_cpu.iter().sum())
             .unwrap_or(0)
+    }
+
+    /// Host access repeats the kernel counted so far, over all CPUs.
+    pub fn access_repeats(&self) -> u64 {
+        self.access_repeats
+            .get(&0, 0)
+            .map(|per_cpu| per_cpu.iter().sum())
+            .unwrap_or(0)
+    }
+
+    /// Every host access key with repeats, and their cumulative count.
+    pub fn access_counts(&self) -> Vec<(AccessKey, u64)> {
+        self.access_seen
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, c)| c.repeats > 0)
+            .map(|(k, c)| (k, c.repeats))
+            .collect()
     }
 
     /// Every budget's counts, summed over the CPUs.

@@ -23,6 +23,7 @@ mod testing;
 
 use std::path::PathBuf;
 
+pub use access::Counts;
 pub use aggregate::{Aggregates, Suppressed};
 use cgroups::CgroupTable;
 use setns::Namespaces;
