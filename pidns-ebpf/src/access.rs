@@ -19,8 +19,14 @@ use pidns_ebpf::{AccessCount, AccessKey, COMM_LEN, access, class, flags, kind, s
 use crate::{
     builder::EventBuilder,
     config::off,
-    kernel::{current_cgroup, current_fd_file, current_ids, current_in_host_pidns, pidfd_pid, read, task_cgroup_id},
-    maps::{ACCESS_PENDING, ACCESS_REPEATS, ACCESS_SEEN, budget_key, cgroup_class, task_state, within_budget},
+    kernel::{
+        current_cgroup, current_fd_file, current_ids, current_in_host_pidns, pidfd_pid, read,
+        task_cgroup_id,
+    },
+    maps::{
+        ACCESS_PENDING, ACCESS_REPEATS, ACCESS_SEEN, budget_key, cgroup_class, task_state,
+        within_budget,
+    },
 };
 
 /// An access between its syscall's entry and exit.
@@ -196,7 +202,10 @@ fn refused(ctx: &TracePointContext, ret: i64) -> Option<Pending> {
     // SAFETY: the helper takes the current task; the result is only read
     // through bpf_probe_read_kernel.
     let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
-    let args = [read(regs, off!(pt_regs_arg0))?, read(regs, off!(pt_regs_arg1))?];
+    let args = [
+        read(regs, off!(pt_regs_arg0))?,
+        read(regs, off!(pt_regs_arg1))?,
+    ];
     decode(cg, &class, tgid, nr, args, None)
 }
 

@@ -153,7 +153,10 @@ fn tracing_and_reading_a_host_process_are_reported() {
     let out = c
         .exec(&[&tool.path(), "vm-read", &v.pid.to_string()])
         .expect("exec");
-    assert!(!out.status.success(), "seccomp let process_vm_readv through");
+    assert!(
+        !out.status.success(),
+        "seccomp let process_vm_readv through"
+    );
     let e = expect(&w, "the ptrace attach", |e| {
         access(e, &c.id, "ptrace", v.pid) && e["ptrace_request"] == 16
     });
@@ -195,7 +198,8 @@ fn signals_within_a_container_or_from_the_host_are_not_reported() {
     let Some(w) = watch(test_name!(), &[]) else {
         return;
     };
-    let own = "sleep 100 & p=$!; kill -STOP $p; kill -CONT $p; kill -0 $p; kill -9 $p; wait $p; true";
+    let own =
+        "sleep 100 & p=$!; kill -STOP $p; kill -CONT $p; kill -0 $p; kill -9 $p; wait $p; true";
     let isolated = Container::start(&Spec::new(Rt::Docker)).expect("isolated container");
     run(&isolated, own);
     let hp = host_pid_container(Spec::new(Rt::Docker));
@@ -225,7 +229,9 @@ fn signals_within_a_container_or_from_the_host_are_not_reported() {
         .events()
         .into_iter()
         .filter(|e| {
-            e["event"].as_str().is_some_and(|k| k.starts_with("host_access"))
+            e["event"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("host_access"))
                 && !(e["container_id"] == hp.id.as_str() && e["target_pid"] == u64::from(v.pid))
         })
         .collect();
@@ -250,7 +256,10 @@ fn reading_a_host_process_environ_is_reported_under_proc_access() {
     let c = host_pid_container(Spec::new(Rt::Docker));
     run(
         &c,
-        &format!("cat /proc/{0}/environ >/dev/null && cd /proc/{0} && cat maps >/dev/null", v.pid),
+        &format!(
+            "cat /proc/{0}/environ >/dev/null && cd /proc/{0} && cat maps >/dev/null",
+            v.pid
+        ),
     );
     for file in ["environ", "maps"] {
         let e = expect(&w, file, |e| {

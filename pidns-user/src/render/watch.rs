@@ -121,7 +121,12 @@ fn aggregate(a: &AggregateEvent) -> String {
 }
 
 fn target(t: &AccessTarget) -> String {
-    let comm = t.comm.as_deref().map(escape).unwrap_or_default().into_owned();
+    let comm = t
+        .comm
+        .as_deref()
+        .map(escape)
+        .unwrap_or_default()
+        .into_owned();
     let whose = match (t.target.as_str(), &t.runtime) {
         ("host" | "unknown", _) => t.target.clone(),
         (id, Some(r)) => format!("{r} {}", escape(short_id(id))),
@@ -145,9 +150,21 @@ fn host_access(a: &HostAccessEvent) -> String {
     } else {
         (YELLOW, "tried")
     };
-    let err = a.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
-    let group = if a.group { " (process group or all)" } else { "" };
-    let allowed = if a.allowed_container { " (allowed container)" } else { "" };
+    let err = a
+        .error
+        .as_deref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    let group = if a.group {
+        " (process group or all)"
+    } else {
+        ""
+    };
+    let allowed = if a.allowed_container {
+        " (allowed container)"
+    } else {
+        ""
+    };
     format!(
         "{} {style}HOST ACCESS{style:#} {}  pid {} {} {verb} {what}{group} on {}{err}{allowed}",
         a.at.ts,
@@ -161,7 +178,11 @@ fn host_access(a: &HostAccessEvent) -> String {
 fn host_access_aggregate(a: &HostAccessAggregate) -> String {
     let shown: Vec<String> = a.targets.iter().take(8).map(target).collect();
     let more = a.targets_total.saturating_sub(shown.len());
-    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
     format!(
         "{} {RED}HOST ACCESS{RED:#} {}  {} more {} in {}s ({} refused, {} probes) on {} targets: {}{more}",
         a.at.ts,

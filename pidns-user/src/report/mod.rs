@@ -7,11 +7,11 @@ pub mod identity;
 pub mod scan;
 
 pub use clone_flags::CloneFlags;
+pub use event::{AccessTarget, HostAccessAggregate, HostAccessEvent};
 pub use event::{
     AggregateEvent, Envelope, Finding, MissingProbe, NewPidnsEvent, NewPidnsVia, SetnsEvent,
     SetnsVia, Trigger, WatchEvent,
 };
-pub use event::{AccessTarget, HostAccessAggregate, HostAccessEvent};
 pub use identity::{ContainerKey, Identity, Pod, Runtime};
 pub use scan::{
     Container, FoundBy, HostMethod, HostPidns, Method, ProcessEvidence, RootMountReport, SCHEMA,

@@ -69,8 +69,14 @@ pub(crate) fn start_ebpf(
                     other_ring: (opts.ringbuf_bytes / 4).max(OTHER_RING_MIN),
                     cgroups: opts.max_cgroups,
                 };
-                let probes = ebpf::Probes::load(&config, sizes, tracefs, opts.compat_setns, opts.proc_access)
-                    .map_err(|e| format!("{e:#}"));
+                let probes = ebpf::Probes::load(
+                    &config,
+                    sizes,
+                    tracefs,
+                    opts.compat_setns,
+                    opts.proc_access,
+                )
+                .map_err(|e| format!("{e:#}"));
                 drop(mount);
                 probes
             })

@@ -488,7 +488,10 @@ fn ptrace_attach(pid: &str) -> Result<ExitCode, String> {
     let null = std::ptr::null_mut::<libc::c_void>();
     // SAFETY: PTRACE_ATTACH takes no pointers.
     if unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, null, null) } != 0 {
-        eprintln!("pidns-synth: ptrace(ATTACH, {pid}): {}", nix::errno::Errno::last());
+        eprintln!(
+            "pidns-synth: ptrace(ATTACH, {pid}): {}",
+            nix::errno::Errno::last()
+        );
         return Ok(ExitCode::from(1));
     }
     let _ = waitpid(nix::unistd::Pid::from_raw(pid), None);
@@ -519,7 +522,10 @@ fn vm_read(pid: &str) -> Result<ExitCode, String> {
     // SAFETY: one local iovec over `buf`, one remote one the kernel checks.
     let r = unsafe { libc::process_vm_readv(n, &local, 1, &remote, 1, 0) };
     if r < 0 {
-        eprintln!("pidns-synth: process_vm_readv({n}): {}", nix::errno::Errno::last());
+        eprintln!(
+            "pidns-synth: process_vm_readv({n}): {}",
+            nix::errno::Errno::last()
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -17,7 +17,9 @@ use pidns_ebpf::{AccessKey, COMM_LEN, Event, access, cstr, flags};
 use super::{Action, Attributor, cgroups::Known, cgroups::Lookup};
 use crate::{
     parse::cgroup,
-    report::{AccessTarget, ContainerKey, Envelope, HostAccessAggregate, HostAccessEvent, WatchEvent},
+    report::{
+        AccessTarget, ContainerKey, Envelope, HostAccessAggregate, HostAccessEvent, WatchEvent,
+    },
 };
 
 /// First accesses reported one by one, per container and op and interval.
@@ -123,7 +125,11 @@ impl<K: std::hash::Hash + Eq> Counts<K> {
     /// The count of `key` not read yet (an evicted key starts again from 0).
     pub fn delta(&mut self, key: K, total: u64) -> u64 {
         let before = self.reported.insert(key, total).unwrap_or(0);
-        if total >= before { total - before } else { total }
+        if total >= before {
+            total - before
+        } else {
+            total
+        }
     }
 }
 
@@ -151,7 +157,10 @@ impl Attributor {
         let Some(&op_name) = access::NAMES.get(op as usize).filter(|n| !n.is_empty()) else {
             return actions;
         };
-        let actor = match self.cgroups.lookup(&self.proc, ev.cgroup_id, ev.pid, &mut actions) {
+        let actor = match self
+            .cgroups
+            .lookup(&self.proc, ev.cgroup_id, ev.pid, &mut actions)
+        {
             Lookup::Container(known) => known,
             Lookup::Host | Lookup::Unplaced => return actions,
         };
@@ -218,7 +227,13 @@ impl Attributor {
         let Some(known) = self.container_of(key.container, 0) else {
             return;
         };
-        let seen = (known.identity.key(), AccessKey { container: 0, ..key });
+        let seen = (
+            known.identity.key(),
+            AccessKey {
+                container: 0,
+                ..key
+            },
+        );
         let target = match self.access.seen.get(&seen) {
             Some(None) => return, // its own container's process
             Some(Some(t)) => t.clone(),
@@ -280,11 +295,19 @@ impl Attributor {
     /// container's. The kernel names the target's cgroup when it read the
     /// task (a signal it generated, a pidfd); otherwise it is read from
     /// /proc now, and a target gone by then is `unknown`.
-    fn access_target(&mut self, ev: &Event, actor: &Known, actions: &mut Vec<Action>) -> Option<AccessTarget> {
+    fn access_target(
+        &mut self,
+        ev: &Event,
+        actor: &Known,
+        actions: &mut Vec<Action>,
+    ) -> Option<AccessTarget> {
         let pid = ev.target_pid;
         let (cgroup_id, comm) = if ev.flags & flags::TARGET_RESOLVED != 0 {
             let comm = cstr(&ev.data[..COMM_LEN]);
-            (Some(ev.target_cgroup_id), Some(String::from_utf8_lossy(comm).into_owned()))
+            (
+                Some(ev.target_cgroup_id),
+                Some(String::from_utf8_lossy(comm).into_owned()),
+            )
         } else if pid == 0 {
             (None, None)
         } else {
@@ -374,15 +397,7 @@ mod tests {
                 h.ok,
                 h.at.container.id.as_str()
             ),
-            (
-                "signal",
-                Some(19),
-                77,
-                Some("cron"),
-                "host",
-                true,
-                ID
-            )
+            ("signal", Some(19), 77, Some("cron"), "host", true, ID)
         );
         let json = serde_json::to_value(WatchEvent::HostAccess(h.clone())).expect("json");
         assert_eq!(
@@ -423,7 +438,10 @@ mod tests {
         let [WatchEvent::HostAccess(h)] = findings(&out)[..] else {
             panic!("{out:?}")
         };
-        assert_eq!((h.target.target.as_str(), h.target.comm.as_deref()), ("unknown", None));
+        assert_eq!(
+            (h.target.target.as_str(), h.target.comm.as_deref()),
+            ("unknown", None)
+        );
     }
 
     #[test]
@@ -450,7 +468,14 @@ mod tests {
             panic!("{lines:?}")
         };
         assert_eq!(
-            (g.op, g.count, g.probes, g.failed, g.targets_total, g.targets.len()),
+            (
+                g.op,
+                g.count,
+                g.probes,
+                g.failed,
+                g.targets_total,
+                g.targets.len()
+            ),
             ("signal", 30 - 8 + 5, 27, 0, 30, 30)
         );
         assert!(g.targets.iter().all(|t| t.target == "host"));
@@ -458,7 +483,10 @@ mod tests {
         assert!(a.host_access_interval(1).is_empty());
         let mut e = access_event(access::SIGNAL, 100, CRON, "cron");
         e.arg = 0;
-        assert!(findings(&a.handle(&e)).is_empty(), "a probe of 100 seen already");
+        assert!(
+            findings(&a.handle(&e)).is_empty(),
+            "a probe of 100 seen already"
+        );
         e.arg = 9;
         assert_eq!(findings(&a.handle(&e)).len(), 1, "SIGKILL is another kind");
         let lines = a.host_access_interval(1);
@@ -487,6 +515,9 @@ mod tests {
         let [WatchEvent::HostAccess(h)] = findings(&out)[..] else {
             panic!("{out:?}")
         };
-        assert_eq!((h.file.as_deref(), h.path, h.signal), (Some("environ"), false, None));
+        assert_eq!(
+            (h.file.as_deref(), h.path, h.signal),
+            (Some("environ"), false, None)
+        );
     }
 }
