@@ -430,7 +430,77 @@ mod golden {
                 lost: 10,
                 ts: "T7".into(),
             },
+            WatchEvent::HostAccess(HostAccessEvent {
+                op: "signal",
+                signal: Some(19),
+                ptrace_request: None,
+                file: None,
+                path: false,
+                target: host_target(4242),
+                group: false,
+                ok: true,
+                error: None,
+                allowed_container: false,
+                at: Envelope {
+                    pid: 50,
+                    comm: "sh".into(),
+                    container: container(),
+                    ts: "T8".into(),
+                },
+                latency_us: Some(12),
+            }),
+            WatchEvent::HostAccess(HostAccessEvent {
+                op: "proc_open",
+                signal: None,
+                ptrace_request: None,
+                file: Some("environ".into()),
+                path: false,
+                target: AccessTarget {
+                    pid: 4343,
+                    comm: Some("db".into()),
+                    target: "d".repeat(64),
+                    runtime: Some(Runtime::Docker),
+                    name: Some("db".into()),
+                },
+                group: false,
+                ok: false,
+                error: Some("EACCES".into()),
+                allowed_container: true,
+                at: Envelope {
+                    pid: 51,
+                    comm: "cat".into(),
+                    container: container(),
+                    ts: "T9".into(),
+                },
+                latency_us: None,
+            }),
+            WatchEvent::HostAccessAggregate(HostAccessAggregate {
+                op: "signal",
+                count: 300,
+                probes: 300,
+                failed: 12,
+                targets: vec![host_target(1), host_target(4242)],
+                targets_total: 2,
+                interval_s: 1,
+                allowed_container: false,
+                at: Envelope {
+                    pid: 52,
+                    comm: "sh".into(),
+                    container: container(),
+                    ts: "T10".into(),
+                },
+            }),
         ]
+    }
+
+    fn host_target(pid: u32) -> AccessTarget {
+        AccessTarget {
+            pid,
+            comm: Some("sleep".into()),
+            target: "host".into(),
+            runtime: None,
+            name: None,
+        }
     }
 
     const GOLDEN: &str = include_str!("../../tests/golden/watch-events.jsonl");

@@ -20,12 +20,44 @@ use super::{
     stats::{median, percentiles},
 };
 
-/// `pidns watch --format json --mode ebpf`, ready.
-fn agent(pidns: &Path) -> Result<Watch> {
-    Watch::start_with(pidns, &["--mode", "ebpf"])
+/// `pidns watch --format json --mode ebpf` (plus `extra`), ready.
+fn agent(pidns: &Path, extra: &[&str]) -> Result<Watch> {
+    let mut args = vec!["--mode", "ebpf"];
+    args.extend_from_slice(extra);
+    Watch::start_with(pidns, &args)
 }
 
-/// A storm of `/bin/true` with and without watch, alternating which goes first.
+/// Runs `work` without watch, with it, and with `watch --proc-access`,
+/// `rounds` times, the order rotated each round; the medians.
+fn three_ways(
+    pidns: &Path,
+    rounds: usize,
+    mut work: impl FnMut() -> Result<f64>,
+) -> Result<[Vec<f64>; 3]> {
+    let mut samples: [Vec<f64>; 3] = Default::default();
+    work()?;
+    for r in 0..rounds {
+        for k in 0..3 {
+            interrupted()?;
+            let which = (r + k) % 3;
+            let extra: &[&str] = match which {
+                0 => {
+                    samples[0].push(work()?);
+                    continue;
+                }
+                1 => &[],
+                _ => &["--proc-access"],
+            };
+            let agent = agent(pidns, extra)?;
+            samples[which].push(work()?);
+            agent.finish(Signal::SIGTERM)?;
+        }
+    }
+    Ok(samples)
+}
+
+/// A storm of `/bin/true` without watch, with it, and with
+/// `--proc-access` (each exec opens the loader's cache and libraries).
 pub(super) fn cost(
     pidns: &Path,
     execs: usize,
@@ -38,35 +70,51 @@ pub(super) fn cost(
         per_worker: execs,
         method,
     };
-    let run = || storm.run(None, &argv);
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    run()?;
-    for r in 0..rounds {
-        interrupted()?;
-        let run_with = |with: &mut Vec<f64>| -> Result<()> {
-            let agent = agent(pidns)?;
-            with.push(run()?);
-            agent.finish(Signal::SIGTERM)?;
-            Ok(())
-        };
-        if r % 2 == 0 {
-            run_with(&mut with)?;
-            without.push(run()?);
-        } else {
-            without.push(run()?);
-            run_with(&mut with)?;
-        }
-    }
-    let (w, wo) = (median(&with), median(&without));
+    let [without, with, with_proc] = three_ways(pidns, rounds, || storm.run(None, &argv))?;
+    let (w, wo, wp) = (median(&with), median(&without), median(&with_proc));
     Ok(json!({
         "execs": execs,
         "spawn": method.as_str(),
         "with_s": w,
         "without_s": wo,
+        "with_proc_access_s": wp,
         "ratio": w / wo,
+        "ratio_proc_access": wp / wo,
         "samples_with_s": with,
         "samples_without_s": without,
+        "samples_with_proc_access_s": with_proc,
         "target_max": 1.03,
+    }))
+}
+
+/// An open-heavy host workload: `opens` open+close pairs of a small file
+/// by a host process (this one), without watch, with it, and with
+/// `--proc-access`, which hooks every open's exit.
+pub(super) fn open_cost(pidns: &Path, opens: usize, rounds: usize) -> Result<Value> {
+    let path = Path::new("/etc/hostname");
+    let work = || -> Result<f64> {
+        let start = std::time::Instant::now();
+        for _ in 0..opens {
+            drop(std::fs::File::open(path)?);
+        }
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let [without, with, with_proc] = three_ways(pidns, rounds, work)?;
+    let (w, wo, wp) = (median(&with), median(&without), median(&with_proc));
+    let per_open_ns = |s: f64| s * 1e9 / opens as f64;
+    Ok(json!({
+        "opens": opens,
+        "with_s": w,
+        "without_s": wo,
+        "with_proc_access_s": wp,
+        "ns_per_open_without": per_open_ns(wo),
+        "ns_per_open_with": per_open_ns(w),
+        "ns_per_open_with_proc_access": per_open_ns(wp),
+        "ratio": w / wo,
+        "ratio_proc_access": wp / wo,
+        "samples_with_s": with,
+        "samples_without_s": without,
+        "samples_with_proc_access_s": with_proc,
     }))
 }
 
@@ -264,7 +312,7 @@ pub(super) fn latency(pidns: &Path, unified: &Path, storm: &Storm, rounds: usize
     for r in 0..rounds {
         interrupted()?;
         let with_agent = || -> Result<(f64, Seen, Usage, Usage)> {
-            let agent = agent(pidns)?;
+            let agent = agent(pidns, &[])?;
             let pid = agent.pid().unwrap_or(0);
             let before = Usage::of(pid)?;
             let wall = run()?;
