@@ -31,6 +31,7 @@ mod access;
 mod builder;
 mod cgroup;
 mod config;
+mod firsts;
 mod kernel;
 mod maps;
 mod process;

@@ -22,8 +22,9 @@ use aya_ebpf::{
 use pidns_ebpf::{COMM_LEN, access, flags, magic};
 
 use crate::{
-    access::{Pending, in_container, report, resolve_task, watched_actor},
+    access::{Pending, in_container, resolve_task, watched_actor},
     config::off,
+    firsts::report,
     kernel::{current_fd_file, read},
     maps::budget_key,
 };

@@ -7,19 +7,13 @@
 //! and the kernel already sends each (container, op, target, result) at
 //! most once a second: a sweep costs findings nothing.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    os::unix::fs::MetadataExt as _,
-};
+use std::collections::{BTreeMap, HashMap};
 
-use pidns_ebpf::{AccessKey, COMM_LEN, Event, access, cstr, flags};
+use pidns_ebpf::{AccessKey, Event, access, cstr, flags};
 
 use super::{Action, Attributor, cgroups::Known, cgroups::Lookup};
-use crate::{
-    parse::cgroup,
-    report::{
-        AccessTarget, ContainerKey, Envelope, HostAccessAggregate, HostAccessEvent, WatchEvent,
-    },
+use crate::report::{
+    AccessTarget, ContainerKey, Envelope, HostAccessAggregate, HostAccessEvent, WatchEvent,
 };
 
 /// First accesses reported one by one, per container and op and interval.
@@ -88,48 +82,6 @@ impl AccessRate {
             bucket.failed += c.n;
         }
         bucket
-    }
-}
-
-/// What has been read of the kernel's cumulative counts, by key: as
-/// [`Aggregates`](super::Aggregates) for the budgets.
-#[derive(Debug)]
-pub struct Counts<K> {
-    reported: HashMap<K, u64>,
-    /// The kernel's total when last looked at: the map is walked only when it moved.
-    seen_total: u64,
-}
-
-impl<K> Default for Counts<K> {
-    fn default() -> Self {
-        Counts {
-            reported: HashMap::new(),
-            seen_total: 0,
-        }
-    }
-}
-
-impl<K: std::hash::Hash + Eq> Counts<K> {
-    /// Whether the kernel's total moved since the last walk.
-    pub fn moved(&mut self, total: u64) -> bool {
-        let moved = total != self.seen_total;
-        self.seen_total = total;
-        moved
-    }
-
-    /// Forgets keys the kernel no longer has (evicted from its LRU map).
-    pub fn retain(&mut self, live: &std::collections::HashSet<K>) {
-        self.reported.retain(|k, _| live.contains(k));
-    }
-
-    /// The count of `key` not read yet (an evicted key starts again from 0).
-    pub fn delta(&mut self, key: K, total: u64) -> u64 {
-        let before = self.reported.insert(key, total).unwrap_or(0);
-        if total >= before {
-            total - before
-        } else {
-            total
-        }
     }
 }
 
@@ -289,63 +241,6 @@ impl Attributor {
             self.access.seen.clear();
         }
         out
-    }
-
-    /// Whose process the target is; `None` when it is the actor's own
-    /// container's. The kernel names the target's cgroup when it read the
-    /// task (a signal it generated, a pidfd); otherwise it is read from
-    /// /proc now, and a target gone by then is `unknown`.
-    fn access_target(
-        &mut self,
-        ev: &Event,
-        actor: &Known,
-        actions: &mut Vec<Action>,
-    ) -> Option<AccessTarget> {
-        let pid = ev.target_pid;
-        let (cgroup_id, comm) = if ev.flags & flags::TARGET_RESOLVED != 0 {
-            let comm = cstr(&ev.data[..COMM_LEN]);
-            (
-                Some(ev.target_cgroup_id),
-                Some(String::from_utf8_lossy(comm).into_owned()),
-            )
-        } else if pid == 0 {
-            (None, None)
-        } else {
-            (self.cgroup_id_of(pid), self.proc.comm(pid).ok())
-        };
-        let mut target = AccessTarget {
-            pid,
-            comm,
-            target: "unknown".into(),
-            runtime: None,
-            name: None,
-        };
-        let Some(cgroup_id) = cgroup_id else {
-            return Some(target);
-        };
-        match self.cgroups.lookup(&self.proc, cgroup_id, pid, actions) {
-            Lookup::Container(k) if k.identity.key() == actor.identity.key() => return None,
-            Lookup::Container(k) => {
-                target.target = k.identity.id;
-                target.runtime = Some(k.identity.runtime);
-                target.name = k.identity.name;
-            }
-            Lookup::Host => target.target = "host".into(),
-            Lookup::Unplaced => {}
-        }
-        Some(target)
-    }
-
-    /// A live process's cgroup v2 id: the inode of its unified cgroup's
-    /// directory.
-    fn cgroup_id_of(&self, pid: u32) -> Option<u64> {
-        let root = self.cgroup_root.as_ref()?;
-        let mut buf = Vec::new();
-        self.proc.read_into(pid, "cgroup", &mut buf).ok()?;
-        let line = cgroup::parse(&buf).find(|l| l.is_unified())?;
-        let rel = String::from_utf8_lossy(line.path).into_owned();
-        let dir = root.join(rel.trim_start_matches('/'));
-        std::fs::metadata(dir).ok().map(|m| m.ino())
     }
 }
 

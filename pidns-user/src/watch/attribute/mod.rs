@@ -11,21 +11,24 @@
 //! - `kernel`: each kind of kernel event, handled;
 //! - `aggregate`: the kernel's budgets, as one line per container and kind;
 //! - `access`: host access (signals, ptrace, ... aimed outside the
-//!   container): the target's owner, and the rate.
+//!   container) and its rate; `target`: whose process it aimed at;
+//!   `counts`: reading the kernel's cumulative counts.
 
 mod access;
 mod aggregate;
 pub mod cgroups;
+mod counts;
 mod kernel;
 pub mod setns;
+mod target;
 #[cfg(test)]
 mod testing;
 
 use std::path::PathBuf;
 
-pub use access::Counts;
 pub use aggregate::{Aggregates, Suppressed};
 use cgroups::CgroupTable;
+pub use counts::Counts;
 use setns::Namespaces;
 
 use super::clock::{Clock, now_rfc3339};
