@@ -2,7 +2,7 @@
 //! sent, within the container's budget; the rest are counted in
 //! `ACCESS_SEEN` for user space to read.
 
-use pidns_ebpf::{AccessCount, AccessKey, access, flags, kind, stream};
+use pidns_ebpf::{AccessCount, AccessKey, access, kind, stream};
 
 use crate::{
     access::Pending,
