@@ -91,8 +91,9 @@ fn detail(ev: &Event) -> u64 {
         access::SIGNAL => ev.arg,
         access::PROC_OPEN if ev.flags & flags::PATH == 0 => {
             let name = cstr(&ev.data[access::PROC_PATH_AT..]);
+            // as the kernel reads it: a string of at most 7 bytes and its NUL
             let mut head = [0u8; 8];
-            let n = name.len().min(8);
+            let n = name.len().min(7);
             head[..n].copy_from_slice(&name[..n]);
             u64::from_le_bytes(head)
         }
