@@ -448,4 +448,58 @@ mod tests {
         assert!(text.contains("container_id=\"stays\""), "{text}");
         assert!(!text.contains("container_id=\"stops\""), "{text}");
     }
+
+    #[test]
+    fn host_access_is_counted_by_op_with_probes_apart() {
+        use crate::report::{AccessTarget, HostAccessAggregate, HostAccessEvent};
+        let m = Metrics::new();
+        let c = container("abc", Runtime::Docker, Some("web"), None);
+        let at = finding(Trigger::Exec, c.clone()).at;
+        let target = AccessTarget {
+            pid: 9,
+            comm: None,
+            target: "host".into(),
+            runtime: None,
+            name: None,
+        };
+        let one = HostAccessEvent {
+            op: "signal",
+            signal: Some(19),
+            ptrace_request: None,
+            file: None,
+            path: false,
+            target: target.clone(),
+            group: false,
+            ok: true,
+            error: None,
+            allowed_container: true,
+            at: at.clone(),
+            latency_us: None,
+        };
+        m.record(&WatchEvent::HostAccess(one.clone()));
+        m.record(&WatchEvent::HostAccess(HostAccessEvent {
+            signal: Some(0),
+            ..one
+        }));
+        m.record(&WatchEvent::HostAccessAggregate(HostAccessAggregate {
+            op: "signal",
+            count: 10,
+            probes: 4,
+            failed: 0,
+            targets: vec![target],
+            targets_total: 1,
+            interval_s: 1,
+            allowed_container: false,
+            at,
+        }));
+        let text = m.encode();
+        for line in [
+            "pidns_host_access_total{op=\"signal\",runtime=\"docker\",allowed=\"true\"} 1",
+            "pidns_host_access_total{op=\"signal_probe\",runtime=\"docker\",allowed=\"true\"} 1",
+            "pidns_host_access_total{op=\"signal\",runtime=\"docker\",allowed=\"false\"} 6",
+            "pidns_host_access_total{op=\"signal_probe\",runtime=\"docker\",allowed=\"false\"} 4",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
 }
