@@ -20,10 +20,11 @@ use crate::{
     config::off,
     firsts::report,
     kernel::{
-        current_cgroup, current_fd_file, current_ids, current_in_host_pidns, pidfd_pid, read,
-        task_cgroup_id,
+        current_cgroup, current_fd_file, current_ids, current_in_host_pidns, current_task,
+        pidfd_pid, read, task_cgroup_id,
     },
     maps::{ACCESS_PENDING, budget_key, cgroup_class, task_state},
+    pidlookup::task_by_pid,
 };
 
 /// An access between its syscall's entry and exit.
@@ -76,6 +77,7 @@ const NR_PIDFD_SEND_SIGNAL: i32 = 424;
 const NR_PIDFD_GETFD: i32 = 438;
 const PTRACE_TRACEME: u64 = 0;
 const EPERM: i64 = 1;
+const ESRCH: i64 = 3;
 
 /// `syscalls:sys_enter_<x>` records: `__syscall_nr` at 8, then the
 /// arguments, 8 bytes each, from 16.
@@ -174,6 +176,12 @@ fn decode(
         }
         _ => return None,
     }
+    if p.flags & (flags::TARGET_RESOLVED | flags::GROUP) == 0 {
+        // Named by number: found now, while the syscall runs.
+        if let Some(task) = task_by_pid(current_task(), p.target_pid) {
+            resolve_task(&mut p, task)?;
+        }
+    }
     if p.target_pid == tgid {
         return None; // itself
     }
@@ -267,8 +275,13 @@ pub fn on_exit(ctx: &TracePointContext) -> Option<()> {
         }
         None => refused(ctx, ret)?,
     };
-    if p.flags & flags::GROUP != 0 && p.flags & flags::TARGET_RESOLVED == 0 && ret == 0 {
-        return None; // a group signalled, all of it inside the container
+    if p.flags & flags::TARGET_RESOLVED == 0 {
+        if p.flags & flags::GROUP != 0 && ret == 0 {
+            return None; // a group signalled, all of it inside the container
+        }
+        if ret == -ESRCH {
+            return None; // no such process: no access
+        }
     }
     let detail = if p.op == access::SIGNAL { p.detail } else { 0 };
     report(&p, ret, tgid, tid, detail, None)

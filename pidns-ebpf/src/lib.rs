@@ -652,6 +652,15 @@ offsets! {
         /// inode belongs to (`--proc-access`).
         proc_inode_pid: Member("proc_inode", "pid"),
         proc_inode_vfs_inode: Member("proc_inode", "vfs_inode"),
+        /// Finding a `struct pid` by number, as `find_pid_ns` does:
+        /// `pid_namespace.idr`, its radix tree (`idr.idr_rt`, an xarray)
+        /// and base, the tree's head and nodes.
+        pid_namespace_idr: Member("pid_namespace", "idr"),
+        idr_idr_rt: Member("idr", "idr_rt"),
+        idr_idr_base: Member("idr", "idr_base"),
+        xarray_xa_head: Member("xarray", "xa_head"),
+        xa_node_shift: Member("xa_node", "shift"),
+        xa_node_slots: Member("xa_node", "slots"),
         _pad: Padding,
     }
 }
@@ -771,8 +780,8 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Event>(), 88 + DATA_LEN);
-        assert_eq!(core::mem::size_of::<Offsets>(), 70 * 4);
-        assert_eq!(core::mem::size_of::<Config>(), 24 + 70 * 4);
+        assert_eq!(core::mem::size_of::<Offsets>(), 76 * 4);
+        assert_eq!(core::mem::size_of::<Config>(), 24 + 76 * 4);
         assert_eq!(core::mem::size_of::<TaskState>(), 32);
         assert_eq!(core::mem::size_of::<HostNs>(), 8);
         assert_eq!(core::mem::size_of::<CgroupClass>(), 16);

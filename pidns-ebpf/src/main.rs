@@ -34,6 +34,7 @@ mod config;
 mod firsts;
 mod kernel;
 mod maps;
+mod pidlookup;
 mod process;
 mod procopen;
 mod runtime;
