@@ -44,3 +44,23 @@ impl<K: std::hash::Hash + Eq> Counts<K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::Counts;
+
+    #[test]
+    fn deltas_of_cumulative_counts_and_evicted_keys() {
+        let mut c: Counts<u32> = Counts::default();
+        assert!(c.moved(3));
+        assert!(!c.moved(3));
+        assert_eq!(c.delta(1, 5), 5);
+        assert_eq!(c.delta(1, 7), 2);
+        // evicted and created again: counts from 0
+        assert_eq!(c.delta(1, 4), 4);
+        c.retain(&HashSet::from([2]));
+        assert_eq!(c.delta(1, 6), 6, "forgotten");
+    }
+}
