@@ -314,3 +314,26 @@ fn an_environ_sweep_is_aggregated_with_the_victim_among_the_targets() {
     assert!(e["targets_total"].as_u64().unwrap_or(0) > 8, "{e}");
     not_one_line_per_target(&w, &c.id);
 }
+
+/// A container allowed to share the host PID namespace (`--allow`) is
+/// still reported when it acts on a host process, marked as allowed.
+#[test]
+fn an_allowed_containers_access_is_reported_marked_allowed() {
+    let Some(()) = ready(test_name!(), &[Rt::Docker]) else {
+        return;
+    };
+    let c = host_pid_container(Spec::new(Rt::Docker));
+    let Some(w) = watch(test_name!(), &["--allow", &c.name]) else {
+        return;
+    };
+    let v = victim();
+    run(&c, &format!("kill -STOP {0}; kill -CONT {0}", v.pid));
+    let e = expect(&w, "the allowed container's SIGSTOP", |e| {
+        access(e, &c.id, "signal", v.pid) && e["signal"] == SIGSTOP
+    });
+    assert_eq!(
+        (e["allowed_container"].as_bool(), e["target"].as_str()),
+        (Some(true), Some("host")),
+        "{e}"
+    );
+}
