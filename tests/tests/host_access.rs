@@ -258,7 +258,8 @@ fn signals_within_a_container_or_from_the_host_are_not_reported() {
 
 /// Under `--proc-access`: `cat /proc/<victim>/environ`, and a path relative
 /// to a directory of the victim (`cd /proc/<victim>; cat maps`): each is
-/// judged by the procfs file opened, whatever the path.
+/// judged by the procfs file opened, whatever the path. A refused open
+/// (init's environ) is judged by the path given.
 #[test]
 fn reading_a_host_process_environ_is_reported_under_proc_access() {
     let Some(w) = watch(test_name!(), &["--proc-access"]) else {
@@ -272,6 +273,27 @@ fn reading_a_host_process_environ_is_reported_under_proc_access() {
             "cat /proc/{0}/environ >/dev/null && cd /proc/{0} && cat maps >/dev/null",
             v.pid
         ),
+    );
+    // refused (init keeps capabilities the container lacks): judged by the path
+    let out = c.exec(&["cat", "/proc/1/environ"]).expect("exec");
+    assert!(!out.status.success(), "the container read init's environ");
+    let e = expect(&w, "the refused open of init's environ", |e| {
+        access(e, &c.id, "proc_open", 1)
+    });
+    assert_eq!(
+        (
+            e["ok"].as_bool(),
+            e["path"].as_bool(),
+            e["file"].as_str(),
+            e["target"].as_str()
+        ),
+        (
+            Some(false),
+            Some(true),
+            Some("/proc/1/environ"),
+            Some("host")
+        ),
+        "{e}"
     );
     for file in ["environ", "maps"] {
         let e = expect(&w, file, |e| {
