@@ -7,7 +7,8 @@
 //!   spelled, `openat(dirfd_of_/proc/1, "environ")` included;
 //! - anything else (a failed open, or one that left procfs through `root`,
 //!   `cwd`, `fd/N` or `ns/*`) by the path as given: an absolute
-//!   `/proc/<digits>/...`, or a relative one under a directory fd that is a
+//!   `/proc/<digits>/...` (the process found by its number, as for
+//!   signals), or a relative one under a directory fd that is a
 //!   `/proc/<pid>` directory.
 //!
 //! Cost for everyone else: one cgroup lookup per open.
@@ -25,7 +26,8 @@ use crate::{
     access::{Pending, in_container, resolve_task, watched_actor},
     config::off,
     firsts::report,
-    kernel::{current_fd_file, read},
+    kernel::{current_fd_file, current_task, read},
+    pidlookup::task_by_pid,
     maps::budget_key,
 };
 
@@ -128,6 +130,9 @@ pub fn on_open_exit(ctx: &TracePointContext) -> Option<()> {
     p.flags |= flags::PATH;
     if head[0] == b'/' {
         p.target_pid = path_pid(&head)?;
+        if let Some(task) = task_by_pid(current_task(), p.target_pid) {
+            resolve_task(&mut p, task)?;
+        }
     } else if dirfd >= 0 {
         let dir = current_fd_file(dirfd as u64)?;
         resolve_task(&mut p, proc_file_task(dir)?)?;
