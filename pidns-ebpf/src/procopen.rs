@@ -27,8 +27,8 @@ use crate::{
     config::off,
     firsts::report,
     kernel::{current_fd_file, current_task, read},
-    pidlookup::task_by_pid,
     maps::budget_key,
+    pidlookup::task_by_pid,
 };
 
 const ENOENT: i64 = 2;

@@ -156,9 +156,11 @@ pub(super) fn print_cost(cost: &Value) {
         cost["ratio"].as_f64().unwrap_or(0.0)
     );
     println!(
-        "  with watch --proc-access: median {:.3}s: ratio {:.3}",
+        "  with watch --proc-access: median {:.3}s: ratio {:.3}; best of each: ratio {:.3} with watch, {:.3} with --proc-access",
         cost["with_proc_access_s"].as_f64().unwrap_or(0.0),
-        cost["ratio_proc_access"].as_f64().unwrap_or(0.0)
+        cost["ratio_proc_access"].as_f64().unwrap_or(0.0),
+        cost["best_ratio"].as_f64().unwrap_or(0.0),
+        cost["best_ratio_proc_access"].as_f64().unwrap_or(0.0)
     );
 }
 
@@ -172,6 +174,12 @@ pub(super) fn print_open_cost(cost: &Value) {
         ns("ratio"),
         ns("ns_per_open_with_proc_access"),
         ns("ratio_proc_access")
+    );
+    println!(
+        "  best of each: {:.0} ns without, {:.0} ns with watch, {:.0} ns with --proc-access",
+        ns("best_ns_per_open_without"),
+        ns("best_ns_per_open_with"),
+        ns("best_ns_per_open_with_proc_access")
     );
 }
 

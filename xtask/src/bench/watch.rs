@@ -56,6 +56,12 @@ fn three_ways(
     Ok(samples)
 }
 
+/// The fastest sample: on a shared machine, the one least disturbed by
+/// others (medians are reported too).
+fn best(samples: &[f64]) -> f64 {
+    samples.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
 /// A storm of `/bin/true` without watch, with it, and with
 /// `--proc-access` (each exec opens the loader's cache and libraries).
 pub(super) fn cost(
@@ -72,6 +78,7 @@ pub(super) fn cost(
     };
     let [without, with, with_proc] = three_ways(pidns, rounds, || storm.run(None, &argv))?;
     let (w, wo, wp) = (median(&with), median(&without), median(&with_proc));
+    let (bw, bwo, bwp) = (best(&with), best(&without), best(&with_proc));
     Ok(json!({
         "execs": execs,
         "spawn": method.as_str(),
@@ -80,6 +87,8 @@ pub(super) fn cost(
         "with_proc_access_s": wp,
         "ratio": w / wo,
         "ratio_proc_access": wp / wo,
+        "best_ratio": bw / bwo,
+        "best_ratio_proc_access": bwp / bwo,
         "samples_with_s": with,
         "samples_without_s": without,
         "samples_with_proc_access_s": with_proc,
@@ -103,6 +112,9 @@ pub(super) fn open_cost(pidns: &Path, opens: usize, rounds: usize) -> Result<Val
     let (w, wo, wp) = (median(&with), median(&without), median(&with_proc));
     let per_open_ns = |s: f64| s * 1e9 / opens as f64;
     Ok(json!({
+        "best_ns_per_open_without": per_open_ns(best(&without)),
+        "best_ns_per_open_with": per_open_ns(best(&with)),
+        "best_ns_per_open_with_proc_access": per_open_ns(best(&with_proc)),
         "opens": opens,
         "with_s": w,
         "without_s": wo,
