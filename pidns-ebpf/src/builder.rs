@@ -152,6 +152,36 @@ impl EventBuilder {
         }
     }
 
+    /// The first [`COMM_LEN`](pidns_ebpf::COMM_LEN) bytes of [`Event::data`].
+    #[inline(always)]
+    pub fn data_comm(&mut self, comm: &[u8; pidns_ebpf::COMM_LEN]) {
+        let e = self.event();
+        // SAFETY: see EventBuilder::event; DATA_LEN > COMM_LEN.
+        let data = unsafe { &mut (*e).data };
+        data[..pidns_ebpf::COMM_LEN].copy_from_slice(comm);
+    }
+
+    /// Copies a string (from user memory if `user`, else the kernel's) into
+    /// [`Event::data`] after the target's comm (`access::PROC_PATH_AT`).
+    #[inline(always)]
+    pub fn data_path(&mut self, src: u64, user: bool) {
+        let e = self.event();
+        if src == 0 {
+            return;
+        }
+        // SAFETY: see EventBuilder::event.
+        let data = unsafe { &mut (*e).data };
+        let dst = &mut data[pidns_ebpf::access::PROC_PATH_AT..];
+        // SAFETY: the reads fail rather than fault.
+        unsafe {
+            let _ = if user {
+                aya_ebpf::helpers::bpf_probe_read_user_str_bytes(src as *const u8, dst)
+            } else {
+                bpf_probe_read_kernel_str_bytes(src as *const u8, dst)
+            };
+        }
+    }
+
     /// Copies a kernel string into [`Event::data`]; returns its length (NUL
     /// excluded).
     #[inline(always)]

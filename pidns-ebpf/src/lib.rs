@@ -45,6 +45,14 @@ pub mod kind {
     /// Numbered away from the other kinds so that branches adding kinds in
     /// parallel do not collide.
     pub const CGROUP_ESCAPE: u32 = 16;
+    /// A process of a container in the host PID namespace acted on another
+    /// process (see [`access`](super::access)): `nstype` holds the op,
+    /// `arg` the signal number or ptrace request, `ret` the result,
+    /// `target_pid` the target. Sent once per [`AccessKey`]; its repeats are
+    /// counted in `ACCESS_SEEN`. With [`flags::TARGET_RESOLVED`](super::flags::TARGET_RESOLVED),
+    /// `target_cgroup_id` is the target's cgroup and `data` starts with its
+    /// `comm`. On the other ring, never the findings ring.
+    pub const HOST_ACCESS: u32 = 9;
 }
 
 /// The two ring buffers. Findings (a container process in the host PID
@@ -108,6 +116,19 @@ pub mod flags {
     /// before it returns to user space) under an [`enforce`](super::enforce)
     /// mode. FORK: the child is killed at its return from the clone.
     pub const ENFORCED: u32 = 1 << 11;
+    /// HOST_ACCESS: the kernel read the target task itself (a signal it
+    /// generated, a pidfd): `target_pid` is its tgid, `target_cgroup_id` its
+    /// cgroup, `data[..COMM_LEN]` its `comm`.
+    pub const TARGET_RESOLVED: u32 = 1 << 18;
+    /// HOST_ACCESS: `kill` of a process group or of every process (a pid
+    /// argument of 0 or less); resolved to the first process signalled
+    /// outside the caller's container, if any.
+    pub const GROUP: u32 = 1 << 19;
+    /// HOST_ACCESS, PROC_OPEN: `data[PROC_PATH_AT..]` is the path as the
+    /// caller gave it (`/proc/<pid>/...`), not the name of the procfs file
+    /// opened: a failed open, or one through `root`, `cwd`, `fd/N`, `ns/*`
+    /// that left procfs.
+    pub const PATH: u32 = 1 << 20;
 }
 
 /// `--enforce` modes ([`Config::enforce`] bits): what the probes kill.
@@ -165,6 +186,9 @@ pub mod budget {
     pub const RARE: u32 = 128;
     /// NEW_PIDNS (the other ring).
     pub const NEW_PIDNS: u32 = 256;
+    /// HOST_ACCESS, per op: the kernel already sends each
+    /// [`AccessKey`](super::AccessKey) once.
+    pub const HOST_ACCESS: u32 = 256;
 }
 
 /// The window [`budget`]s count in.
@@ -250,6 +274,13 @@ pub mod maps {
     pub const ENFORCED: &str = "ENFORCED";
     /// The [`Config`](super::Config) global.
     pub const CONFIG: &str = "CONFIG";
+    /// tid → a host access between its syscall's entry and exit.
+    pub const ACCESS_PENDING: &str = "ACCESS_PENDING";
+    /// [`AccessKey`](super::AccessKey) → [`AccessCount`](super::AccessCount).
+    pub const ACCESS_SEEN: &str = "ACCESS_SEEN";
+    /// Per CPU, repeats counted in `ACCESS_SEEN` in all (user space walks
+    /// it only when this moved).
+    pub const ACCESS_REPEATS: &str = "ACCESS_REPEATS";
 }
 
 /// Program names: the probes' entry points in `src/main.rs`, by which user
@@ -271,8 +302,16 @@ pub mod programs {
     /// context: where a child doomed by `--enforce host-pidns` dies. Attached
     /// to each of those `syscalls` exit tracepoints, only when enforcing.
     pub const SYS_EXIT_FORK_CHILD: &str = "sys_exit_fork_child";
+    /// Attached to `sys_enter_<x>` of every syscall in [`access::SYSCALLS`](super::access::SYSCALLS).
+    pub const SYS_ENTER_ACCESS: &str = "sys_enter_access";
+    /// Attached to `sys_exit_<x>` of the same syscalls.
+    pub const SYS_EXIT_ACCESS: &str = "sys_exit_access";
+    pub const SIGNAL_GENERATE: &str = "signal_generate";
+    /// `--proc-access`: attached to `sys_exit_open`, `sys_exit_openat`,
+    /// `sys_exit_openat2`.
+    pub const SYS_EXIT_PROC_OPEN: &str = "sys_exit_proc_open";
     /// Every program in the object.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 15] = [
         SCHED_PROCESS_EXEC,
         TASK_NEWTASK,
         SCHED_PROCESS_EXIT,
@@ -284,7 +323,83 @@ pub mod programs {
         SYS_EXIT_UNSHARE,
         SYS_ENTER_SETNS,
         SYS_EXIT_FORK_CHILD,
+        SYS_ENTER_ACCESS,
+        SYS_EXIT_ACCESS,
+        SIGNAL_GENERATE,
+        SYS_EXIT_PROC_OPEN,
     ];
+}
+
+/// What a container process in the host PID namespace does to a process
+/// outside its container ([`kind::HOST_ACCESS`]).
+pub mod access {
+    /// `kill`, `tkill`, `tgkill`, `rt_sigqueueinfo`, `rt_tgsigqueueinfo`,
+    /// `pidfd_send_signal`; signal 0 (a probe) included.
+    pub const SIGNAL: u32 = 1;
+    /// Any `ptrace` request but `PTRACE_TRACEME`.
+    pub const PTRACE: u32 = 2;
+    pub const VM_READ: u32 = 3;
+    pub const VM_WRITE: u32 = 4;
+    pub const PIDFD_GETFD: u32 = 5;
+    /// Opening a `/proc/<pid>/...` file (`--proc-access`).
+    pub const PROC_OPEN: u32 = 6;
+    /// Names by op, index 0 unused.
+    pub const NAMES: [&str; 7] = [
+        "",
+        "signal",
+        "ptrace",
+        "vm_read",
+        "vm_write",
+        "pidfd_getfd",
+        "proc_open",
+    ];
+    /// The syscalls whose `syscalls:sys_enter_<x>` and `sys_exit_<x>`
+    /// tracepoints the access programs hook.
+    pub const SYSCALLS: [&str; 10] = [
+        "kill",
+        "tkill",
+        "tgkill",
+        "rt_sigqueueinfo",
+        "rt_tgsigqueueinfo",
+        "pidfd_send_signal",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "pidfd_getfd",
+    ];
+    /// The open syscalls `--proc-access` hooks at `sys_exit_<x>` (`open`
+    /// exists on x86_64 only).
+    pub const OPEN_SYSCALLS: [&str; 3] = ["open", "openat", "openat2"];
+    /// PROC_OPEN: where in [`Event::data`](super::Event::data) the file
+    /// follows the target's `comm`: the name of the `/proc/<pid>/` entry
+    /// opened, or the path as given.
+    pub const PROC_PATH_AT: usize = super::COMM_LEN;
+    /// [`AccessKey::what`](super::AccessKey::what): the access succeeded.
+    pub const OK: u32 = 1 << 8;
+}
+
+/// An `ACCESS_SEEN` key: what makes a host access the first of its kind.
+/// The first is sent, the rest counted ([`AccessCount`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AccessKey {
+    /// The actor's container (its budget key: its own cgroup's id).
+    pub container: u64,
+    /// SIGNAL: the signal number; PROC_OPEN: the first 8 bytes of the
+    /// procfs file's name (little-endian, NUL-padded); else 0.
+    pub detail: u64,
+    pub target_pid: u32,
+    /// The op, `| access::OK` when it succeeded.
+    pub what: u32,
+}
+
+/// An `ACCESS_SEEN` value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccessCount {
+    /// Accesses after the first (cumulative; a lost increment under a
+    /// race undercounts).
+    pub repeats: u64,
 }
 
 /// [`TaskState::state`] values (`TASKS` map, keyed by tgid).
@@ -604,6 +719,19 @@ offsets! {
         /// ... and `task_struct.thread_info.status`, whose `TS_COMPAT` bit says
         /// the current syscall came through the compat entry.
         task_thread_info_status: Compat,
+        /// `proc_inode.pid` and `.vfs_inode`: the process a `/proc/<pid>/...`
+        /// inode belongs to (`--proc-access`).
+        proc_inode_pid: Member("proc_inode", "pid"),
+        proc_inode_vfs_inode: Member("proc_inode", "vfs_inode"),
+        /// Finding a `struct pid` by number, as `find_pid_ns` does:
+        /// `pid_namespace.idr`, its radix tree (`idr.idr_rt`, an xarray)
+        /// and base, the tree's head and nodes.
+        pid_namespace_idr: Member("pid_namespace", "idr"),
+        idr_idr_rt: Member("idr", "idr_rt"),
+        idr_idr_base: Member("idr", "idr_base"),
+        xarray_xa_head: Member("xarray", "xa_head"),
+        xa_node_shift: Member("xa_node", "shift"),
+        xa_node_slots: Member("xa_node", "slots"),
         _pad: Padding,
     }
 }
@@ -660,6 +788,8 @@ impl Config {
 
 /// Superblock magics (`include/uapi/linux/magic.h`).
 pub mod magic {
+    /// procfs.
+    pub const PROC: u64 = 0x9fa0;
     /// nsfs: a namespace file (`/proc/<pid>/ns/*`).
     pub const NSFS: u64 = 0x6e73_6673;
     /// pidfs (6.9+): a pidfd; the inode's `i_private` is the `struct pid`.
@@ -721,6 +851,12 @@ unsafe impl aya::Pod for AggKey {}
 // SAFETY: as above.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for AggValue {}
+// SAFETY: as above.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for AccessKey {}
+// SAFETY: as above.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for AccessCount {}
 
 #[cfg(test)]
 mod tests {
@@ -729,13 +865,15 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Event>(), 88 + DATA_LEN);
-        assert_eq!(core::mem::size_of::<Offsets>(), 68 * 4);
-        assert_eq!(core::mem::size_of::<Config>(), 24 + 68 * 4 + 16);
+        assert_eq!(core::mem::size_of::<Offsets>(), 76 * 4);
+        assert_eq!(core::mem::size_of::<Config>(), 24 + 76 * 4 + 16);
         assert_eq!(core::mem::size_of::<TaskState>(), 48);
         assert_eq!(core::mem::size_of::<HostNs>(), 8);
         assert_eq!(core::mem::size_of::<CgroupClass>(), 16);
         assert_eq!(core::mem::size_of::<AggKey>(), 16);
         assert_eq!(core::mem::size_of::<AggValue>(), 48);
+        assert_eq!(core::mem::size_of::<AccessKey>(), 24);
+        assert_eq!(core::mem::size_of::<AccessCount>(), 8);
     }
 
     #[test]

@@ -18,6 +18,9 @@
 //! - [`cgroup`]: attach, mkdir, rmdir;
 //! - [`setns`]: native and compat setns;
 //! - [`enforce`]: `--enforce`, killing from the probe;
+//! - [`access`]: signals, ptrace, process_vm_readv/writev, pidfd_getfd
+//!   aimed outside the caller's container;
+//! - [`procopen`]: `/proc/<pid>/...` opens of such processes (`--proc-access`);
 //!
 //! on top of [`maps`] (the maps and the `CONFIG` global), [`kernel`]
 //! (walking kernel structs at BTF offsets), [`runtime`] (recognising a
@@ -25,13 +28,17 @@
 #![no_std]
 #![no_main]
 
+mod access;
 mod builder;
 mod cgroup;
 mod config;
 mod enforce;
+mod firsts;
 mod kernel;
 mod maps;
+mod pidlookup;
 mod process;
+mod procopen;
 mod runtime;
 mod setns;
 
@@ -141,6 +148,38 @@ pub fn sys_exit_compat_setns(ctx: BtfTracePointContext) -> i32 {
 #[tracepoint(category = "syscalls", name = "sys_exit_clone")]
 pub fn sys_exit_fork_child(ctx: TracePointContext) -> i32 {
     let _ = process::on_fork_child_exit(&ctx);
+    0
+}
+
+/// A host access syscall entering (`syscalls:sys_enter_<x>` of each of
+/// [`pidns_ebpf::access::SYSCALLS`], one program attached to all): a known
+/// container process in the host PID namespace acting on another process.
+#[tracepoint(category = "syscalls", name = "sys_enter_kill")]
+pub fn sys_enter_access(ctx: TracePointContext) -> i32 {
+    let _ = access::on_enter(&ctx);
+    0
+}
+
+/// The same syscalls' exit: the access, with its result.
+#[tracepoint(category = "syscalls", name = "sys_exit_kill")]
+pub fn sys_exit_access(ctx: TracePointContext) -> i32 {
+    let _ = access::on_exit(&ctx);
+    0
+}
+
+/// A signal generated: inside a host access syscall, the task it reached.
+#[btf_tracepoint(function = "signal_generate")]
+pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
+    let _ = access::on_signal_generate(&ctx);
+    0
+}
+
+/// `--proc-access`: `open`, `openat`, `openat2` at their exit (one program
+/// attached to each): a `/proc/<pid>/...` of a process outside the
+/// caller's container.
+#[tracepoint(category = "syscalls", name = "sys_exit_openat")]
+pub fn sys_exit_proc_open(ctx: TracePointContext) -> i32 {
+    let _ = procopen::on_open_exit(&ctx);
     0
 }
 

@@ -252,3 +252,19 @@ pub fn budget_key(cg: u64, class: &CgroupClass) -> u64 {
         cg
     }
 }
+
+/// tid → the host access its current syscall makes (see `access`), from
+/// the syscall's entry to its exit. Only container processes in the host
+/// PID namespace get an entry.
+#[map]
+pub static ACCESS_PENDING: LruHashMap<u32, crate::access::Pending> =
+    LruHashMap::with_max_entries(4096, 0);
+
+/// Host accesses sent, and their repeats since (see `access`).
+#[map]
+pub static ACCESS_SEEN: LruHashMap<pidns_ebpf::AccessKey, pidns_ebpf::AccessCount> =
+    LruHashMap::with_max_entries(16_384, 0);
+
+/// Repeats counted in [`ACCESS_SEEN`], in all.
+#[map]
+pub static ACCESS_REPEATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

@@ -130,6 +130,12 @@ pub struct WatchArgs {
     /// Costs every syscall on the host a few tens of nanoseconds.
     #[arg(long, env = "PIDNS_WATCH_COMPAT_SETNS", value_parser = clap::builder::BoolishValueParser::new())]
     pub compat_setns: bool,
+    /// Also report a host-PID container's opens of `/proc/<pid>/...` of
+    /// processes outside it (`environ`, `mem`, `maps`, `fd`, ...): a
+    /// `host_access` event with op `proc_open`. Hooks the exit of every
+    /// open on the host (one cgroup lookup each; docs/benchmarks.md).
+    #[arg(long, env = "PIDNS_WATCH_PROC_ACCESS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub proc_access: bool,
     /// Kill, from the eBPF probe and before it returns to user space, a
     /// non-allowed container's process that completes a setns into a
     /// verified host namespace (`setns`), or that is seen in the host PID

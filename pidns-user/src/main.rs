@@ -136,6 +136,7 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
             modes: args.enforce.iter().fold(0, |m, e| m | e.bit()),
             existing: args.enforce_existing,
         },
+        proc_access: args.proc_access,
     };
     watch::run(opts)?;
     Ok(ExitCode::SUCCESS)

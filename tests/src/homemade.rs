@@ -265,6 +265,9 @@ pub enum How {
     /// Chrooted into a directory of the host's filesystem, in the host's
     /// mount namespace (as sshd's privilege separation is).
     Chroot,
+    /// Without any capability, bounding set included (`setpriv`): a root
+    /// process a default-capability container may signal, trace and read.
+    NoCaps,
 }
 
 impl HostProcess {
@@ -280,6 +283,12 @@ impl HostProcess {
             How::Chroot => {
                 let mut c = Command::new("chroot");
                 c.arg(runtimes::rootfs()).arg(sleep[0]);
+                c
+            }
+            How::NoCaps => {
+                let mut c = Command::new("setpriv");
+                c.args(["--inh-caps=-all", "--bounding-set=-all"])
+                    .arg(sleep[0]);
                 c
             }
         };

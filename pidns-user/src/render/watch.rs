@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use super::{BOLD, CYAN, DIM, RED, YELLOW, escape, short_id};
 use crate::report::{
-    AggregateEvent, Enforced, EscapeEvent, Finding, Identity, NewPidnsEvent, NewPidnsVia,
-    SetnsEvent, WatchEvent,
+    AccessTarget, AggregateEvent, Enforced, EscapeEvent, Finding, HostAccessAggregate,
+    HostAccessEvent, Identity, NewPidnsEvent, NewPidnsVia, SetnsEvent, WatchEvent,
 };
 
 fn who(c: &Identity) -> String {
@@ -68,6 +68,8 @@ pub fn human(e: &WatchEvent) -> String {
             )
         }
         WatchEvent::Aggregate(a) => aggregate(a),
+        WatchEvent::HostAccess(a) => host_access(a),
+        WatchEvent::HostAccessAggregate(a) => host_access_aggregate(a),
         WatchEvent::Lost {
             stream,
             count,
@@ -150,6 +152,83 @@ fn aggregate(a: &AggregateEvent) -> String {
         who(&a.at.container),
         a.count,
         a.at.pid
+    )
+}
+
+fn target(t: &AccessTarget) -> String {
+    let comm = t
+        .comm
+        .as_deref()
+        .map(escape)
+        .unwrap_or_default()
+        .into_owned();
+    let whose = match (t.target.as_str(), &t.runtime) {
+        ("host" | "unknown", _) => t.target.clone(),
+        (id, Some(r)) => format!("{r} {}", escape(short_id(id))),
+        (id, None) => escape(short_id(id)).into_owned(),
+    };
+    format!("pid {} {comm} ({whose})", t.pid)
+}
+
+fn host_access(a: &HostAccessEvent) -> String {
+    let what = match (a.signal, a.ptrace_request) {
+        (Some(0), _) => "signal 0 (probe)".to_owned(),
+        (Some(n), _) => format!("signal {n}"),
+        (None, Some(r)) => format!("ptrace request {r:#x}"),
+        (None, None) => match &a.file {
+            Some(f) => format!("{} {}", a.op, escape(f)),
+            None => a.op.to_owned(),
+        },
+    };
+    let (style, verb) = if a.ok {
+        (RED, "did")
+    } else {
+        (YELLOW, "tried")
+    };
+    let err = a
+        .error
+        .as_deref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    let group = if a.group {
+        " (process group or all)"
+    } else {
+        ""
+    };
+    let allowed = if a.allowed_container {
+        " (allowed container)"
+    } else {
+        ""
+    };
+    format!(
+        "{} {style}HOST ACCESS{style:#} {}  pid {} {} {verb} {what}{group} on {}{err}{allowed}",
+        a.at.ts,
+        who(&a.at.container),
+        a.at.pid,
+        escape(&a.at.comm),
+        target(&a.target),
+    )
+}
+
+fn host_access_aggregate(a: &HostAccessAggregate) -> String {
+    let shown: Vec<String> = a.targets.iter().take(8).map(target).collect();
+    let more = a.targets_total.saturating_sub(shown.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} {RED}HOST ACCESS{RED:#} {}  {} more {} in {}s ({} refused, {} probes) on {} targets: {}{more}",
+        a.at.ts,
+        who(&a.at.container),
+        a.count,
+        a.op,
+        a.interval_s,
+        a.failed,
+        a.probes,
+        a.targets_total,
+        shown.join(", "),
     )
 }
 
@@ -410,7 +489,77 @@ mod golden {
                 lost: 10,
                 ts: "T7".into(),
             },
+            WatchEvent::HostAccess(HostAccessEvent {
+                op: "signal",
+                signal: Some(19),
+                ptrace_request: None,
+                file: None,
+                path: false,
+                target: host_target(4242),
+                group: false,
+                ok: true,
+                error: None,
+                allowed_container: false,
+                at: Envelope {
+                    pid: 50,
+                    comm: "sh".into(),
+                    container: container(),
+                    ts: "T8".into(),
+                },
+                latency_us: Some(12),
+            }),
+            WatchEvent::HostAccess(HostAccessEvent {
+                op: "proc_open",
+                signal: None,
+                ptrace_request: None,
+                file: Some("environ".into()),
+                path: false,
+                target: AccessTarget {
+                    pid: 4343,
+                    comm: Some("db".into()),
+                    target: "d".repeat(64),
+                    runtime: Some(Runtime::Docker),
+                    name: Some("db".into()),
+                },
+                group: false,
+                ok: false,
+                error: Some("EACCES".into()),
+                allowed_container: true,
+                at: Envelope {
+                    pid: 51,
+                    comm: "cat".into(),
+                    container: container(),
+                    ts: "T9".into(),
+                },
+                latency_us: None,
+            }),
+            WatchEvent::HostAccessAggregate(HostAccessAggregate {
+                op: "signal",
+                count: 300,
+                probes: 300,
+                failed: 12,
+                targets: vec![host_target(1), host_target(4242)],
+                targets_total: 2,
+                interval_s: 1,
+                allowed_container: false,
+                at: Envelope {
+                    pid: 52,
+                    comm: "sh".into(),
+                    container: container(),
+                    ts: "T10".into(),
+                },
+            }),
         ]
+    }
+
+    fn host_target(pid: u32) -> AccessTarget {
+        AccessTarget {
+            pid,
+            comm: Some("sleep".into()),
+            target: "host".into(),
+            runtime: None,
+            name: None,
+        }
     }
 
     const GOLDEN: &str = include_str!("../../tests/golden/watch-events.jsonl");

@@ -7,6 +7,7 @@ pub mod identity;
 pub mod scan;
 
 pub use clone_flags::CloneFlags;
+pub use event::{AccessTarget, HostAccessAggregate, HostAccessEvent};
 pub use event::{
     AggregateEvent, Enforced, Envelope, EscapeEvent, Finding, MissingProbe, NewPidnsEvent,
     NewPidnsVia, SetnsEvent, SetnsVia, Trigger, WatchEvent,

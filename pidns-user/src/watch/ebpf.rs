@@ -8,7 +8,8 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 use pidns_ebpf::{
-    AggKey, AggValue, CgroupClass, Config, HostNs, TaskState, host_ns, maps, programs, stream,
+    AccessCount, AccessKey, AggKey, AggValue, CgroupClass, Config, HostNs, TaskState, host_ns,
+    maps, programs, stream,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -46,6 +47,14 @@ const FORK_CHILD_TRACEPOINTS: [&str; 4] = [
     "sys_exit_fork",
     "sys_exit_vfork",
 ];
+/// Host access (`access::SYSCALLS`): one program at the entry of each
+/// syscall, one at the exit, and `signal_generate`, which names the task a
+/// signal reached. Optional: without them, host access goes unseen.
+const ACCESS_SYSCALL_PROGRAMS: [(&str, &str); 2] = [
+    (programs::SYS_ENTER_ACCESS, "sys_enter_"),
+    (programs::SYS_EXIT_ACCESS, "sys_exit_"),
+];
+const ACCESS_BTF_PROGRAM: (&str, &str) = (programs::SIGNAL_GENERATE, "signal_generate");
 
 /// Sizes of what user space sizes before loading.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +87,8 @@ pub struct Probes {
     lost: PerCpuArray<MapData, u64>,
     /// `--enforce` kills in the kernel, by mode.
     enforced: PerCpuArray<MapData, u64>,
+    access_seen: BpfHashMap<MapData, AccessKey, AccessCount>,
+    access_repeats: PerCpuArray<MapData, u64>,
     /// `CGROUPS` inserts refused (the map full), in all.
     pub cgroups_refused: u64,
     _ebpf: Ebpf,
@@ -90,8 +101,10 @@ impl Probes {
         sizes: Sizes,
         tracefs: Result<std::path::PathBuf, String>,
         compat: bool,
+        proc_access: bool,
     ) -> anyhow::Result<Probes> {
-        Self::load_with(config, sizes, tracefs, compat).map_err(|e| anyhow::anyhow!(describe(&e)))
+        Self::load_with(config, sizes, tracefs, compat, proc_access)
+            .map_err(|e| anyhow::anyhow!(describe(&e)))
     }
 
     fn load_with(
@@ -99,6 +112,7 @@ impl Probes {
         sizes: Sizes,
         tracefs: Result<std::path::PathBuf, String>,
         compat: bool,
+        proc_access: bool,
     ) -> anyhow::Result<Probes> {
         use anyhow::Context as _;
         raise_memlock();
@@ -111,7 +125,12 @@ impl Probes {
             .map_max_entries(maps::CGROUPS, sizes.cgroups)
             .load(PROBES)
             .context("loading the eBPF probes")?;
-        let (attached, skipped) = attach(&mut ebpf, &btf, config, &tracefs, compat)?;
+        let (mut attached, skipped) = attach(&mut ebpf, &btf, config, &tracefs, compat)?;
+        if proc_access {
+            attach_proc_open(&mut ebpf, &tracefs)
+                .context("--proc-access: attaching the open probes")?;
+            attached.push(programs::SYS_EXIT_PROC_OPEN.to_owned());
+        }
         drop(btf);
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name)
@@ -134,6 +153,8 @@ impl Probes {
             suppressed: PerCpuArray::try_from(take(&mut ebpf, maps::SUPPRESSED)?)?,
             lost: PerCpuArray::try_from(take(&mut ebpf, maps::LOST)?)?,
             enforced: PerCpuArray::try_from(take(&mut ebpf, maps::ENFORCED)?)?,
+            access_seen: BpfHashMap::try_from(take(&mut ebpf, maps::ACCESS_SEEN)?)?,
+            access_repeats: PerCpuArray::try_from(take(&mut ebpf, maps::ACCESS_REPEATS)?)?,
             cgroups_refused: 0,
             attached,
             skipped,
@@ -234,6 +255,24 @@ impl Probes {
             .unwrap_or(0)
     }
 
+    /// Host access repeats the kernel counted so far, over all CPUs.
+    pub fn access_repeats(&self) -> u64 {
+        self.access_repeats
+            .get(&0, 0)
+            .map(|per_cpu| per_cpu.iter().sum())
+            .unwrap_or(0)
+    }
+
+    /// Every host access key with repeats, and their cumulative count.
+    pub fn access_counts(&self) -> Vec<(AccessKey, u64)> {
+        self.access_seen
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, c)| c.repeats > 0)
+            .map(|(k, c)| (k, c.repeats))
+            .collect()
+    }
+
     /// Every budget's counts, summed over the CPUs.
     pub fn aggregates(&self) -> Vec<Suppressed> {
         self.agg
@@ -296,7 +335,8 @@ fn attach(
         COMPAT_SETNS.1,
         false,
     ));
-    for (name, tracepoint, required) in TRACEPOINTS.into_iter().chain(compat) {
+    let access_btf = Some((ACCESS_BTF_PROGRAM.0, ACCESS_BTF_PROGRAM.1, false));
+    for (name, tracepoint, required) in TRACEPOINTS.into_iter().chain(compat).chain(access_btf) {
         let r = (|| -> anyhow::Result<()> {
             let p: &mut BtfTracePoint = ebpf
                 .program_mut(name)
@@ -331,6 +371,13 @@ fn attach(
         // Required: without it `--enforce host-pidns` cannot be carried out.
         outcome(programs::SYS_EXIT_FORK_CHILD, true, r)?;
     }
+    for (name, prefix) in ACCESS_SYSCALL_PROGRAMS {
+        let r = match &tracefs {
+            Ok(_) => attach_access(ebpf, name, prefix),
+            Err(why) => Err(anyhow::anyhow!("{why}")),
+        };
+        outcome(name, false, r)?;
+    }
     Ok((attached, skipped))
 }
 
@@ -349,6 +396,53 @@ fn attach_fork_child(ebpf: &mut Ebpf, tracefs: &Path) -> anyhow::Result<()> {
         }
         p.attach("syscalls", tracepoint)
             .with_context(|| format!("attaching to syscalls:{tracepoint}"))?;
+    }
+    Ok(())
+}
+
+/// `--proc-access`: the open probe at the exit of every open syscall this
+/// kernel has (`open` is x86_64's only); asked for, so required.
+fn attach_proc_open(
+    ebpf: &mut Ebpf,
+    tracefs: &Result<std::path::PathBuf, String>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if let Err(why) = tracefs {
+        anyhow::bail!("{why}");
+    }
+    let p: &mut TracePoint = ebpf
+        .program_mut(programs::SYS_EXIT_PROC_OPEN)
+        .context("missing from the object")?
+        .try_into()?;
+    p.load()?;
+    let mut any = false;
+    for syscall in pidns_ebpf::access::OPEN_SYSCALLS {
+        let tracepoint = format!("sys_exit_{syscall}");
+        match p.attach("syscalls", &tracepoint) {
+            Ok(_) => any = true,
+            Err(e) if syscall == "open" => {
+                let _ = e; // no `open` on arm64
+            }
+            Err(e) => return Err(e).with_context(|| format!("syscalls:{tracepoint}")),
+        }
+    }
+    anyhow::ensure!(any, "no open tracepoint attached");
+    Ok(())
+}
+
+/// One program at `<prefix><syscall>` of every host access syscall; a
+/// tracepoint this kernel lacks fails the whole program, said as skipped.
+fn attach_access(ebpf: &mut Ebpf, name: &str, prefix: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let p: &mut TracePoint = ebpf
+        .program_mut(name)
+        .context("missing from the object")?
+        .try_into()?;
+    p.load()?;
+    for syscall in pidns_ebpf::access::SYSCALLS {
+        let tracepoint = format!("{prefix}{syscall}");
+        p.attach("syscalls", &tracepoint)
+            .with_context(|| format!("syscalls:{tracepoint}"))?;
     }
     Ok(())
 }
@@ -425,7 +519,13 @@ mod tests {
             .iter()
             .map(|t| t.0)
             .chain(SYSCALL_TRACEPOINTS.iter().map(|t| t.0))
-            .chain([COMPAT_SETNS.0, programs::SYS_EXIT_FORK_CHILD])
+            .chain([
+                COMPAT_SETNS.0,
+                programs::SYS_EXIT_FORK_CHILD,
+                ACCESS_BTF_PROGRAM.0,
+                programs::SYS_EXIT_PROC_OPEN,
+            ])
+            .chain(ACCESS_SYSCALL_PROGRAMS.iter().map(|t| t.0))
             .collect();
         let mut all = programs::ALL.to_vec();
         tables.sort_unstable();

@@ -10,7 +10,7 @@ use pidns_ebpf::{Event, stream};
 
 use super::{
     Output, Stop, WatchOptions,
-    attribute::{Action, Aggregates, Attributor},
+    attribute::{Action, Aggregates, Attributor, Counts},
     cgroupfs,
     clock::now_rfc3339,
     ebpf::Probes,
@@ -33,6 +33,7 @@ struct Loop<'a> {
     reported: HashSet<(String, u32)>,
     filter: HostNsFilter,
     aggregates: Aggregates,
+    access_repeats: Counts<pidns_ebpf::AccessKey>,
     /// Lost events already reported, by stream.
     lost_seen: [u64; stream::COUNT],
     /// Whether a full `CGROUPS` map was said on stderr.
@@ -117,7 +118,27 @@ impl Loop<'_> {
         self.report_lost();
         self.out.metrics.set_kernel_enforced(self.probes.enforced());
         self.flush_aggregates(attr);
+        self.flush_host_access(attr);
         self.filter.tick(&mut self.probes);
+    }
+
+    /// The kernel's counts of repeated host accesses, then one aggregate
+    /// line per container and op of the interval.
+    fn flush_host_access(&mut self, attr: &mut Attributor) {
+        if self.access_repeats.moved(self.probes.access_repeats()) {
+            let counts = self.probes.access_counts();
+            for &(key, total) in &counts {
+                let n = self.access_repeats.delta(key, total);
+                if n > 0 {
+                    attr.host_access_repeats(key, n);
+                }
+            }
+            self.access_repeats
+                .retain(&counts.iter().map(|(k, _)| *k).collect());
+        }
+        for e in attr.host_access_interval(1) {
+            self.out.emit(&e);
+        }
     }
 
     /// One `aggregate` line per container and kind whose budget held events
@@ -235,6 +256,7 @@ pub async fn run(
         reported: HashSet::new(),
         filter,
         aggregates: Aggregates::default(),
+        access_repeats: Counts::default(),
         // Counted from zero: events lost while the start-up scan ran are
         // lost too, and reading a baseline here would race with a burst
         // that fills a ring between `ready` and this line.
@@ -266,6 +288,7 @@ pub async fn run(
     lp.drain(&mut attr)?;
     lp.report_lost();
     lp.flush_aggregates(&mut attr);
+    lp.flush_host_access(&mut attr);
     let lost = lp.lost_seen.iter().sum();
     lp.out.emit(&attr.stats(lost));
     lp.out.flush().context("writing to stdout")?;

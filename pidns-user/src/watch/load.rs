@@ -79,12 +79,18 @@ pub(crate) fn start_ebpf(
                     other_ring: (opts.ringbuf_bytes / 4).max(OTHER_RING_MIN),
                     cgroups: opts.max_cgroups,
                 };
-                let probes = ebpf::Probes::load(&config, sizes, tracefs, opts.compat_setns)
-                    .map_err(|e| format!("{e:#}"))
-                    .and_then(|p| match opts.enforce.unmet(&p.attached) {
-                        Some(why) => Err(why),
-                        None => Ok(p),
-                    });
+                let probes = ebpf::Probes::load(
+                    &config,
+                    sizes,
+                    tracefs,
+                    opts.compat_setns,
+                    opts.proc_access,
+                )
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|p| match opts.enforce.unmet(&p.attached) {
+                    Some(why) => Err(why),
+                    None => Ok(p),
+                });
                 drop(mount);
                 probes
             })

@@ -74,6 +74,9 @@ pub struct WatchOptions {
     pub max_cgroups: u32,
     /// `--enforce` modes and `--enforce-existing`.
     pub enforce: enforce::Enforce,
+    /// Also report opens of `/proc/<pid>/...` of processes outside the
+    /// opener's host-PID container (probes every open's exit).
+    pub proc_access: bool,
 }
 
 /// Why watch could not start (exit code 2).

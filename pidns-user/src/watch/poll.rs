@@ -13,6 +13,11 @@ use crate::{
 
 pub async fn run(opts: &WatchOptions, out: &mut Output) -> anyhow::Result<()> {
     let mut stop = Stop::new(opts.duration)?;
+    if opts.proc_access {
+        eprintln!(
+            "pidns watch: --proc-access needs the eBPF probes; polling /proc sees no host access (no signal, ptrace, memory or /proc access is reported)"
+        );
+    }
     // Polling needs only to read /proc: drop the rest now, before `ready`.
     super::privileges::shed_privileges();
     let report = engine::scan(&opts.scan).context("start-up scan")?;

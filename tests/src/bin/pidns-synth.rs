@@ -29,6 +29,11 @@
 //! - `leader-exit -- CMD...`: the main thread exits while another thread
 //!   lives on; that thread then forks a child that execs CMD, and waits.
 //!
+//! - `ptrace PID`: PTRACE_ATTACH to PID, wait for it to stop, PTRACE_DETACH;
+//!   exit 0 on success, 1 when the kernel refused.
+//! - `vm-read PID`: process_vm_readv(2) 8 bytes at the start of PID's first
+//!   mapping (from /proc/PID/maps); exit 0 on success, 1 when refused.
+//!
 //! Each waiting verb prints the child's PID on stdout.
 
 use std::{
@@ -69,11 +74,13 @@ fn main() -> ExitCode {
         [verb, what, secs] if verb == "flood" => flood(what, secs),
         [verb] if verb == "vfork-exit" => vfork_exit(),
         [verb] if verb == "leader-exit" => leader_exit(cmd),
+        [verb, pid] if verb == "ptrace" => ptrace_attach(pid),
+        [verb, pid] if verb == "vm-read" => vm_read(pid),
         _ => Err(
             "usage: pidns-synth join-cgroup DIR -- CMD | clone FLAGS -- CMD | spawn -- CMD | \
              fork -- CMD | unshare-pid -- CMD | clone3-into DIR -- CMD | setns TYPE PATH | \
              pidfd-setns PID TYPES [-- CMD] | setns32 TYPE PATH | runtime DIR HOW -- CMD | \
-             flood setns|fork SECS | vfork-exit | leader-exit -- CMD"
+             flood setns|fork SECS | vfork-exit | leader-exit -- CMD | ptrace PID | vm-read PID"
                 .into(),
         ),
     };
@@ -476,4 +483,53 @@ fn leader_exit(cmd: &[String]) -> Result<ExitCode, String> {
     // SAFETY: ends this thread only; the process lives on in the other one.
     unsafe { libc::syscall(libc::SYS_exit, 0) };
     Err("the leader survived its exit".into())
+}
+
+/// PTRACE_ATTACH, wait for the stop, PTRACE_DETACH.
+fn ptrace_attach(pid: &str) -> Result<ExitCode, String> {
+    let pid: libc::pid_t = pid.parse().map_err(|e| format!("pid {pid}: {e}"))?;
+    let null = std::ptr::null_mut::<libc::c_void>();
+    // SAFETY: PTRACE_ATTACH takes no pointers.
+    if unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, null, null) } != 0 {
+        eprintln!(
+            "pidns-synth: ptrace(ATTACH, {pid}): {}",
+            nix::errno::Errno::last()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let _ = waitpid(nix::unistd::Pid::from_raw(pid), None);
+    // SAFETY: as above.
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, null, null) };
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads 8 bytes of another process's memory.
+fn vm_read(pid: &str) -> Result<ExitCode, String> {
+    let n: libc::pid_t = pid.parse().map_err(|e| format!("pid {pid}: {e}"))?;
+    let maps = std::fs::read_to_string(format!("/proc/{n}/maps"))
+        .map_err(|e| format!("/proc/{n}/maps: {e}"))?;
+    let start = maps
+        .split(['-', '\n'])
+        .next()
+        .and_then(|a| usize::from_str_radix(a, 16).ok())
+        .ok_or_else(|| format!("/proc/{n}/maps: no mapping"))?;
+    let mut buf = [0u8; 8];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: start as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: one local iovec over `buf`, one remote one the kernel checks.
+    let r = unsafe { libc::process_vm_readv(n, &local, 1, &remote, 1, 0) };
+    if r < 0 {
+        eprintln!(
+            "pidns-synth: process_vm_readv({n}): {}",
+            nix::errno::Errno::last()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -233,7 +233,11 @@ impl Bench {
         let storm = if self.opts.smoke { 50 } else { 3000 };
         let cost = watch::cost(&self.pidns, storm, self.rounds, self.opts.spawn)?;
         report::print_cost(&cost);
-        report.part("watch_cost", cost)
+        report.part("watch_cost", cost)?;
+        let opens = if self.opts.smoke { 1_000 } else { 200_000 };
+        let cost = watch::open_cost(&self.pidns, opens, self.rounds)?;
+        report::print_open_cost(&cost);
+        report.part("watch_open_cost", cost)
     }
 
     /// 4. Latency and loss under an exec storm in a host-PID container.

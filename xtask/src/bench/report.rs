@@ -155,6 +155,32 @@ pub(super) fn print_cost(cost: &Value) {
         cost["with_s"].as_f64().unwrap_or(0.0),
         cost["ratio"].as_f64().unwrap_or(0.0)
     );
+    println!(
+        "  with watch --proc-access: median {:.3}s: ratio {:.3}; best of each: ratio {:.3} with watch, {:.3} with --proc-access",
+        cost["with_proc_access_s"].as_f64().unwrap_or(0.0),
+        cost["ratio_proc_access"].as_f64().unwrap_or(0.0),
+        cost["best_ratio"].as_f64().unwrap_or(0.0),
+        cost["best_ratio_proc_access"].as_f64().unwrap_or(0.0)
+    );
+}
+
+pub(super) fn print_open_cost(cost: &Value) {
+    let ns = |k: &str| cost[k].as_f64().unwrap_or(0.0);
+    println!(
+        "open cost: {} open+close by a host process: {:.0} ns each without watch, {:.0} ns with (ratio {:.3}), {:.0} ns with --proc-access (ratio {:.3})",
+        cost["opens"],
+        ns("ns_per_open_without"),
+        ns("ns_per_open_with"),
+        ns("ratio"),
+        ns("ns_per_open_with_proc_access"),
+        ns("ratio_proc_access")
+    );
+    println!(
+        "  best of each: {:.0} ns without, {:.0} ns with watch, {:.0} ns with --proc-access",
+        ns("best_ns_per_open_without"),
+        ns("best_ns_per_open_with"),
+        ns("best_ns_per_open_with_proc_access")
+    );
 }
 
 pub(super) fn print_enforce(cost: &Value, death: &Value) {

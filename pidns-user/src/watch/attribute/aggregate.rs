@@ -77,9 +77,10 @@ impl Attributor {
             kind::ATTACH => ("host_pidns", Some(Trigger::CgroupAttach), None),
             kind::SETNS => ("setns", None, Some(key.ok != 0)),
             kind::NEW_PIDNS => ("new_pidns", None, None),
+            kind::HOST_ACCESS => ("host_access", None, None),
             _ => return None,
         };
-        if known.allowed && of != "setns" {
+        if known.allowed && of != "setns" && of != "host_access" {
             return None;
         }
         Some(WatchEvent::Aggregate(AggregateEvent {

@@ -39,6 +39,7 @@ impl Attributor {
                 return actions;
             }
             kind::CGROUP_ESCAPE => return self.escape(ev),
+            kind::HOST_ACCESS => return self.host_access(ev),
             kind::EXEC | kind::FORK | kind::ATTACH | kind::SETNS | kind::NEW_PIDNS => {}
             _ => return actions,
         }

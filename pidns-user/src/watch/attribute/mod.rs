@@ -9,14 +9,20 @@
 //!   with the same layout and allow rules as `scan`;
 //! - [`setns`]: whether a namespace a container process joined is the host's;
 //! - `kernel`: each kind of kernel event, handled;
-//! - `aggregate`: the kernel's budgets, as one line per container and kind.
+//! - `aggregate`: the kernel's budgets, as one line per container and kind;
+//! - `access`: host access (signals, ptrace, ... aimed outside the
+//!   container) and its rate; `target`: whose process it aimed at;
+//!   `counts`: reading the kernel's cumulative counts.
 
+mod access;
 mod aggregate;
 pub mod cgroups;
 mod claims;
+mod counts;
 mod kernel;
 mod outside;
 pub mod setns;
+mod target;
 #[cfg(test)]
 mod testing;
 
@@ -24,6 +30,7 @@ use std::{collections::HashSet, path::PathBuf};
 
 pub use aggregate::{Aggregates, Suppressed};
 use cgroups::CgroupTable;
+pub use counts::Counts;
 use setns::Namespaces;
 
 use super::clock::{Clock, now_rfc3339};
@@ -92,6 +99,10 @@ pub struct Attributor {
     /// Claims judged: a container by its cgroup's name, or not.
     verified: HashSet<ContainerKey>,
     unverified: HashSet<ContainerKey>,
+    /// Host access: what was reported, the interval's counts.
+    access: access::AccessRate,
+    /// The unified hierarchy, where a host access target's cgroup id is read.
+    cgroup_root: Option<PathBuf>,
 }
 
 impl Attributor {
@@ -118,6 +129,8 @@ impl Attributor {
             clock: Clock::now(),
             handled: 0,
             unattributed: 0,
+            access: access::AccessRate::default(),
+            cgroup_root: None,
         }
     }
 
@@ -143,6 +156,7 @@ impl Attributor {
 
     /// Where the unified hierarchy is mounted (`--cgroup-root` or mountinfo).
     pub fn set_cgroup_root(&mut self, root: PathBuf) {
+        self.cgroup_root = Some(root.clone());
         self.namespaces.set_cgroup_root(root.clone());
         self.cgroups.set_root(root);
     }

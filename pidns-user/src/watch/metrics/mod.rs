@@ -9,6 +9,7 @@
 //! | `pidns_enforced_in_kernel_total` | counter | `mode` |
 //! | `pidns_aggregated_events_total` | counter | `event`, `trigger` |
 //! | `pidns_unattributed_events_total` | counter | |
+//! | `pidns_host_access_total` | counter | `op` (signal 0 as `signal_probe`), `runtime`, `allowed` |
 //! | `pidns_probes_attached` | gauge | |
 //! | `pidns_last_scan_timestamp_seconds` | gauge | |
 //! | `pidns_last_scan_duration_seconds` | gauge | |
@@ -57,6 +58,13 @@ struct FindingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HostAccessLabels {
+    op: String,
+    runtime: String,
+    allowed: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StreamLabels {
     stream: String,
 }
@@ -78,6 +86,7 @@ pub struct Metrics {
     findings: Family<FindingLabels, Counter>,
     aggregated: Family<FindingLabels, Counter>,
     lost: Family<StreamLabels, Counter>,
+    host_access: Family<HostAccessLabels, Counter>,
     /// Which cgroups hold each series of the sharing gauge: a series goes
     /// when the last of them is gone.
     owners: Mutex<HashMap<ContainerLabels, BTreeSet<String>>>,
@@ -108,6 +117,7 @@ impl Metrics {
             findings: Family::default(),
             aggregated: Family::default(),
             lost: Family::default(),
+            host_access: Family::default(),
             owners: Mutex::new(HashMap::new()),
             unattributed: Counter::default(),
             enforced: Family::default(),
@@ -167,6 +177,11 @@ impl Metrics {
             "last_scan_duration_seconds",
             "How long the last full scan took",
             m.last_scan_duration.clone(),
+        );
+        registry.register(
+            "host_access",
+            "Accesses of a host-PID container's processes to processes outside their container (signals, ptrace, process memory, fds, /proc files), by op",
+            m.host_access.clone(),
         );
         // Both streams are exposed from the start, at 0.
         for stream in pidns_ebpf::stream::NAMES {
@@ -264,6 +279,17 @@ impl Metrics {
                     .inc();
                 self.share(&x.at.container, false);
             }
+            WatchEvent::HostAccess(a) => {
+                self.count_access(a.metric_op(), &a.at.container, a.allowed_container, 1);
+            }
+            WatchEvent::HostAccessAggregate(a) => {
+                if a.probes > 0 {
+                    let c = &a.at.container;
+                    self.count_access("signal_probe", c, a.allowed_container, a.probes);
+                }
+                let rest = a.count - a.probes.min(a.count);
+                self.count_access(a.op, &a.at.container, a.allowed_container, rest);
+            }
             WatchEvent::NewPidns(_) | WatchEvent::Stats { .. } => {}
         }
     }
@@ -288,6 +314,19 @@ impl Metrics {
                 runtime: c.runtime.to_string(),
             })
             .inc();
+    }
+
+    fn count_access(&self, op: &str, c: &Identity, allowed: bool, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.host_access
+            .get_or_create(&HostAccessLabels {
+                op: op.into(),
+                runtime: c.runtime.to_string(),
+                allowed: allowed.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// The attributor's running count of events it could not place.
@@ -542,5 +581,59 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("container_id=\"stays\""), "{text}");
         assert!(!text.contains("container_id=\"stops\""), "{text}");
+    }
+
+    #[test]
+    fn host_access_is_counted_by_op_with_probes_apart() {
+        use crate::report::{AccessTarget, HostAccessAggregate, HostAccessEvent};
+        let m = Metrics::new();
+        let c = container("abc", Runtime::Docker, Some("web"), None);
+        let at = finding(Trigger::Exec, c.clone()).at;
+        let target = AccessTarget {
+            pid: 9,
+            comm: None,
+            target: "host".into(),
+            runtime: None,
+            name: None,
+        };
+        let one = HostAccessEvent {
+            op: "signal",
+            signal: Some(19),
+            ptrace_request: None,
+            file: None,
+            path: false,
+            target: target.clone(),
+            group: false,
+            ok: true,
+            error: None,
+            allowed_container: true,
+            at: at.clone(),
+            latency_us: None,
+        };
+        m.record(&WatchEvent::HostAccess(one.clone()));
+        m.record(&WatchEvent::HostAccess(HostAccessEvent {
+            signal: Some(0),
+            ..one
+        }));
+        m.record(&WatchEvent::HostAccessAggregate(HostAccessAggregate {
+            op: "signal",
+            count: 10,
+            probes: 4,
+            failed: 0,
+            targets: vec![target],
+            targets_total: 1,
+            interval_s: 1,
+            allowed_container: false,
+            at,
+        }));
+        let text = m.encode();
+        for line in [
+            "pidns_host_access_total{op=\"signal\",runtime=\"docker\",allowed=\"true\"} 1",
+            "pidns_host_access_total{op=\"signal_probe\",runtime=\"docker\",allowed=\"true\"} 1",
+            "pidns_host_access_total{op=\"signal\",runtime=\"docker\",allowed=\"false\"} 6",
+            "pidns_host_access_total{op=\"signal_probe\",runtime=\"docker\",allowed=\"false\"} 4",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }
