@@ -25,6 +25,7 @@ fn host_line(out: &mut String, r: &ScanReport) {
             r.host_pidns.host_pid,
             r.host_pidns.inode_source_pid.unwrap_or_default()
         ),
+        (_, HostMethod::Offline) => "not read (--offline: the runtimes' records only)".to_owned(),
         (None, _) => format!(
             "the proc root's own (NSpid of PID {})",
             r.host_pidns.host_pid
