@@ -24,6 +24,8 @@ pub(super) struct Merge<'a> {
     /// The kernel was asked (not `--offline`): a container it does not show
     /// is not running, whatever its record says.
     pub live: bool,
+    /// Names are wanted (not `--no-names`): a record's name fills in.
+    pub names: bool,
 }
 
 /// The live host: a `/proc/<pid>/ns/pid` path is the host's when that
@@ -60,7 +62,7 @@ impl Merge<'_> {
             let configured = resolve::host_pidns(records, i, paths);
             match containers.iter_mut().find(|c| is_running_as(c, rec)) {
                 Some(c) => {
-                    annotate(c, rec, &configured);
+                    annotate(c, rec, &configured, self.names);
                     c.state = if rec.state == RunState::Paused {
                         RunState::Paused
                     } else {
@@ -85,7 +87,7 @@ impl Merge<'_> {
         warnings: &mut Vec<String>,
     ) -> Container {
         let mut c = record_container(rec);
-        annotate(&mut c, rec, configured);
+        annotate(&mut c, rec, configured, self.names);
         if self.live && matches!(rec.state, RunState::Running | RunState::Paused) {
             warnings.push(format!(
                 "{} container {} is recorded as {} in {}, but no process of it was found: it is reported as exited",
@@ -137,11 +139,11 @@ fn is_running_as(c: &Container, rec: &Configured) -> bool {
         && (c.containerd_namespace.is_none() || c.containerd_namespace == rec.namespace)
 }
 
-fn annotate(c: &mut Container, rec: &Configured, configured: &Result<bool, String>) {
+fn annotate(c: &mut Container, rec: &Configured, configured: &Result<bool, String>, names: bool) {
     c.configured_host_pidns = configured.as_ref().ok().copied();
     c.configured_pid_mode = rec.pid.describe();
     c.configured_in = Some(rec.source.display().to_string());
-    if c.name.is_none() {
+    if names && c.name.is_none() {
         c.name.clone_from(&rec.name);
     }
 }
@@ -173,7 +175,7 @@ fn record_container(rec: &Configured) -> Container {
     Container {
         id: rec.id.clone(),
         runtime: rec.runtime,
-        name: rec.name.clone(),
+        name: None,
         pod: None,
         containerd_namespace: rec.namespace.clone(),
         cgroup: String::new(),

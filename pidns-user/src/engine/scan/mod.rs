@@ -65,6 +65,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
             own: own.as_ref(),
             running_only: opts.running_only,
             live: true,
+            names: opts.names.is_some(),
         };
         let paths = configured::LivePaths {
             proc: &s.proc,
@@ -120,6 +121,7 @@ fn offline(
         own: None,
         running_only: opts.running_only,
         live: false,
+        names: opts.names.is_some(),
     };
     let (mut containers, mut warnings) = (Vec::new(), Vec::new());
     merge.merge(
