@@ -192,7 +192,7 @@ fn every_format_names_the_stopped_and_the_disagreement() {
         "{cis}"
     );
     assert!(
-        cis.contains("(2 of them not running, configured to)"),
+        cis.contains("(2 of them by their configuration alone, not running)"),
         "{cis}"
     );
     assert!(cis.contains("[NOTE]      * docker container 40e9"), "{cis}");

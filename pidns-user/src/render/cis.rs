@@ -162,7 +162,15 @@ impl<'a> Groups<'a> {
             .filter(|c| c.found_by == FoundBy::State)
             .count();
         if stopped > 0 {
-            let _ = write!(tally, " ({stopped} of them not running, configured to)");
+            let how = if r.offline {
+                "read offline"
+            } else {
+                "not running"
+            };
+            let _ = write!(
+                tally,
+                " ({stopped} of them by their configuration alone, {how})"
+            );
         }
         if !self.allowed.is_empty() {
             let _ = write!(tally, ", {} allowed to be", self.allowed.len());

@@ -1,7 +1,7 @@
 //! How every format words a container's recorded configuration and state.
 
 use super::escape;
-use crate::report::{Container, FoundBy};
+use crate::report::{Container, FoundBy, RunState};
 
 /// `configured host (in /var/lib/docker/containers/<id>/hostconfig.json)`.
 pub(crate) fn configuration(c: &Container) -> Option<String> {
@@ -12,9 +12,16 @@ pub(crate) fn configuration(c: &Container) -> Option<String> {
     })
 }
 
-/// For a container known only from its record: `not running (exited)`.
+/// For a container known only from its record: `not running (exited)`,
+/// or, read `--offline`, `recorded as running`.
 pub(crate) fn not_running(c: &Container) -> Option<String> {
-    (c.found_by == FoundBy::State).then(|| format!("not running ({})", c.state))
+    if c.found_by != FoundBy::State {
+        return None;
+    }
+    Some(match c.state {
+        RunState::Running | RunState::Paused => format!("recorded as {}", c.state),
+        s => format!("not running ({s})"),
+    })
 }
 
 /// Both, as one clause: `not running (created), configured host (in …)`.
