@@ -60,7 +60,9 @@ impl Merge<'_> {
         let records = &configs.records;
         for (i, rec) in records.iter().enumerate() {
             let configured = resolve::host_pidns(records, i, paths);
-            match containers.iter_mut().find(|c| is_running_as(c, rec)) {
+            let at = (containers.iter().position(|c| is_running_as(c, rec)))
+                .or_else(|| containers.iter().position(|c| runs_init_of(c, rec)));
+            match at.map(|i| &mut containers[i]) {
                 Some(c) => {
                     annotate(c, rec, &configured, self.names);
                     c.state = if rec.state == RunState::Paused {
@@ -137,6 +139,15 @@ fn is_running_as(c: &Container, rec: &Configured) -> bool {
         && c.verdict != Verdict::Unverified
         && c.id == rec.id
         && (c.containerd_namespace.is_none() || c.containerd_namespace == rec.namespace)
+}
+
+/// Whether running container `c` holds `rec`'s recorded init process (a
+/// runc container, named by runc, whose cgroup names another id). The
+/// record is the runtime's, out of the containers' reach.
+fn runs_init_of(c: &Container, rec: &Configured) -> bool {
+    c.found_by != FoundBy::State
+        && c.verdict != Verdict::Unverified
+        && rec.init_pid.is_some_and(|p| c.pids.contains(&p))
 }
 
 fn annotate(c: &mut Container, rec: &Configured, configured: &Result<bool, String>, names: bool) {

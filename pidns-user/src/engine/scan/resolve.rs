@@ -99,6 +99,7 @@ mod tests {
             state: RunState::Exited,
             pid,
             source: "/x".into(),
+            init_pid: None,
         }
     }
 

@@ -46,6 +46,7 @@ pub fn configured(root: &Path, out: &mut Configs) {
             state,
             pid,
             source: host_path(root, &path),
+            init_pid: None,
         });
     }
 }

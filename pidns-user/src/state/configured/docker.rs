@@ -43,6 +43,7 @@ pub fn configured(root: &Path, out: &mut Configs) {
             state,
             pid,
             source: host_path(root, &hostconfig),
+            init_pid: None,
         });
     }
 }

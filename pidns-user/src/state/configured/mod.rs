@@ -77,6 +77,10 @@ pub struct Configured {
     pub pid: PidConfig,
     /// Where it was read, as a host path (a file or a database).
     pub source: PathBuf,
+    /// Its init process as recorded (runc's `init_process_pid`): what ties
+    /// a runc container, named by its runtime, to the container its cgroup
+    /// names (a Kubernetes layout's id).
+    pub init_pid: Option<u32>,
 }
 
 /// Every runtime's records below a host root, and what could not be read.
@@ -162,6 +166,7 @@ mod tests {
             state: RunState::Running,
             pid: PidConfig::Private,
             source: "/x".into(),
+            init_pid: None,
         };
         all.push(rec(Runtime::Docker));
         all.push(rec(Runtime::Containerd));

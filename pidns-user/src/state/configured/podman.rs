@@ -57,6 +57,7 @@ fn add(root: &Path, db: &Path, rows: Vec<Row>, out: &mut Configs) {
             state,
             pid: pid_config(&config),
             source: host_path(root, db),
+            init_pid: None,
         });
     }
 }

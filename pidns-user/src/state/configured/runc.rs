@@ -18,15 +18,21 @@ pub fn configured(root: &Path, out: &mut Configs) {
     let dir = root.join(RUNC_ROOT);
     for id in entries(&dir) {
         let path = dir.join(&id).join("state.json");
-        let pid = match json_record(&path) {
-            Ok(Some(state)) => match state.get("config") {
-                Some(c) if c.is_object() => spec::libcontainer(c),
-                _ => PidConfig::Unreadable("no config in state.json".into()),
-            },
+        let (pid, init_pid) = match json_record(&path) {
+            Ok(Some(state)) => (
+                match state.get("config") {
+                    Some(c) if c.is_object() => spec::libcontainer(c),
+                    _ => PidConfig::Unreadable("no config in state.json".into()),
+                },
+                state
+                    .get("init_process_pid")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|p| u32::try_from(p).ok()),
+            ),
             Ok(None) => continue,
             Err(why) => {
                 out.problems.push(why.clone());
-                PidConfig::Unreadable(why)
+                (PidConfig::Unreadable(why), None)
             }
         };
         let state = if dir.join(&id).join("exec.fifo").exists() {
@@ -42,6 +48,7 @@ pub fn configured(root: &Path, out: &mut Configs) {
             state,
             pid,
             source: host_path(root, &path),
+            init_pid,
         });
     }
 }
@@ -55,7 +62,9 @@ mod tests {
     fn runc_state_files() {
         let dir = tempfile::tempdir().unwrap();
         let st = |ns: &str| {
-            format!(r#"{{"id":"x","config":{{"rootfs":"/r","namespaces":[{ns}]}},"x-new":1}}"#)
+            format!(
+                r#"{{"id":"x","init_process_pid":42,"config":{{"rootfs":"/r","namespaces":[{ns}]}},"x-new":1}}"#
+            )
         };
         put(
             dir.path(),
@@ -85,5 +94,6 @@ mod tests {
         assert_eq!(got[1], ("host", RunState::Running, PidConfig::Host));
         assert_eq!(got[2], ("own", RunState::Created, PidConfig::Private));
         assert_eq!(out.problems.len(), 1);
+        assert_eq!(out.records[1].init_pid, Some(42));
     }
 }
