@@ -51,8 +51,11 @@ pub fn configured(root: &Path, out: &mut Configs) {
     }
 }
 
-/// `(namespace, id, spec)` of every container.
-fn specs(path: &Path) -> Result<Vec<(String, String, Option<Vec<u8>>)>, String> {
+/// A container's namespace, id and spec (as stored).
+type Spec = (String, String, Option<Vec<u8>>);
+
+/// Every container's.
+fn specs(path: &Path) -> Result<Vec<Spec>, String> {
     let Some(db) = bolt::Snapshot::open(path)? else {
         return Ok(Vec::new());
     };
