@@ -42,6 +42,7 @@ mod flood;
 mod report;
 mod scan;
 mod spawn;
+mod state;
 mod stats;
 mod watch;
 
@@ -94,6 +95,9 @@ pub enum Part {
     Latency,
     /// Short-lived host-PID containers under a setns and fork flood.
     Flood,
+    /// The scan with 200 stopped containers' records under its host root:
+    /// what reading the runtimes' state costs.
+    State,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -162,6 +166,9 @@ pub fn run(opts: Options) -> Result<()> {
     }
     if b.wants(Part::Flood) {
         b.watch_flood(&mut report)?;
+    }
+    if b.wants(Part::State) {
+        b.scan_stopped(&mut report)?;
     }
     report.finish()
 }
@@ -257,6 +264,15 @@ impl Bench {
             report.check("watch under a flood", &flood["verification"]);
         }
         report.part("watch_flood", flood)
+    }
+
+    /// 6. The scan with stopped containers' records (the runtimes' state).
+    fn scan_stopped(&self, report: &mut Report) -> Result<()> {
+        let n = if self.opts.smoke { 4 } else { 200 };
+        let r = state::stopped(&self.pidns, n, self.rounds)?;
+        state::print(&r);
+        report.check("scan with stopped containers' records", &r["verification"]);
+        report.part("scan_stopped_records", r)
     }
 
     /// The document the parts are added to.
