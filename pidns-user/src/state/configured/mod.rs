@@ -10,6 +10,7 @@
 //! - [`containerd`]: the OCI spec of every container in every namespace
 //!   of `io.containerd.metadata.v1.bolt/meta.db`;
 //! - [`runc`]: runc's `state.json` (the config it created the container with);
+//! - [`lxc`]: LXC's `config` (`lxc.namespace.keep`, `lxc.namespace.share.pid`);
 //! - [`spec`]: what an OCI spec says of the PID namespace.
 //!
 //! Collectors only read; what a namespace path or another container's
@@ -18,6 +19,7 @@
 pub mod bolt;
 pub mod containerd;
 pub mod docker;
+pub mod lxc;
 pub mod podman;
 pub mod runc;
 pub mod spec;
@@ -92,10 +94,12 @@ pub struct Configs {
 }
 
 impl Configs {
-    /// Adds a record unless a better-informed runtime already has that id
-    /// (Docker's containers are also containerd's and runc's, Podman's runc's).
+    /// Adds a record, but a containerd or runc one only when no
+    /// better-informed runtime has that id (Docker's containers are also
+    /// containerd's and runc's, Podman's runc's).
     fn push(&mut self, c: Configured) {
-        if !self.records.iter().any(|r| r.id == c.id) {
+        let lower = matches!(c.runtime, Runtime::Containerd | Runtime::Runc);
+        if !(lower && self.records.iter().any(|r| r.id == c.id)) {
             self.records.push(c);
         }
     }
@@ -108,6 +112,7 @@ pub fn configured(root: &Path) -> Configs {
     podman::configured(root, &mut all);
     containerd::configured(root, &mut all);
     runc::configured(root, &mut all);
+    lxc::configured(root, &mut all);
     all
 }
 
@@ -170,7 +175,10 @@ mod tests {
         };
         all.push(rec(Runtime::Docker));
         all.push(rec(Runtime::Containerd));
+        all.push(rec(Runtime::Runc));
         assert_eq!(all.records.len(), 1);
         assert_eq!(all.records[0].runtime, Runtime::Docker);
+        all.push(rec(Runtime::Lxc));
+        assert_eq!(all.records.len(), 2, "an LXC name is no other runtime's id");
     }
 }
