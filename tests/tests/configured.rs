@@ -463,3 +463,37 @@ fn tempfile_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+#[test]
+fn lxc_configs_running_and_stopped() {
+    let Some(()) = ready(test_name!(), &[Rt::Lxc]) else {
+        return;
+    };
+    let _s = serial();
+    let host = Container::start(&Spec::new(Rt::Lxc).pid(Pid::Host)).expect("lxc host");
+    let own = Container::start(&Spec::new(Rt::Lxc)).expect("lxc private");
+    let stopped = Container::start(&Spec::new(Rt::Lxc).pid(Pid::Host).cmd(&["true"]))
+        .expect("lxc that exits");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sh::run("lxc-info", &["-n", &stopped.name, "-s", "-H"])
+        .map_or(true, |s| s.trim() != "STOPPED")
+    {
+        assert!(Instant::now() < deadline, "{} still running", stopped.name);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = scan(&[]);
+    assert_eq!(
+        seen(&s, &host.id),
+        expect("shares", "running", true),
+        "{:#}",
+        reported(&s, &host.id)
+    );
+    assert_eq!(seen(&s, &own.id), expect("isolated", "running", false));
+    assert_eq!(
+        seen(&s, &stopped.id),
+        expect("shares", "unknown", true),
+        "LXC keeps no state on disk; its config shares: {:#}",
+        reported(&s, &stopped.id)
+    );
+    assert_eq!(reported(&s, &stopped.id)["found_by"], "state");
+}

@@ -133,7 +133,8 @@ impl Merge<'_> {
 /// Whether running container `c` is the one `rec` records.
 fn is_running_as(c: &Container, rec: &Configured) -> bool {
     let runtime = c.runtime == rec.runtime
-        || (rec.runtime == Runtime::Containerd && c.runtime == Runtime::Kubernetes);
+        || (matches!(rec.runtime, Runtime::Containerd | Runtime::CriO)
+            && c.runtime == Runtime::Kubernetes);
     runtime
         && c.found_by != FoundBy::State
         && c.verdict != Verdict::Unverified

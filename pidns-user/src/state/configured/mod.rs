@@ -7,6 +7,7 @@
 //!   `config.v2.json` (`State`);
 //! - [`podman`]: libpod's BoltDB (`libpod/bolt_state.db`) and SQLite
 //!   (`db.sql`) databases;
+//! - [`crio`]: CRI-O's bundles (`userdata/config.json`) and runc's state;
 //! - [`containerd`]: the OCI spec of every container in every namespace
 //!   of `io.containerd.metadata.v1.bolt/meta.db`;
 //! - [`runc`]: runc's `state.json` (the config it created the container with);
@@ -18,6 +19,7 @@
 
 pub mod bolt;
 pub mod containerd;
+pub mod crio;
 pub mod docker;
 pub mod lxc;
 pub mod podman;
@@ -110,6 +112,7 @@ pub fn configured(root: &Path) -> Configs {
     let mut all = Configs::default();
     docker::configured(root, &mut all);
     podman::configured(root, &mut all);
+    crio::configured(root, &mut all);
     containerd::configured(root, &mut all);
     runc::configured(root, &mut all);
     lxc::configured(root, &mut all);
