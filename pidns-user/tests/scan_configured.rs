@@ -113,13 +113,14 @@ fn a_stopped_container_configured_to_share_fails_like_docker_ps_all() {
     assert_eq!(cut["verdict"], "unknown");
     assert_eq!(cut["configured_host_pidns"], Value::Null);
     assert_eq!(j["summary"]["not_running"], 4, "{j:#}");
-    assert_eq!(j["summary"]["sharing"], 2);
+    assert_eq!(j["summary"]["sharing"], 3);
 
     let running = container(&j, ID_A);
     assert_eq!(running["state"], "running");
     assert_eq!(
-        running["verdict"], "isolated",
-        "the kernel decides a running one"
+        (&running["verdict"], &running["shares_host_pidns"]),
+        (&json!("shares"), &json!(false)),
+        "configured to share fails, as the audit's PidMode does, whatever the kernel shows"
     );
     assert_eq!(running["configured_host_pidns"], true);
     let warnings = j["warnings"].to_string();
@@ -139,7 +140,11 @@ fn a_stopped_container_configured_to_share_fails_like_docker_ps_all() {
 fn running_only_leaves_stopped_containers_out() {
     let (t, root) = host();
     let (code, j) = scan_json(&t, &["--host-root", &root, "--running-only"]);
-    assert_eq!(code, 0, "{j:#}");
+    assert_eq!(code, 1, "the running one is configured to share: {j:#}");
+    let allow = ["--host-root", &root, "--allow", "claims-host"];
+    assert_eq!(scan_json(&t, &allow).0, 1, "the stopped ones fail");
+    let (code, j) = scan_json(&t, &[&allow[..], &["--running-only"]].concat());
+    assert_eq!(code, 0, "--running-only: {j:#}");
     assert_eq!(j["containers"].as_array().unwrap().len(), 1, "{j:#}");
     assert_eq!(j["containers"][0]["id"], ID_A);
     assert_eq!(j["summary"]["not_running"], 0);
@@ -157,6 +162,8 @@ fn an_allowed_stopped_container_passes() {
             "waiting",
             "--allow",
             "chained",
+            "--allow",
+            "claims-host",
         ],
     );
     assert_eq!(container(&j, CREATED_HOST)["verdict"], "allowed");
@@ -286,4 +293,50 @@ fn offline_needs_a_host_root_that_is_there_and_not_empty() {
     let (code, _, err) = run(&["scan", "--offline"]);
     assert_eq!(code, 2, "clap: --host-root is required; {err}");
     assert!(err.contains("--host-root"), "{err}");
+}
+
+#[test]
+fn a_container_configured_private_but_in_the_host_s_namespace_is_a_warning() {
+    let t = Tree::new();
+    t.add(600, P::host("sh", 600).v2(&format!("/docker/{ID_A}")));
+    docker(&t, ID_A, "", "joined", true, STARTED);
+    let root = t.root_dir("state").display().to_string();
+    let (code, j) = scan_json(&t, &["--host-root", &root]);
+    assert_eq!(code, 1, "the kernel decides: {j:#}");
+    let c = container(&j, ID_A);
+    assert_eq!(
+        (&c["verdict"], &c["configured_host_pidns"]),
+        (&json!("shares"), &json!(false))
+    );
+    assert!(
+        j["warnings"].to_string().contains(&format!(
+            "docker container {ID_A}: configured with its own PID namespace (private), but the kernel shows its processes in the host's"
+        )),
+        "{j:#}"
+    );
+}
+
+#[test]
+fn a_runc_record_names_the_container_that_holds_its_init() {
+    let t = Tree::new();
+    let pod = format!("/kubepods/besteffort/pod{POD_UID}/{ID_C}");
+    // its own mount namespace and root: a container, not a claim
+    t.add(
+        700,
+        P::host("sleep", 700).v2(&pod).on_root("ctr", 4026532600),
+    );
+    t.write(
+        "roots/state/run/runc/pidnst-r/state.json",
+        json!({"id": "pidnst-r", "init_process_pid": 700, "config": {"rootfs": "/nonexistent", "namespaces": [{"type": "NEWNS", "path": ""}]}})
+            .to_string(),
+    );
+    let root = t.root_dir("state").display().to_string();
+    let (_, j) = scan_json(&t, &["--host-root", &root]);
+    let c = container(&j, ID_C);
+    assert_eq!(c["configured_host_pidns"], true, "{j:#}");
+    assert_eq!(c["configured_in"], "/run/runc/pidnst-r/state.json");
+    assert_eq!(
+        j["summary"]["containers"], 1,
+        "no second entry for the runc record: {j:#}"
+    );
 }
