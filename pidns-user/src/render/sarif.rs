@@ -248,6 +248,14 @@ fn base(
                 .artifact_location(artifact)
                 .build(),
         );
+    } else if let Some(file) = &c.configured_in {
+        // Not running: the record that configures it.
+        let artifact = ArtifactLocation::builder().uri(file.clone()).build();
+        location.physical_location = Some(
+            PhysicalLocation::builder()
+                .artifact_location(artifact)
+                .build(),
+        );
     }
     let mut props = BTreeMap::new();
     props.insert("container".to_owned(), json!(c));
