@@ -340,3 +340,72 @@ fn a_runc_record_names_the_container_that_holds_its_init() {
         "no second entry for the runc record: {j:#}"
     );
 }
+
+#[test]
+fn static_pod_manifests_configure_their_running_containers_or_stand_alone() {
+    let t = Tree::new();
+    // the running static pod `agent` (mirror pod agent-node1), in its own PID namespace
+    let pod = format!("/kubepods/besteffort/pod{POD_UID}/{ID_A}");
+    t.add(
+        900,
+        P::nested("agent", 900, NESTED_NS, 1)
+            .v2(&pod)
+            .on_root("agent", 4026532700),
+    );
+    t.write(
+        &format!("roots/state/run/containerd/io.containerd.runtime.v2.task/k8s.io/{ID_A}/config.json"),
+        r#"{"root":{"path":"/nonexistent"},"annotations":{"io.kubernetes.cri.container-name":"agent","io.kubernetes.cri.sandbox-name":"agent-node1","io.kubernetes.cri.sandbox-namespace":"kube-system"}}"#,
+    );
+    t.write(
+        "roots/state/etc/kubernetes/manifests/agent.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: agent\n  namespace: kube-system\nspec:\n  hostPID: true\n  containers:\n  - name: agent\n    image: x\n",
+    );
+    t.write(
+        "roots/state/etc/kubernetes/manifests/idle.yaml",
+        "kind: Pod\nmetadata:\n  name: idle\n  namespace: kube-system\nspec:\n  hostPID: true\n",
+    );
+    let root = t.root_dir("state").display().to_string();
+    let (code, j) = scan_json(&t, &["--host-root", &root]);
+    assert_eq!(code, 1, "{j:#}");
+    let running = container(&j, ID_A);
+    assert_eq!(
+        (
+            &running["configured_host_pidns"],
+            &running["verdict"],
+            &running["state"]
+        ),
+        (&json!(true), &json!("shares"), &json!("running")),
+        "{j:#}"
+    );
+    assert!(
+        j["warnings"].to_string().contains(
+            "configured to share the host PID namespace (host), but the kernel shows none"
+        ),
+        "{j:#}"
+    );
+    let idle = container(&j, "kube-system/idle");
+    assert_eq!(
+        (&idle["verdict"], &idle["found_by"], &idle["pod"]["name"]),
+        (&json!("shares"), &json!("state"), &json!("idle"))
+    );
+    assert!(
+        j["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != "kube-system/agent"),
+        "the running pod's manifest is not reported apart: {j:#}"
+    );
+    let (code, _) = scan_json(
+        &t,
+        &[
+            "--host-root",
+            &root,
+            "--allow",
+            "k8s:kube-system/agent-node1",
+            "--allow",
+            "k8s:kube-system/idle",
+        ],
+    );
+    assert_eq!(code, 0);
+}

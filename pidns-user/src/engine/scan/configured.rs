@@ -11,7 +11,7 @@ use crate::{
     engine::host::{PidnsFact, pidns_fact},
     parse::layout::Runtime,
     procfs::ProcRoot,
-    report::{Container, ContainerKey, FoundBy, HostPidns, RunState, Verdict},
+    report::{Container, ContainerKey, FoundBy, HostPidns, Pod, RunState, Verdict},
     state::configured::{Configs, Configured},
 };
 
@@ -60,30 +60,51 @@ impl Merge<'_> {
         let records = &configs.records;
         for (i, rec) in records.iter().enumerate() {
             let configured = resolve::host_pidns(records, i, paths);
-            let at = (containers.iter().position(|c| is_running_as(c, rec)))
-                .or_else(|| containers.iter().position(|c| runs_init_of(c, rec)));
-            match at.map(|i| &mut containers[i]) {
-                Some(c) => {
-                    annotate(c, rec, &configured, self.names);
-                    c.state = if rec.state == RunState::Paused {
-                        RunState::Paused
-                    } else {
-                        RunState::Running
-                    };
-                    if let Some(w) = disagreement(c) {
-                        warnings.push(w);
-                    }
-                    if configured == Ok(true) && c.verdict == Verdict::Isolated {
-                        // The benchmark's audit fails it by its PidMode; and a
-                        // cgroup named after a stopped container's id must
-                        // not hide that container's configuration.
-                        self.judge_configured(c);
-                    }
-                }
-                // Offline, "running" is what the record says.
-                None if self.running_only && (self.live || rec.state != RunState::Running) => {}
-                None => containers.push(self.not_running(rec, &configured, warnings)),
+            let running: Vec<usize> = match &rec.pod {
+                // A static pod's manifest: each of its running containers.
+                Some(pod) => (0..containers.len())
+                    .filter(|&i| in_pod(&containers[i], pod))
+                    .collect(),
+                None => (containers.iter().position(|c| is_running_as(c, rec)))
+                    .or_else(|| containers.iter().position(|c| runs_init_of(c, rec)))
+                    .into_iter()
+                    .collect(),
+            };
+            for &at in &running {
+                self.running(&mut containers[at], rec, &configured, warnings);
             }
+            if !running.is_empty()
+                // Offline, "running" is what the record says.
+                || (self.running_only && (self.live || rec.state != RunState::Running))
+            {
+                continue;
+            }
+            containers.push(self.not_running(rec, &configured, warnings));
+        }
+    }
+
+    /// A running container, with its record.
+    fn running(
+        &self,
+        c: &mut Container,
+        rec: &Configured,
+        configured: &Result<bool, String>,
+        warnings: &mut Vec<String>,
+    ) {
+        annotate(c, rec, configured, self.names);
+        c.state = if rec.state == RunState::Paused {
+            RunState::Paused
+        } else {
+            RunState::Running
+        };
+        if let Some(w) = disagreement(c) {
+            warnings.push(w);
+        }
+        if *configured == Ok(true) && c.verdict == Verdict::Isolated {
+            // The benchmark's audit fails it by its PidMode; and a cgroup
+            // named after a stopped container's id must not hide that
+            // container's configuration.
+            self.judge_configured(c);
         }
     }
 
@@ -165,6 +186,23 @@ fn runs_init_of(c: &Container, rec: &Configured) -> bool {
         && rec.init_pid.is_some_and(|p| c.pids.contains(&p))
 }
 
+/// Whether running container `c` belongs to static pod `pod` (its mirror
+/// pod is `<name>-<node name>`, in the manifest's namespace).
+fn in_pod(c: &Container, pod: &Pod) -> bool {
+    let (Some(cp), Some(name)) = (&c.pod, &pod.name) else {
+        return false;
+    };
+    c.found_by != FoundBy::State
+        && c.enclosed_by.is_empty()
+        && c.verdict != Verdict::Unverified
+        && cp.namespace == pod.namespace
+        && cp.name.as_deref().is_some_and(|n| {
+            n == name
+                || n.strip_prefix(name.as_str())
+                    .is_some_and(|r| r.starts_with('-'))
+        })
+}
+
 fn annotate(c: &mut Container, rec: &Configured, configured: &Result<bool, String>, names: bool) {
     c.configured_host_pidns = configured.as_ref().ok().copied();
     c.configured_pid_mode = rec.pid.describe();
@@ -202,7 +240,7 @@ fn record_container(rec: &Configured) -> Container {
         id: rec.id.clone(),
         runtime: rec.runtime,
         name: None,
-        pod: None,
+        pod: rec.pod.clone(),
         containerd_namespace: rec.namespace.clone(),
         cgroup: String::new(),
         found_by: FoundBy::State,

@@ -100,6 +100,7 @@ mod tests {
             pid,
             source: "/x".into(),
             init_pid: None,
+            pod: None,
         }
     }
 

@@ -74,6 +74,7 @@ pub fn configured(root: &Path, out: &mut Configs) {
             pid,
             source: host_path(root, &source),
             init_pid: None,
+            pod: None,
         });
     }
 }

@@ -44,6 +44,7 @@ pub fn configured(root: &Path, out: &mut Configs) {
             pid,
             source: host_path(root, &hostconfig),
             init_pid: None,
+            pod: None,
         });
     }
 }

@@ -30,6 +30,7 @@ pub fn configured(root: &Path, out: &mut Configs) {
             pid: pid_config(&config),
             source: host_path(root, &path),
             init_pid: None,
+            pod: None,
         });
     }
 }

@@ -11,6 +11,7 @@
 //! - [`containerd`]: the OCI spec of every container in every namespace
 //!   of `io.containerd.metadata.v1.bolt/meta.db`;
 //! - [`runc`]: runc's `state.json` (the config it created the container with);
+//! - [`kube`]: Kubernetes static pod manifests (`hostPID`);
 //! - [`lxc`]: LXC's `config` (`lxc.namespace.keep`, `lxc.namespace.share.pid`);
 //! - [`spec`]: what an OCI spec says of the PID namespace.
 //!
@@ -21,6 +22,7 @@ pub mod bolt;
 pub mod containerd;
 pub mod crio;
 pub mod docker;
+pub mod kube;
 pub mod lxc;
 pub mod podman;
 pub mod runc;
@@ -34,7 +36,10 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{parse::layout::Runtime, report::RunState};
+use crate::{
+    parse::layout::Runtime,
+    report::{Pod, RunState},
+};
 
 /// The most of one JSON record read (a hostconfig, a state file).
 const MAX_RECORD: u64 = 4 * 1024 * 1024;
@@ -85,6 +90,9 @@ pub struct Configured {
     /// a runc container, named by its runtime, to the container its cgroup
     /// names (a Kubernetes layout's id).
     pub init_pid: Option<u32>,
+    /// A Kubernetes static pod's manifest: the pod whose running containers
+    /// it configures (by namespace and name).
+    pub pod: Option<Pod>,
 }
 
 /// Every runtime's records below a host root, and what could not be read.
@@ -116,6 +124,7 @@ pub fn configured(root: &Path) -> Configs {
     containerd::configured(root, &mut all);
     runc::configured(root, &mut all);
     lxc::configured(root, &mut all);
+    kube::configured(root, &mut all);
     all
 }
 
@@ -175,6 +184,7 @@ mod tests {
             pid: PidConfig::Private,
             source: "/x".into(),
             init_pid: None,
+            pod: None,
         };
         all.push(rec(Runtime::Docker));
         all.push(rec(Runtime::Containerd));

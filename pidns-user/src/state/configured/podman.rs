@@ -58,6 +58,7 @@ fn add(root: &Path, db: &Path, rows: Vec<Row>, out: &mut Configs) {
             pid: pid_config(&config),
             source: host_path(root, db),
             init_pid: None,
+            pod: None,
         });
     }
 }

@@ -49,6 +49,7 @@ pub fn configured(root: &Path, out: &mut Configs) {
             pid,
             source: host_path(root, &path),
             init_pid,
+            pod: None,
         });
     }
 }
