@@ -151,7 +151,9 @@ impl AllowList {
         self.entries.iter().map(String::as_str).filter(move |e| {
             !containers
                 .iter()
-                .filter(|c| c.shares_host_pidns == Some(true))
+                .filter(|c| {
+                    c.shares_host_pidns == Some(true) || c.configured_host_pidns == Some(true)
+                })
                 .any(|c| {
                     entry_matches(e, &Subject::from(c))
                         || c.enclosed_by

@@ -80,6 +80,16 @@ pub struct ScanArgs {
     /// the verdict needs).
     #[arg(long)]
     pub all_evidence: bool,
+    /// Judge running containers only. By default a container that is
+    /// created, exited or paused and configured to share the host PID
+    /// namespace (its runtime's record on disk) fails too, as in the CIS
+    /// audit's `docker ps --all`.
+    #[arg(long)]
+    pub running_only: bool,
+    /// Read no procfs at all, only the runtimes' records under --host-root
+    /// (a mounted disk image): what each container is configured with.
+    #[arg(long, requires = "host_root")]
+    pub offline: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -13,6 +13,9 @@ pub enum ScanError {
     NotProcfs { path: PathBuf },
     #[error("cannot tell the host PID namespace: {reason}")]
     HostPidns { reason: String },
+    /// `--offline` on a host root that is missing, unreadable or empty.
+    #[error("cannot scan host root {path} offline: {reason}")]
+    HostRoot { path: PathBuf, reason: String },
 }
 
 /// What [`crate::procfs::open_regular`] refuses: anything but a regular file

@@ -67,6 +67,9 @@ pub fn scan_options(t: &Target) -> ScanOptions {
         names: host_root.map(NameResolver::new),
         evidence_detail: Some(engine::EVIDENCE_DETAIL),
         state_root: state_root(t),
+        configured: false,
+        running_only: false,
+        offline: false,
     }
 }
 
@@ -75,6 +78,9 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if args.all_evidence {
         opts.evidence_detail = None;
     }
+    opts.configured = true;
+    opts.running_only = args.running_only;
+    opts.offline = args.offline;
     let report = engine::scan(&opts).context("scan failed")?;
     let (text, styled) = match args.format {
         ScanFormat::Table => (render::table::render(&report), true),

@@ -240,3 +240,32 @@ fn outside_cgroup_results_and_claims_are_valid() {
         .collect();
     assert_eq!(ids, ["CIS-DOCKER-5.16", "PIDNS-OUTSIDE-CGROUP"]);
 }
+
+#[test]
+fn a_stopped_container_configured_to_share_is_a_valid_result_at_its_record() {
+    let t = Tree::new();
+    t.write(
+        &format!("roots/state/var/lib/docker/containers/{ID_B}/hostconfig.json"),
+        r#"{"PidMode":"host"}"#,
+    );
+    t.write(
+        &format!("roots/state/var/lib/docker/containers/{ID_B}/config.v2.json"),
+        r#"{"Name":"/waiting","State":{"Running":false,"StartedAt":"0001-01-01T00:00:00Z"}}"#,
+    );
+    let root = t.root_dir("state").display().to_string();
+    let (code, doc) = sarif(&t, &["--host-root", &root]);
+    assert_eq!(code, 1);
+    validate(&doc);
+    let result = &doc["runs"][0]["results"][0];
+    assert_eq!(result["level"], "error");
+    assert!(
+        result["message"]["text"].as_str().is_some_and(
+            |m| m.contains("configured to share") && m.contains("not running (created)")
+        ),
+        "{result:#}"
+    );
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        format!("/var/lib/docker/containers/{ID_B}/hostconfig.json")
+    );
+}

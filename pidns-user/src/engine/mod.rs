@@ -49,6 +49,13 @@ pub struct ScanOptions {
     /// live /proc), to tell Docker's `--cgroup-parent` containers from
     /// containerd's ([`refine_runtime`]). Independent of names.
     pub state_root: Option<PathBuf>,
+    /// Read each runtime's record of its containers' configuration under
+    /// `state_root` (scan; not watch, which follows processes).
+    pub configured: bool,
+    /// With `configured`: leave out containers that are not running.
+    pub running_only: bool,
+    /// No procfs at all: only the runtimes' records under `state_root`.
+    pub offline: bool,
 }
 
 /// The default for [`ScanOptions::evidence_detail`] in `pidns scan`: the

@@ -9,11 +9,16 @@
 //! shares or a process left its cgroup (README, "Exit codes"). An
 //! unverified claim (a cgroup named like a container's, nothing else) is an
 //! `[INFO]` line: it is not a container.
+//!
+//! As the benchmark's audit (`docker ps --all`), a container that is not
+//! running (created, exited) but configured to share fails the control
+//! too, on a line that says it is not running; `--running-only` leaves
+//! such containers out.
 
 use std::fmt::Write as _;
 
 use super::{CONTROL_TITLE, REMEDIATION, enclosure, escape, label, short_id};
-use crate::report::{Container, ScanReport, Verdict};
+use crate::report::{Container, FoundBy, ScanReport, Verdict};
 
 pub fn render(r: &ScanReport) -> String {
     let mut out = String::new();
@@ -76,6 +81,16 @@ impl<'a> Groups<'a> {
     /// One line per container the control has something to say about.
     fn lines(&self, out: &mut String) {
         for c in &self.sharing {
+            if let Some(stopped) = super::configured::not_running(c) {
+                let _ = writeln!(
+                    out,
+                    "[WARN]      * Configured to share the host PID namespace, {stopped}: {} ({}), {}",
+                    label(c),
+                    who(c),
+                    super::configured::configuration(c).unwrap_or_default()
+                );
+                continue;
+            }
             let pids: Vec<u32> = c.host_pidns_processes.iter().map(|p| p.pid).collect();
             let _ = writeln!(
                 out,
@@ -104,9 +119,12 @@ impl<'a> Groups<'a> {
             );
         }
         for c in &self.allowed {
+            let stopped = super::configured::not_running(c)
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "[INFO]      * Allowed to share the host PID namespace: {} ({}), {}",
+                "[INFO]      * Allowed to share the host PID namespace: {} ({}){stopped}, {}",
                 label(c),
                 who(c),
                 escape(c.allowed_by.as_deref().unwrap_or("allowed"))
@@ -138,6 +156,22 @@ impl<'a> Groups<'a> {
             r.summary.containers,
             self.sharing.len()
         );
+        let stopped = self
+            .sharing
+            .iter()
+            .filter(|c| c.found_by == FoundBy::State)
+            .count();
+        if stopped > 0 {
+            let how = if r.offline {
+                "read offline"
+            } else {
+                "not running"
+            };
+            let _ = write!(
+                tally,
+                " ({stopped} of them by their configuration alone, {how})"
+            );
+        }
         if !self.allowed.is_empty() {
             let _ = write!(tally, ", {} allowed to be", self.allowed.len());
         }

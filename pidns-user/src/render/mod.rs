@@ -5,6 +5,7 @@
 //! `NO_COLOR` is unset (or `--color` says otherwise).
 
 pub mod cis;
+mod configured;
 pub mod json;
 pub mod sarif;
 pub mod table;

@@ -27,7 +27,7 @@ use serde_sarif::sarif::{
 };
 
 use super::{CONTROL_TITLE, REMEDIATION, label, short_id};
-use crate::report::{Container, ScanReport, Verdict};
+use crate::report::{Container, FoundBy, ScanReport, Verdict};
 
 pub const RULE_ID: &str = "CIS-DOCKER-5.16";
 /// The rule of a container process outside its container's cgroup.
@@ -143,6 +143,16 @@ fn summary(r: &ScanReport) -> BTreeMap<String, serde_json::Value> {
 fn result(r: &ScanReport, c: &Container) -> Option<SarifResult> {
     let (level, text) = match c.verdict {
         Verdict::Isolated => return None,
+        Verdict::Shares | Verdict::Allowed if c.found_by == FoundBy::State => (
+            ResultLevel::Error,
+            format!(
+                "{} container {} ({}) is configured to share the host PID namespace: {}.",
+                c.runtime,
+                label(c),
+                short_id(&c.id),
+                super::configured::clause(c).unwrap_or_default()
+            ),
+        ),
         Verdict::Shares | Verdict::Allowed => (
             ResultLevel::Error,
             format!(
@@ -233,6 +243,14 @@ fn base(
                 p.pid
             ))
             .build();
+        location.physical_location = Some(
+            PhysicalLocation::builder()
+                .artifact_location(artifact)
+                .build(),
+        );
+    } else if let Some(file) = &c.configured_in {
+        // Not running: the record that configures it.
+        let artifact = ArtifactLocation::builder().uri(file.clone()).build();
         location.physical_location = Some(
             PhysicalLocation::builder()
                 .artifact_location(artifact)

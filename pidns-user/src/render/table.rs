@@ -25,6 +25,7 @@ fn host_line(out: &mut String, r: &ScanReport) {
             r.host_pidns.host_pid,
             r.host_pidns.inode_source_pid.unwrap_or_default()
         ),
+        (_, HostMethod::Offline) => "not read (--offline: the runtimes' records only)".to_owned(),
         (None, _) => format!(
             "the proc root's own (NSpid of PID {})",
             r.host_pidns.host_pid
@@ -42,12 +43,14 @@ fn containers(out: &mut String, r: &ScanReport) {
             r.summary.processes_scanned
         );
     } else {
-        let rows: Vec<[String; 6]> = r
+        let rows: Vec<[String; 7]> = r
             .containers
             .iter()
             .map(|c| {
                 let pidns = if !c.host_pidns_processes.is_empty() {
                     "host".to_owned()
+                } else if c.found_by == FoundBy::State {
+                    "-".to_owned()
                 } else {
                     c.pidns_inodes
                         .iter()
@@ -62,10 +65,19 @@ fn containers(out: &mut String, r: &ScanReport) {
                     display_name(c).map_or_else(|| "-".to_owned(), |n| escape(&n).into_owned()),
                     c.pids.len().to_string(),
                     if pidns.is_empty() { "?".into() } else { pidns },
+                    c.state.to_string(),
                 ]
             })
             .collect();
-        let header = ["VERDICT", "RUNTIME", "CONTAINER", "NAME", "PIDS", "PIDNS"];
+        let header = [
+            "VERDICT",
+            "RUNTIME",
+            "CONTAINER",
+            "NAME",
+            "PIDS",
+            "PIDNS",
+            "STATE",
+        ];
         let mut widths = header.map(str::len);
         for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
@@ -104,6 +116,7 @@ fn evidence(out: &mut String, r: &ScanReport) {
         .iter()
         .filter(|c| {
             c.shares_host_pidns == Some(true)
+                || c.configured_host_pidns == Some(true)
                 || matches!(c.verdict, Verdict::Unknown | Verdict::Unverified)
                 || !c.outside_cgroup_pids.is_empty()
         })
@@ -121,6 +134,9 @@ fn evidence(out: &mut String, r: &ScanReport) {
                 enclosure(c)
             );
             found_by_root(out, c);
+            if let Some(clause) = super::configured::clause(c) {
+                let _ = writeln!(out, "    {clause}");
+            }
             processes(out, r, c);
             outside(out, c);
             if let Some(reason) = &c.unverified_reason {
@@ -244,11 +260,16 @@ fn summary(out: &mut String, r: &ScanReport) {
     let s = &r.summary;
     let _ = writeln!(out);
     if s.sharing > 0 {
+        let stopped = r
+            .containers
+            .iter()
+            .any(|c| c.verdict == Verdict::Shares && c.found_by == FoundBy::State);
         let _ = writeln!(
             out,
-            "{RED}{} of {} containers share the host PID namespace{RED:#} ({}).",
+            "{RED}{} of {} containers share the host PID namespace{}{RED:#} ({}).",
             s.sharing,
             s.containers,
+            if stopped { " or are configured to" } else { "" },
             super::CONTROL_IDS
         );
     } else {
@@ -285,6 +306,13 @@ fn summary(out: &mut String, r: &ScanReport) {
     }
     if s.allowed > 0 {
         notes.push(format!("{} allowed", s.allowed));
+    }
+    if s.not_running > 0 {
+        notes.push(format!(
+            "{} not running (judged by their runtime's record{})",
+            s.not_running,
+            if r.offline { ", read offline" } else { "" }
+        ));
     }
     if s.unknown > 0 {
         notes.push(format!("{} unknown", s.unknown));

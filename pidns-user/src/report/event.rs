@@ -617,6 +617,10 @@ mod tests {
             owner_uid: None,
             outside_cgroup_pids: vec![],
             allowed_by: None,
+            state: crate::report::RunState::Running,
+            configured_host_pidns: None,
+            configured_pid_mode: None,
+            configured_in: None,
         };
         let report = |c: Container| ScanReport {
             schema: SCHEMA,
@@ -634,6 +638,7 @@ mod tests {
             containers: vec![c],
             summary: Summary::default(),
             warnings: vec![],
+            offline: false,
         };
         let shares = report(mk(Verdict::Shares));
         let out: Vec<Finding> = Finding::from_scan(&shares, Trigger::Scan, "T").collect();

@@ -14,6 +14,6 @@ pub use event::{
 };
 pub use identity::{ContainerKey, Identity, Pod, Runtime};
 pub use scan::{
-    Container, FoundBy, HostMethod, HostPidns, Method, ProcessEvidence, RootMountReport, SCHEMA,
-    ScanReport, Summary, Verdict,
+    Container, FoundBy, HostMethod, HostPidns, Method, ProcessEvidence, RootMountReport, RunState,
+    SCHEMA, ScanReport, Summary, Verdict,
 };

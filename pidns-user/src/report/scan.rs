@@ -19,6 +19,9 @@ pub struct ScanReport {
     pub containers: Vec<Container>,
     pub summary: Summary,
     pub warnings: Vec<String>,
+    /// `--offline`: no procfs was read, only the runtimes' records under
+    /// the host root (a mounted disk image); every container is as recorded.
+    pub offline: bool,
 }
 
 impl ScanReport {
@@ -58,6 +61,8 @@ pub enum HostMethod {
     /// That link was unreadable (EACCES on hardened hosts); the host PID's
     /// `NSpid` has one entry, so the host namespace is the proc root's own.
     Nspid,
+    /// `--offline`: no procfs, so no host PID namespace was read.
+    Offline,
 }
 
 /// How one process's PID namespace was established.
@@ -145,6 +150,20 @@ pub struct Container {
     /// Why an `allowed` container is: `--allow <entry>`, or `pidns itself`
     /// (the container pidns runs in, e.g. its DaemonSet pod).
     pub allowed_by: Option<String>,
+    /// Running (the kernel shows its processes), else as its runtime
+    /// recorded it; `unknown` when no record says.
+    pub state: RunState,
+    /// What its runtime's record configures: `true` to share the host PID
+    /// namespace (Docker's `PidMode=host`, or `container:<id>` of one that
+    /// does; an OCI spec without a `pid` namespace, or one whose path is a
+    /// host process's), `false` a namespace of its own, `null` no record
+    /// found or readable.
+    pub configured_host_pidns: Option<bool>,
+    /// The configuration as recorded (`host`, `private`, `container:<id>`,
+    /// `path:/proc/<pid>/ns/pid`), where a record was read.
+    pub configured_pid_mode: Option<String>,
+    /// The file (or database) the record was read from, as a host path.
+    pub configured_in: Option<String>,
 }
 
 impl Container {
@@ -169,6 +188,41 @@ pub enum FoundBy {
     /// Its processes run in a mount namespace and on a root that are not the
     /// host's, in a cgroup no layout names (or none that can be read).
     Root,
+    /// Only its runtime's record on disk: it is not running (or the scan
+    /// was `--offline`).
+    State,
+}
+
+/// A container's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    /// Created, never started.
+    Created,
+    /// Started once, stopped now.
+    Exited,
+    Paused,
+    #[default]
+    Unknown,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Created => "created",
+            RunState::Exited => "exited",
+            RunState::Paused => "paused",
+            RunState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The mount a container process's root is on.
@@ -226,4 +280,7 @@ pub struct Summary {
     /// (not root, or an evidence tree without `root` entries): judged by
     /// their cgroup alone.
     pub roots_unreadable: usize,
+    /// Containers reported from their runtime's record alone (not running,
+    /// or `--offline`).
+    pub not_running: usize,
 }

@@ -15,6 +15,7 @@
 //! - [`lxc`], [`nspawn`]: LXC's containers and systemd-nspawn's machines;
 //! - [`records`]: whether a runtime has a record of an id.
 
+pub mod configured;
 pub mod containerd;
 pub mod docker;
 pub mod lxc;

@@ -45,6 +45,7 @@ mod flood;
 mod report;
 mod scan;
 mod spawn;
+mod state;
 mod stats;
 mod watch;
 
@@ -99,6 +100,9 @@ pub enum Part {
     Flood,
     /// `--enforce setns,host-pidns`: its cost on the storm, exec to death.
     Enforce,
+    /// The scan with 200 stopped containers' records under its host root:
+    /// what reading the runtimes' state costs.
+    State,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -175,6 +179,9 @@ pub fn run(opts: Options) -> Result<()> {
         && let Some(unified) = &b.hier.unified
     {
         b.enforce(unified, &mut report)?;
+    }
+    if b.wants(Part::State) {
+        b.scan_stopped(&mut report)?;
     }
     report.finish()
 }
@@ -292,6 +299,15 @@ impl Bench {
             &death["verification"],
         );
         report.part("enforce", json!({"cost": cost, "exec_to_death": death}))
+    }
+
+    /// Part 7, the scan with stopped containers' records (the runtimes' state).
+    fn scan_stopped(&self, report: &mut Report) -> Result<()> {
+        let n = if self.opts.smoke { 4 } else { 200 };
+        let r = state::stopped(&self.pidns, n, self.rounds)?;
+        state::print(&r);
+        report.check("scan with stopped containers' records", &r["verification"]);
+        report.part("scan_stopped_records", r)
     }
 
     /// The document the parts are added to.

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::{Population, interrupted, stats::median, xtask_exe};
 
 /// Runs a command to completion; returns (wall seconds, peak RSS in KiB).
-fn timed(program: &Path, args: &[&str]) -> Result<(f64, i64)> {
+pub(super) fn timed(program: &Path, args: &[&str]) -> Result<(f64, i64)> {
     let start = Instant::now();
     let child = Command::new(program)
         .args(args)

@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::{Gathered, Scan};
 use crate::{
     allow::Allowance,
+    engine::ScanOptions,
     engine::{
         Ancestry,
         claim::{Claims, Evidence},
     },
     names,
     parse::layout::Runtime,
-    report::{Container, ContainerKey, FoundBy, HostMethod, Verdict},
+    report::{Container, ContainerKey, FoundBy, HostMethod, HostPidns, RunState, Summary, Verdict},
 };
 
 impl Scan<'_> {
@@ -37,13 +38,7 @@ impl Scan<'_> {
             self.verdict(&mut c, key, g, own, &mut ancestry);
             containers.push(c);
         }
-        containers.sort_by(|a, b| {
-            a.verdict
-                .cmp(&b.verdict)
-                .then_with(|| a.runtime.cmp(&b.runtime))
-                .then_with(|| a.id.cmp(&b.id))
-                .then_with(|| a.cgroup.cmp(&b.cgroup))
-        });
+        super::sort(&mut containers);
         containers
     }
 
@@ -100,6 +95,10 @@ impl Scan<'_> {
             enclosed_by,
             shares_host_pidns: None,
             verdict: Verdict::Unknown,
+            state: RunState::Running,
+            configured_host_pidns: None,
+            configured_pid_mode: None,
+            configured_in: None,
             pids: g.pids.iter().copied().collect(),
             pidns_inodes: g.inodes.iter().copied().collect(),
             host_pidns_processes: g.host.clone(),
@@ -197,37 +196,57 @@ impl Scan<'_> {
 
     /// The summary's counts, and what the user should know about the scan as a whole.
     pub(super) fn tally(&mut self, containers: &[Container]) {
-        let summary = &mut self.summary;
-        summary.containers = containers.len();
-        summary.container_processes = containers.iter().map(|c| c.pids.len()).sum();
-        summary.outside_cgroup = containers.iter().map(|c| c.outside_cgroup_pids.len()).sum();
-        for c in containers {
-            match c.verdict {
-                Verdict::Shares => summary.sharing += 1,
-                Verdict::Allowed => summary.allowed += 1,
-                Verdict::Unknown => summary.unknown += 1,
-                Verdict::Unverified => summary.unverified += 1,
-                Verdict::Isolated => summary.isolated += 1,
-            }
+        tally(
+            self.opts,
+            &self.host,
+            containers,
+            &mut self.summary,
+            &mut self.warnings,
+        );
+    }
+}
+
+/// The summary's counts, and what the user should know about the scan as a
+/// whole (also of an `--offline` scan, which has no [`Scan`]).
+pub(super) fn tally(
+    opts: &ScanOptions,
+    host: &HostPidns,
+    containers: &[Container],
+    summary: &mut Summary,
+    warnings: &mut Vec<String>,
+) {
+    summary.containers = containers.len();
+    summary.container_processes = containers.iter().map(|c| c.pids.len()).sum();
+    summary.outside_cgroup = containers.iter().map(|c| c.outside_cgroup_pids.len()).sum();
+    summary.not_running = containers
+        .iter()
+        .filter(|c| c.found_by == FoundBy::State)
+        .count();
+    for c in containers {
+        match c.verdict {
+            Verdict::Shares => summary.sharing += 1,
+            Verdict::Allowed => summary.allowed += 1,
+            Verdict::Unknown => summary.unknown += 1,
+            Verdict::Unverified => summary.unverified += 1,
+            Verdict::Isolated => summary.isolated += 1,
         }
-        for unused in self.opts.allow.unused(containers) {
-            self.warnings.push(format!(
-                "--allow {unused} matched no container that shares the host PID namespace"
-            ));
-        }
-        for (entry, runtimes) in self.opts.allow.ambiguous(containers.iter().map(Into::into)) {
-            self.warnings
-                .push(crate::allow::ambiguity_warning(&entry, &runtimes));
-        }
-        if summary.cgroup_unreadable > 0 {
-            self.warnings.push(format!(
-                "{} processes had a cgroup file the kernel could not print whole (a path longer than PATH_MAX, cut or refused) or that is malformed: they were judged by their namespaces and root",
-                summary.cgroup_unreadable
-            ));
-        }
-        if self.host.method == HostMethod::Nspid && self.host.inode.is_none() {
-            self.warnings.push("no process in the host PID namespace had a readable ns/pid link; verdicts rest on NSpid".into());
-        }
+    }
+    for unused in opts.allow.unused(containers) {
+        warnings.push(format!(
+            "--allow {unused} matched no container that shares the host PID namespace"
+        ));
+    }
+    for (entry, runtimes) in opts.allow.ambiguous(containers.iter().map(Into::into)) {
+        warnings.push(crate::allow::ambiguity_warning(&entry, &runtimes));
+    }
+    if summary.cgroup_unreadable > 0 {
+        warnings.push(format!(
+            "{} processes had a cgroup file the kernel could not print whole (a path longer than PATH_MAX, cut or refused) or that is malformed: they were judged by their namespaces and root",
+            summary.cgroup_unreadable
+        ));
+    }
+    if host.method == HostMethod::Nspid && host.inode.is_none() {
+        warnings.push("no process in the host PID namespace had a readable ns/pid link; verdicts rest on NSpid".into());
     }
 }
 

@@ -7,9 +7,11 @@
 //!   processes); container-like processes attributed by their root;
 //! - [`judge`]: each container's verdict (a claim checked), and the tally.
 
+mod configured;
 mod gather;
 mod judge;
 mod place;
+mod resolve;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -21,9 +23,10 @@ use crate::{
     error::{ReadError, ReadErrorKind, ScanError},
     procfs::{FileId, ProcRoot},
     report::{
-        ContainerKey, HostPidns, ProcessEvidence, RootMountReport, SCHEMA, ScanReport, Summary,
+        ContainerKey, HostMethod, HostPidns, ProcessEvidence, RootMountReport, SCHEMA, ScanReport,
+        Summary,
     },
-    state::CgroupRecord,
+    state::{self, CgroupRecord},
 };
 
 use super::Placement;
@@ -32,6 +35,9 @@ use super::Placement;
 pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
     let started = Instant::now();
     let scanned_at = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    if opts.offline {
+        return offline(opts, started, scanned_at);
+    }
     let proc = ProcRoot::open(&opts.proc_root)?;
     let pids = proc.pids()?;
     let host = host_pidns(&proc, opts.host_pid, Some(&pids))?;
@@ -52,7 +58,27 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
     let mut gathered = s.gather(candidates);
     s.gather_rooted(rooted, &mut gathered);
     let own = s.own_container(&gathered);
-    let containers = s.judge(&gathered, own.as_ref());
+    let mut containers = s.judge(&gathered, own.as_ref());
+    if let (true, Some(root)) = (opts.configured, &opts.state_root) {
+        let merge = configured::Merge {
+            allow: &opts.allow,
+            own: own.as_ref(),
+            running_only: opts.running_only,
+            live: true,
+            names: opts.names.is_some(),
+        };
+        let paths = configured::LivePaths {
+            proc: &s.proc,
+            host: &s.host,
+        };
+        merge.merge(
+            state::configured::configured(root),
+            &paths,
+            &mut containers,
+            &mut s.warnings,
+        );
+        sort(&mut containers);
+    }
     s.tally(&containers);
     Ok(ScanReport {
         schema: SCHEMA,
@@ -64,7 +90,72 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, ScanError> {
         containers,
         summary: s.summary,
         warnings: s.warnings,
+        offline: false,
     })
+}
+
+/// `--offline`: the runtimes' records under the host root, no procfs.
+fn offline(
+    opts: &ScanOptions,
+    started: Instant,
+    scanned_at: String,
+) -> Result<ScanReport, ScanError> {
+    let root = opts.state_root.clone().unwrap_or_default();
+    let bad = |reason: String| ScanError::HostRoot {
+        path: root.clone(),
+        reason,
+    };
+    let mut entries = std::fs::read_dir(&root).map_err(|e| bad(e.to_string()))?;
+    if entries.next().is_none() {
+        return Err(bad("it is empty (is the disk image mounted?)".into()));
+    }
+    let host = HostPidns {
+        inode: None,
+        method: HostMethod::Offline,
+        host_pid: opts.host_pid.unwrap_or(1),
+        inode_source_pid: None,
+        procfs_own: false,
+    };
+    let merge = configured::Merge {
+        allow: &opts.allow,
+        own: None,
+        running_only: opts.running_only,
+        live: false,
+        names: opts.names.is_some(),
+    };
+    let (mut containers, mut warnings) = (Vec::new(), Vec::new());
+    merge.merge(
+        state::configured::configured(&root),
+        &resolve::Offline,
+        &mut containers,
+        &mut warnings,
+    );
+    sort(&mut containers);
+    let mut summary = Summary::default();
+    judge::tally(opts, &host, &containers, &mut summary, &mut warnings);
+    Ok(ScanReport {
+        schema: SCHEMA,
+        pidns_version: env!("CARGO_PKG_VERSION"),
+        proc_root: String::new(),
+        scanned_at,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        host_pidns: host,
+        containers,
+        summary,
+        warnings,
+        offline: true,
+    })
+}
+
+/// Report order: by verdict (sharing first), runtime, id, cgroup.
+fn sort(containers: &mut [crate::report::Container]) {
+    containers.sort_by(|a, b| {
+        a.verdict
+            .cmp(&b.verdict)
+            .then_with(|| a.runtime.cmp(&b.runtime))
+            .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.cgroup.cmp(&b.cgroup))
+    });
 }
 
 /// A process in a container's cgroup.
