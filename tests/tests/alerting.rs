@@ -119,6 +119,7 @@ fn prometheus_fires_the_sharing_alert_for_a_host_pid_container_not_an_allowed_on
     })
     .unwrap_or_else(|e| panic!("{}", context(e)));
 
+    let started = Instant::now();
     let mut intruder =
         Container::start(&Spec::new(Rt::Docker).pid(Pid::Host)).expect("host-pid container");
     let alert = poll("the sharing alert, firing", || {
@@ -128,6 +129,11 @@ fn prometheus_fires_the_sharing_alert_for_a_host_pid_container_not_an_allowed_on
             .cloned())
     })
     .unwrap_or_else(|e| panic!("{}\nagent's lines: {:?}", context(e), w.events()));
+    // Reported, not asserted: how long a deployment with 1 s intervals takes.
+    eprintln!(
+        "{test}: the sharing alert fired {:.1?} after `docker run --pid=host` was started",
+        started.elapsed()
+    );
     let labels = &alert["labels"];
     assert_eq!(labels["runtime"], "docker", "{alert}");
     assert_eq!(labels["name"], intruder.name.as_str(), "{alert}");
