@@ -77,6 +77,52 @@ fn rules_pass_promtool_check_and_their_unit_tests() {
     }
 }
 
+/// A running agent (eBPF mode, metrics on a loopback port, `extra`) and a
+/// real Prometheus that scrapes it as job `pidns` with the shipped rules,
+/// once it has scraped it. `None` after a skip.
+fn agent_and_prometheus(test: &str, extra: &[&str]) -> Option<(Watch, Prometheus)> {
+    have(test, SERVER)?;
+    let mut args = vec!["--mode", "ebpf", "--metrics-addr", "0"];
+    args.extend_from_slice(extra);
+    let w = match Watch::start(&args) {
+        Ok(w) => w,
+        Err(e) => {
+            skip::skip(test, &format!("eBPF watch cannot start here: {e:#}"));
+            return None;
+        }
+    };
+    let agent = w.wait_for(WAIT, |e| e["event"] == "ready").expect("ready")["metrics_addr"]
+        .as_str()
+        .expect("metrics_addr")
+        .to_owned();
+    let prom =
+        Prometheus::start("pidns", &[agent], &[rules_dir().join(RULES)]).expect("prometheus");
+    poll("Prometheus's first scrape of the agent", || {
+        Ok((!prom.query("up{job=\"pidns\"} == 1")?.is_empty()).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nPrometheus's log:\n{}", prom.log()));
+    Some((w, prom))
+}
+
+/// Polls Prometheus's active alerts until one named `alertname` whose
+/// labels satisfy `pred` is firing; panics, with the evidence, if none is
+/// within [`WAIT`].
+fn firing(prom: &Prometheus, w: &Watch, alertname: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    poll(&format!("{alertname}, firing"), || {
+        Ok(prom.alerts()?.into_iter().find(|a| {
+            a["labels"]["alertname"] == alertname && a["state"] == "firing" && pred(&a["labels"])
+        }))
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\nalerts: {:?}\nagent's lines: {:?}\nPrometheus's log:\n{}",
+            prom.alerts(),
+            w.events(),
+            prom.log()
+        )
+    })
+}
+
 /// A real Prometheus, scraping a running agent with the shipped rules,
 /// fires the sharing alert for a `--pid=host` container, with its labels,
 /// and resolves it when the container goes; an `--allow`ed `--pid=host`
@@ -87,26 +133,14 @@ fn prometheus_fires_the_sharing_alert_for_a_host_pid_container_not_an_allowed_on
     let Some(()) = ready(test, &[Rt::Docker]) else {
         return;
     };
-    let Some(()) = have(test, SERVER) else {
-        return;
-    };
     // Running before the agent, so that its start-up scan puts it in the
     // gauge, as allowed="true".
     let allowed =
         Container::start(&Spec::new(Rt::Docker).pid(Pid::Host)).expect("allowed container");
     let allow = format!("docker:{}", allowed.name);
-    let args = ["--mode", "ebpf", "--metrics-addr", "0", "--allow", &allow];
-    let w = match Watch::start(&args) {
-        Ok(w) => w,
-        Err(e) => return skip::skip(test, &format!("eBPF watch cannot start here: {e:#}")),
+    let Some((w, prom)) = agent_and_prometheus(test, &["--allow", &allow]) else {
+        return;
     };
-    let agent = w.wait_for(WAIT, |e| e["event"] == "ready").expect("ready")["metrics_addr"]
-        .as_str()
-        .expect("metrics_addr")
-        .to_owned();
-    let prom =
-        Prometheus::start("pidns", &[agent], &[rules_dir().join(RULES)]).expect("prometheus");
-    let context = |e: anyhow::Error| format!("{e:#}\nPrometheus's log:\n{}", prom.log());
 
     // Prometheus has the allowed container, as allowed, and has evaluated
     // the rules with it.
@@ -117,18 +151,14 @@ fn prometheus_fires_the_sharing_alert_for_a_host_pid_container_not_an_allowed_on
     poll("the allowed container's series in Prometheus", || {
         Ok((!prom.query(&allowed_series)?.is_empty()).then_some(()))
     })
-    .unwrap_or_else(|e| panic!("{}", context(e)));
+    .unwrap_or_else(|e| panic!("{e:#}\nagent's lines: {:?}", w.events()));
 
     let started = Instant::now();
     let mut intruder =
         Container::start(&Spec::new(Rt::Docker).pid(Pid::Host)).expect("host-pid container");
-    let alert = poll("the sharing alert, firing", || {
-        let alerts = prom.alerts()?;
-        Ok(alert_about(&alerts, &intruder.id)
-            .filter(|a| a["state"] == "firing")
-            .cloned())
-    })
-    .unwrap_or_else(|e| panic!("{}\nagent's lines: {:?}", context(e), w.events()));
+    let alert = firing(&prom, &w, SHARING, |l| {
+        l["container_id"] == intruder.id.as_str()
+    });
     // Reported, not asserted: how long a deployment with 1 s intervals takes.
     eprintln!(
         "{test}: the sharing alert fired {:.1?} after `docker run --pid=host` was started",
@@ -169,5 +199,42 @@ fn prometheus_fires_the_sharing_alert_for_a_host_pid_container_not_an_allowed_on
             .is_none()
             .then_some(()))
     })
-    .unwrap_or_else(|e| panic!("{}", context(e)));
+    .unwrap_or_else(|e| panic!("{e:#}\nPrometheus's log:\n{}", prom.log()));
+}
+
+/// The escape, end to end: `nsenter` into the host's mount namespace from
+/// a `--pid=host` container with CAP_SYS_ADMIN is the agent's first setns,
+/// so its counter series appears already at 1, and the escape alert fires
+/// on it.
+#[test]
+fn prometheus_fires_the_escape_alert_at_a_containers_setns_into_the_host() {
+    let test = test_name!();
+    let Some(()) = ready(test, &[Rt::Docker]) else {
+        return;
+    };
+    let Some((w, prom)) = agent_and_prometheus(test, &[]) else {
+        return;
+    };
+    let escaping = Container::start(
+        &Spec::new(Rt::Docker)
+            .pid(Pid::Host)
+            .cap("SYS_ADMIN")
+            .cap("SYS_PTRACE"),
+    )
+    .expect("container");
+    // None yet: the agent has counted no setns.
+    assert!(
+        prom.query("pidns_findings_total{event=\"setns\"}")
+            .expect("query")
+            .is_empty(),
+        "a setns counted before the test's"
+    );
+    let me = std::process::id().to_string();
+    let out = escaping
+        .exec(&["nsenter", "-t", &me, "-m", "true"])
+        .expect("nsenter");
+    assert!(out.status.success(), "nsenter: {}", out.stderr);
+    let alert = firing(&prom, &w, "PidnsSetnsIntoHostNamespace", |_| true);
+    assert_eq!(alert["labels"]["event"], "setns", "{alert}");
+    assert_eq!(alert["labels"]["severity"], "critical", "{alert}");
 }
