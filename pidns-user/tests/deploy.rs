@@ -187,3 +187,111 @@ fn which_systemd_analyze() -> Result<PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// `text` with the commented-out line `commented` (after its indentation
+/// and `#`) put in place of the line `active` (whole, trimmed), or with
+/// `commented` just uncommented when `active` is `None`.
+fn enable(text: &str, commented: &str, active: Option<&str>) -> String {
+    let mut found = false;
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.trim_start().strip_prefix('#')
+            && rest.trim_start() == commented
+        {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push(format!("{indent}{}", rest.trim_start()));
+            found = true;
+        } else if active.is_some_and(|a| line.trim() == a) {
+            continue;
+        } else {
+            out.push(line.to_owned());
+        }
+    }
+    assert!(found, "no commented line `# {commented}`");
+    out.join("\n") + "\n"
+}
+
+/// The enforcing variant the unit documents, commented out: the same
+/// command with `--enforce setns,host-pidns`, CAP_KILL kept, and a unit
+/// systemd accepts once both lines replace their defaults.
+#[test]
+fn systemd_unit_documents_an_enforcing_variant() {
+    let unit = read("deploy/pidns.service");
+    let active = |u: &str, key: &str| -> Vec<String> {
+        u.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let exec = active(&unit, "ExecStart");
+    assert_eq!(exec.len(), 1, "one active ExecStart: {exec:?}");
+    assert!(!exec[0].contains("--enforce"), "reporting only by default");
+    let variant = format!("ExecStart={} --enforce setns,host-pidns", exec[0]);
+    let caps = active(&unit, "CapabilityBoundingSet");
+    let caps_variant = format!("CapabilityBoundingSet={} CAP_KILL", caps[0]);
+    let enforcing = enable(
+        &enable(&unit, &variant, Some(&format!("ExecStart={}", exec[0]))),
+        &caps_variant,
+        Some(&format!("CapabilityBoundingSet={}", caps[0])),
+    );
+    assert_eq!(
+        active(&enforcing, "ExecStart"),
+        [variant.trim_start_matches("ExecStart=")]
+    );
+    assert!(
+        unit.contains("deploy/prometheus/pidns-rules.yaml"),
+        "how to load the rules"
+    );
+    if let Ok(analyze) = which_systemd_analyze() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let copy = dir.path().join("pidns.service");
+        let bin = env!("CARGO_BIN_EXE_pidns");
+        std::fs::write(&copy, enforcing.replace("/usr/local/bin/pidns", bin)).expect("write");
+        let out = Command::new(analyze)
+            .args(["verify", copy.to_str().expect("utf8")])
+            .output()
+            .expect("systemd-analyze");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "systemd-analyze verify of the enforcing variant: {stderr}"
+        );
+    }
+}
+
+/// The DaemonSet's enforcing variant, commented out: uncommented, its args
+/// end in `--enforce setns,host-pidns` and its capabilities add KILL.
+#[test]
+fn daemonset_documents_an_enforcing_variant() {
+    let text = read("deploy/kubernetes/daemonset.yaml");
+    assert!(
+        text.contains("deploy/prometheus/pidns-rules.yaml"),
+        "how to load the rules"
+    );
+    let enforcing = enable(
+        &enable(
+            &enable(&text, "- --enforce", None),
+            "- setns,host-pidns",
+            None,
+        ),
+        r#"add: ["BPF", "PERFMON", "SYS_PTRACE", "KILL"]"#,
+        Some(r#"add: ["BPF", "PERFMON", "SYS_PTRACE"]"#),
+    );
+    let doc: Value = serde_yaml_ng::from_str(&enforcing).expect("valid YAML");
+    let c = &doc["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args[args.len() - 2..], ["--enforce", "setns,host-pidns"]);
+    let mut add: Vec<&str> = c["securityContext"]["capabilities"]["add"]
+        .as_sequence()
+        .expect("add")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    add.sort_unstable();
+    assert_eq!(add, ["BPF", "KILL", "PERFMON", "SYS_PTRACE"]);
+}

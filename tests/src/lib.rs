@@ -16,6 +16,7 @@
 //! - [`state`], [`cgroups`], [`mounts`]: where the harness keeps its files,
 //!   what a run records so that a killed run can be cleaned up, and removing
 //!   it without reaching into anything else.
+//! - [`prometheus`]: a real Prometheus server for the alerting rules' tests.
 
 pub mod cgroups;
 pub mod env;
@@ -23,6 +24,7 @@ pub mod homemade;
 pub mod inside;
 pub mod mounts;
 pub mod pidns;
+pub mod prometheus;
 pub mod runtimes;
 pub mod sh;
 pub mod skip;

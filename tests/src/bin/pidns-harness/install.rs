@@ -1,5 +1,5 @@
-//! Installing missing runtimes from Debian packages, and the busybox rootfs
-//! and image the tests' containers run.
+//! Installing missing runtimes (and Prometheus, for the alerting rules' tests)
+//! from Debian packages, and the busybox rootfs and image the tests' containers run.
 
 use std::{
     collections::BTreeSet,
@@ -25,43 +25,72 @@ const PACKAGES: [(&str, &str); 10] = [
     ("systemd-nspawn", "systemd-container"),
 ];
 
+/// Tools the tests run rather than runtimes: Prometheus's server and
+/// `promtool`, for the alerting rules in `deploy/prometheus`
+/// (`tests/tests/alerting.rs`). Installed without their recommends:
+/// `prometheus` recommends `prometheus-node-exporter`, a daemon the tests
+/// have no use for. The tests start their own Prometheus on a port of their
+/// own; on a systemd host Debian also starts its `prometheus` service
+/// (where `policy-rc.d` lets it), which they leave alone.
+const TOOLS: [(&str, &str); 2] = [("prometheus", "prometheus"), ("promtool", "prometheus")];
+
 pub(crate) fn install_packages() -> Result<()> {
     let busybox_static =
         sh::have("busybox") && !sh::ok("ldd", &[which("busybox").unwrap_or_default()]);
-    let missing: BTreeSet<&str> = PACKAGES
-        .iter()
-        .filter(|(bin, _)| !sh::have(bin) || (*bin == "busybox" && !busybox_static))
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    if missing.is_empty() {
+    let missing = |list: &[(&'static str, &'static str)]| -> BTreeSet<&'static str> {
+        list.iter()
+            .filter(|(bin, _)| !sh::have(bin) || (*bin == "busybox" && !busybox_static))
+            .map(|(_, pkg)| *pkg)
+            .collect()
+    };
+    let (runtime_pkgs, tool_pkgs) = (missing(&PACKAGES), missing(&TOOLS));
+    if runtime_pkgs.is_empty() && tool_pkgs.is_empty() {
         return Ok(());
     }
     if !sh::have("apt-get") {
+        let all: BTreeSet<_> = runtime_pkgs.union(&tool_pkgs).collect();
+        bail!("missing {all:?} and this is not a Debian system (no apt-get); install them by hand");
+    }
+    let mut updated = false;
+    for (packages, extra) in [
+        (runtime_pkgs, &[][..]),
+        (tool_pkgs, &["--no-install-recommends"][..]),
+    ] {
+        if packages.is_empty() {
+            continue;
+        }
+        eprintln!("pidns-harness up: installing {packages:?} from Debian packages");
+        // Package lists may be missing or old: update them once, on failure.
+        match apt_install(&packages, extra) {
+            Ok(()) => {}
+            Err(e) if updated => return Err(e),
+            Err(_) => {
+                sh::output_with("apt-get", &["update", "-q"], Duration::from_secs(600))?;
+                updated = true;
+                apt_install(&packages, extra)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `apt-get install` of these packages, without questions.
+fn apt_install(packages: &BTreeSet<&str>, extra: &[&str]) -> Result<()> {
+    let mut args = vec!["install", "-y", "-q"];
+    args.extend_from_slice(extra);
+    args.extend(packages.iter());
+    let out = Command::new("apt-get")
+        .args(&args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() {
         bail!(
-            "missing {missing:?} and this is not a Debian system (no apt-get); install them by hand"
+            "apt-get install failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    eprintln!("pidns-harness up: installing {missing:?} from Debian packages");
-    let install = |update: bool| -> Result<()> {
-        if update {
-            sh::output_with("apt-get", &["update", "-q"], Duration::from_secs(600))?;
-        }
-        let mut args = vec!["install", "-y", "-q"];
-        args.extend(missing.iter());
-        let out = Command::new("apt-get")
-            .args(&args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "apt-get install failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
-    };
-    install(false).or_else(|_| install(true))
+    Ok(())
 }
 
 fn which(program: &str) -> Option<String> {

@@ -98,7 +98,7 @@ fn versions() -> String {
             .to_owned()
     };
     format!(
-        "docker {}, podman {}, containerd {}, runc {}, {}, lxc {}, {}",
+        "docker {}, podman {}, containerd {}, runc {}, {}, lxc {}, {}, prometheus {}",
         sh::run("docker", &["version", "--format", "{{.Server.Version}}"]).unwrap_or_default(),
         sh::run("podman", &["version", "--format", "{{.Client.Version}}"]).unwrap_or_default(),
         sh::run("containerd", &["--version"])
@@ -115,5 +115,10 @@ fn versions() -> String {
         first_line("crun", &["--version"]),
         first_line("lxc-create", &["--version"]),
         first_line("systemd-nspawn", &["--version"]),
+        // `prometheus, version 2.42.0+ds (branch: …)`
+        first_line("prometheus", &["--version"])
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or("?"),
     )
 }
