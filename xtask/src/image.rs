@@ -33,6 +33,12 @@ pub fn static_binary() -> Result<PathBuf> {
             .run()
             .context("adding the musl target")?;
     }
+    // rusqlite builds SQLite's C source for the target: musl's compiler.
+    if which::which("x86_64-linux-musl-gcc").is_err() {
+        anyhow::bail!(
+            "the static image needs musl's C compiler (x86_64-linux-musl-gcc) for SQLite: apt-get install musl-tools"
+        );
+    }
     cmd::cargo(&[
         "build",
         "--profile",
