@@ -100,13 +100,18 @@ pub(super) fn start(spec: &Spec<'_>, c: &mut Container) -> Result<()> {
     Ok(())
 }
 
+/// The container's init: the child of nspawn in a PID namespace other than
+/// ours. nspawn's first child is its "outer child", which sets the
+/// container up in our PID namespace and exits once it has started the
+/// init (a child of nspawn too, by CLONE_PARENT): taking it for the init
+/// made the scan tests look for a pid that was gone.
 fn first_child(pid: u32) -> Option<u32> {
+    let ours = fs::read_link("/proc/self/ns/pid").ok()?;
     fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .ok()?
         .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+        .filter_map(|c| c.parse().ok())
+        .find(|c: &u32| fs::read_link(format!("/proc/{c}/ns/pid")).is_ok_and(|ns| ns != ours))
 }
 
 /// Stops the machine (its supervisor and everything in its cgroups),
