@@ -138,7 +138,9 @@ pub enum WatchEvent {
         /// Kernel events decoded.
         events: u64,
         /// Events whose process had exited before its cgroup could be placed
-        /// (a cgroup never seen, its path unreadable): dropped.
+        /// (a cgroup never seen, its path unreadable) or its root read (a
+        /// foreign-mount exec outside container cgroups), or whose anchor
+        /// names no known container: dropped.
         unattributed: u64,
         /// Events the kernel dropped (the sum of the `lost` lines).
         lost: u64,

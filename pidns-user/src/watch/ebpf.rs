@@ -181,9 +181,12 @@ impl Probes {
     }
 
     /// Marks a container process, anchored to its container (see
-    /// `TaskState::container`).
-    pub fn track(&mut self, pid: u32, anchor: u64) {
-        let _ = self.tasks.insert(pid, TaskState::anchored(anchor), 0);
+    /// `TaskState::container`); `outside`: already outside its container's
+    /// cgroup, so that moving again is no `cgroup_escape`.
+    pub fn track(&mut self, pid: u32, anchor: u64, outside: bool) {
+        let mut s = TaskState::anchored(anchor);
+        s.escaped = u32::from(outside);
+        let _ = self.tasks.insert(pid, s, 0);
     }
 
     /// Adds a host namespace; `false` when the map is full (and marks the

@@ -73,7 +73,8 @@ impl Loop<'_> {
                     }
                 }
                 Action::NsCreated { inum, nstype } => self.filter.created(inum, nstype),
-                Action::TrackTask { pid, anchor } => self.probes.track(pid, anchor),
+                Action::TrackTask { pid, anchor } => self.probes.track(pid, anchor, false),
+                Action::TrackOutside { pid, anchor } => self.probes.track(pid, anchor, true),
                 Action::Gone(c) => self.out.metrics.gone(&c),
             }
         }

@@ -68,6 +68,13 @@ pub enum Action {
         pid: u32,
         anchor: u64,
     },
+    /// [`Action::TrackTask`] for a process already outside its container's
+    /// cgroup (found so by a scan): its leaving is not news, no
+    /// `cgroup_escape` when it moves again.
+    TrackOutside {
+        pid: u32,
+        anchor: u64,
+    },
     /// The container's own cgroup is gone: the container stopped.
     Gone(Identity),
 }
@@ -146,10 +153,14 @@ impl Attributor {
     pub fn scanned(&mut self, findings: Vec<Finding>) -> Vec<Action> {
         let mut actions = Vec::new();
         for f in findings {
-            let pid = f.at.pid;
+            let (pid, outside) = (f.at.pid, f.outside_cgroup);
             let anchor = self.anchor_for(&f);
             actions.push(Action::emit(WatchEvent::HostPidns(f)));
-            actions.push(Action::TrackTask { pid, anchor });
+            actions.push(if outside {
+                Action::TrackOutside { pid, anchor }
+            } else {
+                Action::TrackTask { pid, anchor }
+            });
         }
         actions
     }

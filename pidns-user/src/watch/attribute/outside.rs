@@ -475,4 +475,52 @@ mod tests {
         assert!(findings(&a.handle(&gone)).is_empty());
         assert_eq!(a.unattributed(), 1);
     }
+
+    #[test]
+    fn scan_findings_are_tracked_with_their_anchor() {
+        use crate::report::{Envelope, Finding, Identity};
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut a = attributor(dir.path(), &[]);
+        let container = Identity {
+            id: ID.into(),
+            runtime: Runtime::Docker,
+            name: None,
+            pod: None,
+            cgroup: "/".into(),
+        };
+        let mut f = Finding::new(
+            Trigger::Scan,
+            Envelope {
+                pid: 42,
+                comm: "sh".into(),
+                container,
+                ts: "T".into(),
+            },
+        );
+        f.outside_cgroup = true;
+        let out = a.scanned(vec![f.clone()]);
+        let anchor = out
+            .iter()
+            .find_map(|x| match x {
+                Action::TrackOutside { pid: 42, anchor } => Some(*anchor),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{out:?}"));
+        assert_ne!(anchor & SYNTHETIC_ANCHOR, 0, "no container cgroup: made up");
+        // what the kernel then sends with it is the scan's container
+        let mut exec = event(kind::EXEC, anchor, 42, "sleep", "/bin/sleep");
+        exec.flags = flags::BY_TASK;
+        let out2 = a.handle(&exec);
+        let [WatchEvent::HostPidns(g)] = findings(&out2)[..] else {
+            panic!("{out2:?}")
+        };
+        assert_eq!(g.at.container.id, ID);
+        // one inside its cgroup is tracked as any container process
+        f.outside_cgroup = false;
+        assert!(
+            a.scanned(vec![f])
+                .iter()
+                .any(|x| matches!(x, Action::TrackTask { pid: 42, .. }))
+        );
+    }
 }
