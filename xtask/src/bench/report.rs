@@ -181,6 +181,11 @@ pub(super) fn print_open_cost(cost: &Value) {
         ns("best_ns_per_open_with"),
         ns("best_ns_per_open_with_proc_access")
     );
+    println!(
+        "  CPU time in the probes (kernel's accounting): {:.1} ns per open with watch, {:.1} ns with --proc-access",
+        ns("probe_ns_per_open_with"),
+        ns("probe_ns_per_open_with_proc_access")
+    );
 }
 
 pub(super) fn print_latency(l: &Value) {

@@ -5,7 +5,7 @@
 
 use std::{path::Path, time::Duration};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use nix::sys::signal::Signal;
 use pidns_tests::{
     cgroups::FakeContainer,
@@ -54,6 +54,50 @@ fn three_ways(
         }
     }
     Ok(samples)
+}
+
+/// `kernel.bpf_stats_enabled`: the kernel then times every BPF program run.
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// CPU time the agent's eBPF programs spent while `work` ran once, with
+/// `extra` flags, from the kernel's own accounting (`run_time_ns` in the
+/// fdinfo of each program fd the agent holds; `kernel.bpf_stats_enabled`
+/// on for that run only, as it costs every program two clock reads).
+/// Unlike wall time, this does not move with what else the machine runs.
+fn probe_ns(pidns: &Path, extra: &[&str], work: &mut impl FnMut() -> Result<f64>) -> Result<u64> {
+    let before = std::fs::read_to_string(BPF_STATS).unwrap_or_else(|_| "0".into());
+    std::fs::write(BPF_STATS, "1").context(BPF_STATS)?;
+    let result = (|| -> Result<u64> {
+        let agent = agent(pidns, extra)?;
+        let pid = agent.pid().context("the agent's pid")?;
+        let start = bpf_run_ns(pid)?;
+        work()?;
+        let end = bpf_run_ns(pid)?;
+        agent.finish(Signal::SIGTERM)?;
+        Ok(end.saturating_sub(start))
+    })();
+    let _ = std::fs::write(BPF_STATS, before.trim());
+    result
+}
+
+/// The sum of `run_time_ns` over the BPF program fds of process `pid`.
+fn bpf_run_ns(pid: u32) -> Result<u64> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let mut total = 0;
+    for entry in std::fs::read_dir(&dir).with_context(|| dir.clone())? {
+        let Ok(text) = std::fs::read_to_string(entry?.path()) else {
+            continue; // closed meanwhile
+        };
+        if !text.contains("prog_id:") {
+            continue;
+        }
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix("run_time_ns:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
 }
 
 /// The fastest sample: on a shared machine, the one least disturbed by
@@ -111,7 +155,12 @@ pub(super) fn open_cost(pidns: &Path, opens: usize, rounds: usize) -> Result<Val
     let [without, with, with_proc] = three_ways(pidns, rounds, work)?;
     let (w, wo, wp) = (median(&with), median(&without), median(&with_proc));
     let per_open_ns = |s: f64| s * 1e9 / opens as f64;
+    let mut work = work;
+    let probe_with = probe_ns(pidns, &[], &mut work)? as f64 / opens as f64;
+    let probe_proc = probe_ns(pidns, &["--proc-access"], &mut work)? as f64 / opens as f64;
     Ok(json!({
+        "probe_ns_per_open_with": probe_with,
+        "probe_ns_per_open_with_proc_access": probe_proc,
         "best_ns_per_open_without": per_open_ns(best(&without)),
         "best_ns_per_open_with": per_open_ns(best(&with)),
         "best_ns_per_open_with_proc_access": per_open_ns(best(&with_proc)),
