@@ -24,7 +24,7 @@ fn agent(pidns: &Path, extra: &[&str]) -> Result<Watch> {
 }
 
 /// Runs `work` without watch, with it, and with `watch --proc-access`,
-/// `rounds` times, the order rotated each round; the medians.
+/// `rounds` times, the order rotated each round: the samples of each.
 fn three_ways(
     pidns: &Path,
     rounds: usize,
