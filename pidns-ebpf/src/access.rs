@@ -3,7 +3,11 @@
 //! process_vm_readv/writev and pidfd_getfd are seen at their syscalls'
 //! `sys_enter_<x>` (the arguments, and the caller: only a known container
 //! process in the host PID namespace goes on) and `sys_exit_<x>` (the
-//! result); `signal_generate` in between names the task a signal reached.
+//! result). The target task is found at the entry, while it exists: by its
+//! number ([`task_by_pid`]) or its pidfd; for a process group or
+//! `kill(-1)`, `signal_generate` names the first task reached outside the
+//! caller's container. A target in the caller's own container is dropped
+//! here.
 //!
 //! Cost for everyone else: the entry looks up the caller's cgroup, the exit
 //! and `signal_generate` look up the calling thread in `ACCESS_PENDING`;

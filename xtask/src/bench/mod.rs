@@ -39,6 +39,7 @@
 //! storms' processes, [`stats`] sums samples up and [`report`] prints and
 //! writes the results.
 
+mod access;
 mod enforce;
 mod fixtures;
 mod flood;
@@ -166,6 +167,7 @@ pub fn run(opts: Options) -> Result<()> {
     }
     if b.wants(Part::Cost) {
         b.watch_cost(&mut report)?;
+        b.access_cost(&mut report)?;
     }
     if b.wants(Part::Latency)
         && let Some(unified) = &b.hier.unified
@@ -240,11 +242,20 @@ impl Bench {
         let storm = if self.opts.smoke { 50 } else { 3000 };
         let cost = watch::cost(&self.pidns, storm, self.rounds, self.opts.spawn)?;
         report::print_cost(&cost);
-        report.part("watch_cost", cost)?;
+        report.part("watch_cost", cost)
+    }
+
+    /// 3b. What host access and `--proc-access` cost: the storm again, and
+    /// an open-heavy host workload.
+    fn access_cost(&self, report: &mut Report) -> Result<()> {
+        let storm = if self.opts.smoke { 50 } else { 3000 };
+        let cost = access::storm_cost(&self.pidns, storm, self.rounds, self.opts.spawn)?;
+        report::print_access_storm(&cost);
+        report.part("access_storm_cost", cost)?;
         let opens = if self.opts.smoke { 1_000 } else { 200_000 };
-        let cost = watch::open_cost(&self.pidns, opens, self.rounds)?;
+        let cost = access::open_cost(&self.pidns, opens, self.rounds)?;
         report::print_open_cost(&cost);
-        report.part("watch_open_cost", cost)
+        report.part("access_open_cost", cost)
     }
 
     /// 4. Latency and loss under an exec storm in a host-PID container.

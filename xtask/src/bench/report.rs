@@ -155,12 +155,21 @@ pub(super) fn print_cost(cost: &Value) {
         cost["with_s"].as_f64().unwrap_or(0.0),
         cost["ratio"].as_f64().unwrap_or(0.0)
     );
+}
+
+pub(super) fn print_access_storm(cost: &Value) {
+    let f = |k: &str| cost[k].as_f64().unwrap_or(0.0);
     println!(
-        "  with watch --proc-access: median {:.3}s: ratio {:.3}; best of each: ratio {:.3} with watch, {:.3} with --proc-access",
-        cost["with_proc_access_s"].as_f64().unwrap_or(0.0),
-        cost["ratio_proc_access"].as_f64().unwrap_or(0.0),
-        cost["best_ratio"].as_f64().unwrap_or(0.0),
-        cost["best_ratio_proc_access"].as_f64().unwrap_or(0.0)
+        "host access, {} storm of {} x /bin/true: median {:.3}s without, {:.3}s with watch (ratio {:.3}), {:.3}s with --proc-access (ratio {:.3}); best of each: ratio {:.3} with watch, {:.3} with --proc-access",
+        cost["spawn"].as_str().unwrap_or("?"),
+        cost["execs"],
+        f("without_s"),
+        f("with_s"),
+        f("ratio"),
+        f("with_proc_access_s"),
+        f("ratio_proc_access"),
+        f("best_ratio"),
+        f("best_ratio_proc_access")
     );
 }
 
@@ -180,6 +189,11 @@ pub(super) fn print_open_cost(cost: &Value) {
         ns("best_ns_per_open_without"),
         ns("best_ns_per_open_with"),
         ns("best_ns_per_open_with_proc_access")
+    );
+    println!(
+        "  CPU time in the probes (kernel's accounting): {:.1} ns per open with watch, {:.1} ns with --proc-access",
+        ns("probe_ns_per_open_with"),
+        ns("probe_ns_per_open_with_proc_access")
     );
 }
 

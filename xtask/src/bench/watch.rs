@@ -20,95 +20,17 @@ use super::{
     stats::{median, percentiles},
 };
 
-/// `pidns watch` with the probes, as the cost benches start it.
-const PLAIN: &[&str] = &["--mode", "ebpf"];
-const PROC_ACCESS: &[&str] = &["--mode", "ebpf", "--proc-access"];
-
-/// Runs `work` without watch and under watch started with each of
-/// `agents`, `rounds` times, the order rotated each round; the samples,
-/// without watch first.
-fn ways(
-    pidns: &Path,
-    rounds: usize,
-    agents: &[&[&str]],
-    mut work: impl FnMut() -> Result<f64>,
-) -> Result<Vec<Vec<f64>>> {
-    let n = agents.len() + 1;
-    let mut samples = vec![Vec::new(); n];
-    work()?;
-    for r in 0..rounds {
-        for k in 0..n {
-            interrupted()?;
-            let which = (r + k) % n;
-            if which == 0 {
-                samples[0].push(work()?);
-                continue;
-            }
-            let agent = Watch::start_with(pidns, agents[which - 1])?;
-            samples[which].push(work()?);
-            agent.finish(Signal::SIGTERM)?;
-        }
-    }
-    Ok(samples)
-}
-
-/// [`ways`] without watch, with it, and with `--proc-access`.
-fn three_ways(
-    pidns: &Path,
-    rounds: usize,
-    work: impl FnMut() -> Result<f64>,
-) -> Result<[Vec<f64>; 3]> {
-    let mut s = ways(pidns, rounds, &[PLAIN, PROC_ACCESS], work)?.into_iter();
-    let mut next = || s.next().unwrap_or_default();
-    Ok([next(), next(), next()])
-}
-
-/// The fastest sample: on a shared machine, the one least disturbed by
-/// others (medians are reported too).
-fn best(samples: &[f64]) -> f64 {
-    samples.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-/// The fork+exec storm of `/bin/true`.
-fn true_storm(execs: usize, method: SpawnMethod) -> Storm {
-    Storm {
-        workers: 1,
-        per_worker: execs,
-        method,
-    }
-}
-
-/// A storm of `/bin/true` without watch, with it, and with
-/// `--proc-access` (each exec opens the loader's cache and libraries).
+/// A storm of `/bin/true` with and without watch, alternating which goes first.
 pub(super) fn cost(
     pidns: &Path,
     execs: usize,
     rounds: usize,
     method: SpawnMethod,
 ) -> Result<Value> {
-    let argv = ["/bin/true".to_owned()];
-    let storm = true_storm(execs, method);
-    let [without, with, with_proc] = three_ways(pidns, rounds, || storm.run(None, &argv))?;
-    let (w, wo, wp) = (median(&with), median(&without), median(&with_proc));
-    let (bw, bwo, bwp) = (best(&with), best(&without), best(&with_proc));
-    Ok(json!({
-        "execs": execs,
-        "spawn": method.as_str(),
-        "with_s": w,
-        "without_s": wo,
-        "with_proc_access_s": wp,
-        "ratio": w / wo,
-        "ratio_proc_access": wp / wo,
-        "best_ratio": bw / bwo,
-        "best_ratio_proc_access": bwp / bwo,
-        "samples_with_s": with,
-        "samples_without_s": without,
-        "samples_with_proc_access_s": with_proc,
-        "target_max": 1.03,
-    }))
+    cost_with(pidns, &["--mode", "ebpf"], execs, rounds, method)
 }
 
-/// The storm without watch and with watch started with `args` (enforcing).
+/// [`cost`] with the agent started with `args`.
 pub(super) fn cost_with(
     pidns: &Path,
     args: &[&str],
@@ -117,9 +39,30 @@ pub(super) fn cost_with(
     method: SpawnMethod,
 ) -> Result<Value> {
     let argv = ["/bin/true".to_owned()];
-    let storm = true_storm(execs, method);
-    let mut s = ways(pidns, rounds, &[args], || storm.run(None, &argv))?.into_iter();
-    let (without, with) = (s.next().unwrap_or_default(), s.next().unwrap_or_default());
+    let storm = Storm {
+        workers: 1,
+        per_worker: execs,
+        method,
+    };
+    let run = || storm.run(None, &argv);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    run()?;
+    for r in 0..rounds {
+        interrupted()?;
+        let run_with = |with: &mut Vec<f64>| -> Result<()> {
+            let agent = Watch::start_with(pidns, args)?;
+            with.push(run()?);
+            agent.finish(Signal::SIGTERM)?;
+            Ok(())
+        };
+        if r % 2 == 0 {
+            run_with(&mut with)?;
+            without.push(run()?);
+        } else {
+            without.push(run()?);
+            run_with(&mut with)?;
+        }
+    }
     let (w, wo) = (median(&with), median(&without));
     Ok(json!({
         "execs": execs,
@@ -127,44 +70,9 @@ pub(super) fn cost_with(
         "with_s": w,
         "without_s": wo,
         "ratio": w / wo,
-        "best_ratio": best(&with) / best(&without),
         "samples_with_s": with,
         "samples_without_s": without,
         "target_max": 1.03,
-    }))
-}
-
-/// An open-heavy host workload: `opens` open+close pairs of a small file
-/// by a host process (this one), without watch, with it, and with
-/// `--proc-access`, which hooks every open's exit.
-pub(super) fn open_cost(pidns: &Path, opens: usize, rounds: usize) -> Result<Value> {
-    let path = Path::new("/etc/hostname");
-    let work = || -> Result<f64> {
-        let start = std::time::Instant::now();
-        for _ in 0..opens {
-            drop(std::fs::File::open(path)?);
-        }
-        Ok(start.elapsed().as_secs_f64())
-    };
-    let [without, with, with_proc] = three_ways(pidns, rounds, work)?;
-    let (w, wo, wp) = (median(&with), median(&without), median(&with_proc));
-    let per_open_ns = |s: f64| s * 1e9 / opens as f64;
-    Ok(json!({
-        "best_ns_per_open_without": per_open_ns(best(&without)),
-        "best_ns_per_open_with": per_open_ns(best(&with)),
-        "best_ns_per_open_with_proc_access": per_open_ns(best(&with_proc)),
-        "opens": opens,
-        "with_s": w,
-        "without_s": wo,
-        "with_proc_access_s": wp,
-        "ns_per_open_without": per_open_ns(wo),
-        "ns_per_open_with": per_open_ns(w),
-        "ns_per_open_with_proc_access": per_open_ns(wp),
-        "ratio": w / wo,
-        "ratio_proc_access": wp / wo,
-        "samples_with_s": with,
-        "samples_without_s": without,
-        "samples_with_proc_access_s": with_proc,
     }))
 }
 
