@@ -5,9 +5,9 @@
 use pidns_ebpf::{AccessCount, AccessKey, access, kind, stream};
 
 use crate::{
-    access::Pending,
     builder::EventBuilder,
     maps::{ACCESS_REPEATS, ACCESS_SEEN, within_budget},
+    pending::Pending,
 };
 
 /// Where a PROC_OPEN event's path comes from: (address, in user memory).

@@ -18,7 +18,7 @@
 //! - [`cgroup`]: attach, mkdir, rmdir;
 //! - [`setns`]: native and compat setns;
 //! - [`enforce`]: `--enforce`, killing from the probe;
-//! - [`access`]: signals, ptrace, process_vm_readv/writev, pidfd_getfd
+//! - [`host_access`]: signals, ptrace, process_vm_readv/writev, pidfd_getfd
 //!   aimed outside the caller's container;
 //! - [`procopen`]: `/proc/<pid>/...` opens of such processes (`--proc-access`);
 //!
@@ -28,14 +28,15 @@
 #![no_std]
 #![no_main]
 
-mod access;
 mod builder;
 mod cgroup;
 mod config;
 mod enforce;
 mod firsts;
+mod host_access;
 mod kernel;
 mod maps;
+mod pending;
 mod pidlookup;
 mod process;
 mod procopen;
@@ -156,21 +157,21 @@ pub fn sys_exit_fork_child(ctx: TracePointContext) -> i32 {
 /// container process in the host PID namespace acting on another process.
 #[tracepoint(category = "syscalls", name = "sys_enter_kill")]
 pub fn sys_enter_access(ctx: TracePointContext) -> i32 {
-    let _ = access::on_enter(&ctx);
+    let _ = host_access::on_enter(&ctx);
     0
 }
 
 /// The same syscalls' exit: the access, with its result.
 #[tracepoint(category = "syscalls", name = "sys_exit_kill")]
 pub fn sys_exit_access(ctx: TracePointContext) -> i32 {
-    let _ = access::on_exit(&ctx);
+    let _ = host_access::on_exit(&ctx);
     0
 }
 
 /// A signal generated: inside a host access syscall, the task it reached.
 #[btf_tracepoint(function = "signal_generate")]
 pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
-    let _ = access::on_signal_generate(&ctx);
+    let _ = host_access::on_signal_generate(&ctx);
     0
 }
 

@@ -253,14 +253,14 @@ pub fn budget_key(cg: u64, class: &CgroupClass) -> u64 {
     }
 }
 
-/// tid → the host access its current syscall makes (see `access`), from
+/// tid → the host access its current syscall makes (see `host_access`), from
 /// the syscall's entry to its exit. Only container processes in the host
 /// PID namespace get an entry.
 #[map]
-pub static ACCESS_PENDING: LruHashMap<u32, crate::access::Pending> =
+pub static ACCESS_PENDING: LruHashMap<u32, crate::pending::Pending> =
     LruHashMap::with_max_entries(4096, 0);
 
-/// Host accesses sent, and their repeats since (see `access`).
+/// Host accesses sent, and their repeats since (see `host_access`).
 #[map]
 pub static ACCESS_SEEN: LruHashMap<pidns_ebpf::AccessKey, pidns_ebpf::AccessCount> =
     LruHashMap::with_max_entries(16_384, 0);

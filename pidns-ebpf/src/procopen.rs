@@ -23,11 +23,12 @@ use aya_ebpf::{
 use pidns_ebpf::{COMM_LEN, access, flags, magic};
 
 use crate::{
-    access::{Pending, in_container, resolve_task, watched_actor},
     config::off,
     firsts::report,
+    host_access::{in_container, resolve_task, watched_actor},
     kernel::{current_fd_file, current_task, read},
     maps::budget_key,
+    pending::Pending,
     pidlookup::task_by_pid,
 };
 

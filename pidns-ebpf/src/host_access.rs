@@ -28,29 +28,9 @@ use crate::{
         pidfd_pid, read, task_cgroup_id,
     },
     maps::{ACCESS_PENDING, budget_key, cgroup_class, task_state},
+    pending::Pending,
     pidlookup::task_by_pid,
 };
-
-/// An access between its syscall's entry and exit.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Pending {
-    /// One of [`access`].
-    pub op: u32,
-    /// [`flags`] bits for the event.
-    pub flags: u32,
-    /// The signal number, or the ptrace request.
-    pub detail: u64,
-    /// The caller's cgroup, its class, and its container's budget key.
-    pub cg: u64,
-    pub class: u32,
-    /// The target as the syscall named it (a pidfd's: its tgid).
-    pub target_pid: u32,
-    pub container: u64,
-    /// With [`flags::TARGET_RESOLVED`]: the target's cgroup and comm.
-    pub target_cgroup: u64,
-    pub target_comm: [u8; COMM_LEN],
-}
 
 /// Syscall numbers of [`access::SYSCALLS`], as the entry tracepoint's
 /// `__syscall_nr` gives them.
