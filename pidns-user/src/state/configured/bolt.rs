@@ -46,6 +46,7 @@ impl Snapshot {
                 &"no valid Bolt meta page (truncated, or not a Bolt database)",
             ));
         }
+        tree_is_acyclic(&bytes).map_err(|e| why(&e))?;
         let mut copy = tempfile::NamedTempFile::new().map_err(|e| why(&e))?;
         copy.write_all(&bytes).map_err(|e| why(&e))?;
         let db = catch_unwind(|| bolt_lite::Bolt::open_ro(copy.path()))
@@ -83,6 +84,75 @@ fn checked_metas(bytes: &mut [u8]) -> usize {
         }
     }
     valid
+}
+
+/// Walks every page reachable from the meta pages' roots, as the parser
+/// will (branch children, sub-buckets' roots), and refuses a database in
+/// which a page is reached twice: the parser recurses without a bound, so
+/// a cycle (a corrupt or crafted file) would overflow the stack.
+fn tree_is_acyclic(b: &[u8]) -> Result<(), &'static str> {
+    let page_size = u32_at(b, META_OFFSET + 8).ok_or("no page size")? as usize;
+    let pages = b.len() / page_size;
+    let mut seen = vec![false; pages];
+    // The root the parser takes: the valid meta page's with the higher txid
+    // (the older one's tree shares its unchanged pages with the newer one's).
+    let root = [0, page_size]
+        .into_iter()
+        .filter(|&meta| u16_at(b, meta + 8).is_some_and(|f| f & 0x04 != 0))
+        .filter_map(|meta| {
+            let txid = u64_at(b, meta + META_OFFSET + 48)?;
+            Some((txid, u64_at(b, meta + META_OFFSET + 16)?))
+        })
+        .max_by_key(|&(txid, _)| txid)
+        .map(|(_, root)| root);
+    let mut todo: Vec<u64> = root.into_iter().filter(|&r| r != 0).collect();
+    while let Some(id) = todo.pop() {
+        let i = usize::try_from(id).map_err(|_| "page id out of range")?;
+        if i >= pages {
+            continue; // the parser reports it as an invalid page
+        }
+        if std::mem::replace(&mut seen[i], true) {
+            return Err("a page is reached twice (a cycle in the tree)");
+        }
+        let page = &b[i * page_size..];
+        children(page, &mut todo);
+    }
+    Ok(())
+}
+
+/// The pages a page points at: a branch's children, a leaf's sub-buckets'
+/// roots (and, inside an inline bucket, its own).
+fn children(page: &[u8], todo: &mut Vec<u64>) {
+    let (Some(flags), Some(count)) = (u16_at(page, 8), u16_at(page, 10)) else {
+        return;
+    };
+    for e in 0..usize::from(count) {
+        let at = 16 + e * 16;
+        if flags & 0x01 != 0 {
+            todo.extend(u64_at(page, at + 8));
+        } else if flags & 0x02 != 0 && u32_at(page, at) == Some(1) {
+            let (Some(pos), Some(ksize), Some(vsize)) = (
+                u32_at(page, at + 4),
+                u32_at(page, at + 8),
+                u32_at(page, at + 12),
+            ) else {
+                return;
+            };
+            let start = at + pos as usize + ksize as usize;
+            let Some(value) = page.get(start..start + vsize as usize) else {
+                return;
+            };
+            match u64_at(value, 0) {
+                Some(0) => children(value.get(16..).unwrap_or_default(), todo),
+                Some(root) => todo.push(root),
+                None => {}
+            }
+        }
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -264,6 +334,20 @@ mod tests {
                 .unwrap_or(true)
         );
         assert!(snapshot(b"").is_err());
+    }
+
+    #[test]
+    fn a_cycle_in_the_tree_is_refused_before_the_parser_recurses() {
+        let mut db = build(&B::default().bucket("a", B::default().val("k", b"v")));
+        // the root bucket's page (3) becomes a branch whose child is itself
+        let root = 3 * PAGE;
+        db[root + 8..root + 10].copy_from_slice(&0x01u16.to_le_bytes());
+        db[root + 10..root + 12].copy_from_slice(&1u16.to_le_bytes());
+        db[root + 16..root + 20].copy_from_slice(&16u32.to_le_bytes());
+        db[root + 20..root + 24].copy_from_slice(&1u32.to_le_bytes());
+        db[root + 24..root + 32].copy_from_slice(&3u64.to_le_bytes());
+        let err = snapshot(&db).err().unwrap();
+        assert!(err.contains("cycle"), "{err}");
     }
 
     #[test]
