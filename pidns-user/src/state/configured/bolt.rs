@@ -169,6 +169,31 @@ fn fnv1a(data: &[u8]) -> u64 {
     })
 }
 
+/// The root bucket. Lookups go through [`bucket`] and [`get`], never
+/// bolt-lite's own: its branch-page search picks the child after the right
+/// one, so a key in a tree deeper than one leaf page is not found (seen on
+/// Podman's `bolt_state.db` once its root spans pages). Iterating a
+/// bucket's entries is right, and these look keys up that way.
+pub fn root<'a>(tx: &'a Tx<'a>) -> Option<Bucket<'a>> {
+    tx.bucket_path(&[])
+}
+
+/// The sub-bucket `name` of `b`.
+pub fn bucket<'a>(b: &Bucket<'a>, name: &[u8]) -> Option<Bucket<'a>> {
+    b.iter_buckets()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// The value of `key` in `b` (not a sub-bucket).
+pub fn get(b: &Bucket<'_>, key: &[u8]) -> Option<Vec<u8>> {
+    b.cursor()
+        .ok()?
+        .find(|e| e.key == key && e.flags & bolt_lite::BUCKET_VALUE_FLAG == 0)
+        .map(|e| e.value)
+}
+
 /// The entries of a bucket that are buckets themselves, by name.
 pub fn sub_buckets<'a>(b: &Bucket<'a>) -> Vec<(String, Bucket<'a>)> {
     b.iter_buckets()
@@ -192,6 +217,8 @@ pub(crate) mod testdb {
     pub struct B {
         pub values: Vec<(Vec<u8>, Vec<u8>)>,
         pub buckets: Vec<(Vec<u8>, B)>,
+        /// Written as a branch page over two leaf pages.
+        pub split: bool,
     }
 
     impl B {
@@ -203,6 +230,49 @@ pub(crate) mod testdb {
             self.buckets.push((k.as_bytes().to_vec(), b));
             self
         }
+        pub fn split(mut self) -> B {
+            self.split = true;
+            self
+        }
+    }
+
+    /// A branch page over two leaves, each half of `b`'s keys.
+    fn write_split(b: &B, pages: &mut Vec<Vec<u8>>) -> u64 {
+        let at = pages.len();
+        pages.push(Vec::new());
+        let mut keys: Vec<&[u8]> = b.values.iter().map(|(k, _)| k.as_slice()).collect();
+        keys.extend(b.buckets.iter().map(|(k, _)| k.as_slice()));
+        keys.sort();
+        let mid = keys[keys.len() / 2].to_vec();
+        let half = |low: bool| B {
+            values: b
+                .values
+                .iter()
+                .filter(|(k, _)| (*k < mid) == low)
+                .cloned()
+                .collect(),
+            buckets: b
+                .buckets
+                .iter()
+                .filter(|(k, _)| (*k < mid) == low)
+                .cloned()
+                .collect(),
+            split: false,
+        };
+        let (lo, hi) = (write(&half(true), pages), write(&half(false), pages));
+        let children = [(keys[0].to_vec(), lo), (mid.clone(), hi)];
+        let mut p = header(at as u64, 0x01, 2, 0);
+        let mut data_at = 16 + 2 * 16;
+        for (i, (k, id)) in children.iter().enumerate() {
+            let e = 16 + i * 16;
+            p[e..e + 4].copy_from_slice(&((data_at - e) as u32).to_le_bytes());
+            p[e + 4..e + 8].copy_from_slice(&(k.len() as u32).to_le_bytes());
+            p[e + 8..e + 16].copy_from_slice(&id.to_le_bytes());
+            p[data_at..data_at + k.len()].copy_from_slice(k);
+            data_at += k.len();
+        }
+        pages[at] = p;
+        at as u64
     }
 
     /// The database's bytes, the root bucket `root`.
@@ -241,6 +311,9 @@ pub(crate) mod testdb {
     /// Writes bucket `b` as a leaf page (with its overflow) at the end, its
     /// sub-buckets after it; returns its page id.
     fn write(b: &B, pages: &mut Vec<Vec<u8>>) -> u64 {
+        if b.split {
+            return write_split(b, pages);
+        }
         let data: usize = b
             .values
             .iter()
@@ -305,9 +378,9 @@ mod tests {
         let s = snapshot(&db).unwrap().unwrap();
         let got = s
             .read(|tx| {
-                let a = tx.bucket(b"a")?;
-                let b = a.bucket(b"b")?;
-                Some((a.get(b"k")?, b.get(b"x")?, sub_buckets(&a).len()))
+                let a = bucket(&root(tx)?, b"a")?;
+                let b = bucket(&a, b"b")?;
+                Some((get(&a, b"k")?, get(&b, b"x")?, sub_buckets(&a).len()))
             })
             .flatten();
         assert_eq!(got, Some((b"v".to_vec(), b"y".to_vec(), 1)));
@@ -321,7 +394,7 @@ mod tests {
         torn[PAGE + 16 + 48] ^= 0xff;
         let s = snapshot(&torn).unwrap().unwrap();
         assert_eq!(
-            s.read(|tx| tx.bucket(b"a")?.get(b"k")).flatten(),
+            s.read(|tx| get(&bucket(&root(tx)?, b"a")?, b"k")).flatten(),
             Some(b"v".to_vec())
         );
         let err = snapshot(&db[..100]).err().unwrap();
@@ -330,7 +403,7 @@ mod tests {
             snapshot(&db[..PAGE * 3])
                 .unwrap()
                 .unwrap()
-                .read(|tx| tx.bucket(b"a").is_none())
+                .read(|tx| root(tx).and_then(|r| bucket(&r, b"a")).is_none())
                 .unwrap_or(true)
         );
         assert!(snapshot(b"").is_err());
@@ -348,6 +421,23 @@ mod tests {
         db[root + 24..root + 32].copy_from_slice(&3u64.to_le_bytes());
         let err = snapshot(&db).err().unwrap();
         assert!(err.contains("cycle"), "{err}");
+    }
+
+    #[test]
+    fn keys_are_found_below_a_branch_page() {
+        let tree = B::default()
+            .bucket("a", B::default())
+            .bucket("ctr", B::default().val("k", b"v"))
+            .bucket("m", B::default())
+            .bucket("z", B::default())
+            .split();
+        let s = snapshot(&build(&tree)).unwrap().unwrap();
+        let got = s
+            .read(|tx| get(&bucket(&root(tx)?, b"ctr")?, b"k"))
+            .flatten();
+        assert_eq!(got, Some(b"v".to_vec()));
+        // bolt-lite's own lookup misses it: why pidns does not use it
+        assert!(s.read(|tx| tx.bucket(b"ctr").is_none()).unwrap_or(false));
     }
 
     #[test]
