@@ -472,8 +472,9 @@ fn lxc_configs_running_and_stopped() {
     let _s = serial();
     let host = Container::start(&Spec::new(Rt::Lxc).pid(Pid::Host)).expect("lxc host");
     let own = Container::start(&Spec::new(Rt::Lxc)).expect("lxc private");
-    let stopped = Container::start(&Spec::new(Rt::Lxc).pid(Pid::Host).cmd(&["true"]))
-        .expect("lxc that exits");
+    // stopped after it ran (its init cannot just exit: LXC then reports no pid)
+    let stopped = Container::start(&Spec::new(Rt::Lxc).pid(Pid::Host)).expect("lxc to stop");
+    sh::run("lxc-stop", &["-n", &stopped.name, "-k"]).expect("lxc-stop");
     let deadline = Instant::now() + Duration::from_secs(30);
     while sh::run("lxc-info", &["-n", &stopped.name, "-s", "-H"])
         .map_or(true, |s| s.trim() != "STOPPED")

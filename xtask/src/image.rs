@@ -33,12 +33,6 @@ pub fn static_binary() -> Result<PathBuf> {
             .run()
             .context("adding the musl target")?;
     }
-    // rusqlite builds SQLite's C source for the target: musl's compiler.
-    if which::which("x86_64-linux-musl-gcc").is_err() {
-        anyhow::bail!(
-            "the static image needs musl's C compiler (x86_64-linux-musl-gcc) for SQLite: apt-get install musl-tools"
-        );
-    }
     cmd::cargo(&[
         "build",
         "--profile",
@@ -50,8 +44,28 @@ pub fn static_binary() -> Result<PathBuf> {
         "--bin",
         "pidns",
     ])
+    // The bundled SQLite (rusqlite) is C: compiled for musl by musl-gcc,
+    // which cc-rs does not look for under that name.
+    .env("CC_x86_64_unknown_linux_musl", musl_gcc()?)
     .run()?;
     Ok(target_dir()?.join(TARGET).join(PROFILE).join("pidns"))
+}
+
+/// `musl-gcc` (Debian's musl-tools), installed when missing and root.
+fn musl_gcc() -> Result<PathBuf> {
+    if let Ok(p) = which::which("musl-gcc") {
+        return Ok(p);
+    }
+    if !cmd::is_root() {
+        anyhow::bail!("musl-gcc is missing: install musl-tools (the bundled SQLite is C)");
+    }
+    eprintln!("xtask image: installing musl-tools (musl-gcc, for the bundled SQLite)");
+    cmd::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", "musl-tools"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()
+        .context("installing musl-tools")?;
+    which::which("musl-gcc").context("musl-gcc after installing musl-tools")
 }
 
 pub fn run(opts: Options) -> Result<()> {

@@ -61,16 +61,16 @@ fn specs(path: &Path) -> Result<Vec<Spec>, String> {
         return Ok(Vec::new());
     };
     db.read(|tx| {
-        let Some(v1) = tx.bucket(b"v1") else {
+        let Some(v1) = bolt::root(tx).and_then(|r| bolt::bucket(&r, b"v1")) else {
             return Vec::new();
         };
         let mut all = Vec::new();
         for (ns, b) in bolt::sub_buckets(&v1) {
-            let Some(containers) = b.bucket(b"containers") else {
+            let Some(containers) = bolt::bucket(&b, b"containers") else {
                 continue;
             };
             for (id, c) in bolt::sub_buckets(&containers) {
-                all.push((ns.clone(), id, c.get(b"spec")));
+                all.push((ns.clone(), id, bolt::get(&c, b"spec")));
             }
         }
         all

@@ -121,12 +121,12 @@ fn bolt_records(path: &Path) -> Result<Vec<Row>, String> {
         return Ok(Vec::new());
     };
     db.read(|tx| {
-        let Some(ctrs) = tx.bucket(b"ctr") else {
+        let Some(ctrs) = bolt::root(tx).and_then(|r| bolt::bucket(&r, b"ctr")) else {
             return Vec::new();
         };
         bolt::sub_buckets(&ctrs)
             .into_iter()
-            .filter_map(|(_, c)| Some((c.get(b"config")?, c.get(b"state"))))
+            .filter_map(|(_, c)| Some((bolt::get(&c, b"config")?, bolt::get(&c, b"state"))))
             .collect()
     })
     .ok_or_else(|| format!("{}: corrupt Bolt database", path.display()))

@@ -31,14 +31,8 @@ const PACKAGES: [(&str, &str); 10] = [
 /// `prometheus` recommends `prometheus-node-exporter`, a daemon the tests
 /// have no use for. The tests start their own Prometheus on a port of their
 /// own; on a systemd host Debian also starts its `prometheus` service
-/// (where `policy-rc.d` lets it), which they leave alone. And musl's C
-/// compiler: the agent image's static binary (`cargo xtask image`) builds
-/// SQLite's C source (rusqlite, for Podman's state database).
-const TOOLS: [(&str, &str); 3] = [
-    ("prometheus", "prometheus"),
-    ("promtool", "prometheus"),
-    ("x86_64-linux-musl-gcc", "musl-tools"),
-];
+/// (where `policy-rc.d` lets it), which they leave alone.
+const TOOLS: [(&str, &str); 2] = [("prometheus", "prometheus"), ("promtool", "prometheus")];
 
 pub(crate) fn install_packages() -> Result<()> {
     let busybox_static =
