@@ -11,7 +11,9 @@ use crate::{
         rootfs::Attribution,
         runtime_process::{is_runtime_process, verify_runtime_process},
     },
+    error::ReadErrorKind,
     parse::layout::Runtime,
+    procfs::ProcRoot,
     report::{ContainerKey, Method, ProcessEvidence},
     state::CgroupRecord,
 };
@@ -89,12 +91,15 @@ impl Scan<'_> {
                 }
             }
             let shown = cgroup.clone();
-            self.record(g, fact, |s, g, inode, method| {
+            let counted = self.record(g, fact, |s, g, inode, method| {
                 let mut e = s.host_process(g, pid, None, inode, method)?;
                 e.outside_cgroup = outside;
                 e.cgroup = outside.then_some(shown).flatten();
                 Some(e)
             });
+            if !counted {
+                continue; // exited meanwhile
+            }
             g.pids.insert(pid);
             if outside {
                 g.outside.insert(pid);
@@ -131,7 +136,7 @@ impl Scan<'_> {
 
     /// The evidence of a process in the host PID namespace, or `None` for a
     /// runtime's own process (one in a container's cgroup, `placement`,
-    /// proven to be the runtime's). The verdict needs one host-PID process
+    /// proven to be the runtime's) and for one that exited meanwhile. The verdict needs one host-PID process
     /// that is not a runtime's; the detail (name, where its children go) is
     /// read for the first few of each container unless asked for all.
     fn host_process(
@@ -147,7 +152,17 @@ impl Scan<'_> {
             .evidence_detail
             .is_none_or(|limit| g.detailed < limit);
         let comm = if detailed {
-            self.proc.comm(pid).ok()
+            match read_comm(&self.proc, pid) {
+                Comm::Read(c) => Some(c),
+                Comm::Unread => None,
+                Comm::Gone => {
+                    // It was in the host's PID namespace a moment ago and
+                    // is gone now (a runtime's setup stage exiting, say):
+                    // what no longer runs is no evidence either way.
+                    self.summary.processes_vanished += 1;
+                    return None;
+                }
+            }
         } else {
             None
         };
@@ -180,6 +195,24 @@ impl Scan<'_> {
             outside_cgroup: false,
             cgroup: None,
         })
+    }
+}
+
+/// A process's name, as far as it could be read.
+#[derive(Debug, PartialEq)]
+enum Comm {
+    Read(String),
+    /// Refused or malformed: the process is still there.
+    Unread,
+    /// The process exited.
+    Gone,
+}
+
+fn read_comm(proc: &ProcRoot, pid: u32) -> Comm {
+    match proc.comm(pid) {
+        Ok(c) => Comm::Read(c),
+        Err(e) if e.kind == ReadErrorKind::Vanished && !proc.exists(pid) => Comm::Gone,
+        Err(_) => Comm::Unread,
     }
 }
 
@@ -224,5 +257,22 @@ fn rooted_by(a: &Attribution, cgroup: Option<&str>) -> RootedBy {
         },
         root_mount: a.root_mount.clone(),
         rootfs: a.rootfs.as_ref().map(|p| p.display().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Tree;
+
+    #[test]
+    fn a_name_that_cannot_be_read_is_gone_only_when_the_process_is() {
+        let t = Tree::new();
+        t.pid(10).file("comm", "sleep\n");
+        t.pid(11).file("comm/not-a-file", ""); // comm is a directory
+        let proc = t.proc();
+        assert_eq!(read_comm(&proc, 10), Comm::Read("sleep".into()));
+        assert_eq!(read_comm(&proc, 11), Comm::Unread, "still there");
+        assert_eq!(read_comm(&proc, 12), Comm::Gone);
     }
 }
