@@ -15,8 +15,8 @@
 //!   for host-pidns; an `ALLOW_SETNS` container's setns never gets here);
 //!   an unclassified cgroup is not proven;
 //! - the process is not a runtime's setup process (`task::RUNTIME_SETUP`,
-//!   inherited by its children: runc/crun init, and nothing a host process
-//!   did not mark);
+//!   inherited by its children: runc/crun init; only a host process marks
+//!   one, so a container cannot shield its own processes this way);
 //! - the process is not pidns itself ([`Config::self_tgid`](pidns_ebpf::Config)).
 
 use aya_ebpf::{

@@ -368,6 +368,9 @@ fn enforce_kills_nothing_else() {
         Spec::new(Rt::Runc),
         Spec::new(Rt::Runc).layout(Layout::NoCgroupsPath),
     ];
+    // Each one-shot container writes a file of its own on the way out: it
+    // ran to its end.
+    let out_dir = Scratch::new();
     let mut done = 0;
     for round in 0..3 {
         for spec in &specs {
@@ -382,10 +385,31 @@ fn enforce_kills_nothing_else() {
                 out.stderr,
                 dump(&w)
             );
-            let oneshot = Container::run_to_completion(&spec.clone().cmd(&["true"]))
-                .unwrap_or_else(|e| panic!("round {round}: {spec:?} true: {e:#}\n{}", dump(&w)));
-            assert!(oneshot.id != c.id);
-            done += 2;
+            done += 1;
+            let file = format!("/volume/{round}-{done}");
+            let oneshot = spec.clone().volume(&out_dir.str(), "/volume").cmd(&[
+                "sh",
+                "-c",
+                &format!("touch {file}"),
+            ]);
+            let mut c = Container::start(&oneshot).unwrap_or_else(|e| {
+                panic!("round {round}: {spec:?} one-shot: {e:#}\n{}", dump(&w))
+            });
+            if let Some(code) = exit_code(&c) {
+                assert_eq!(code, 0, "round {round}: {spec:?} one-shot\n{}", dump(&w));
+            }
+            let wrote = out_dir.path().join(file.trim_start_matches("/volume/"));
+            let deadline = std::time::Instant::now() + WAIT;
+            while !wrote.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(
+                wrote.exists(),
+                "round {round}: {spec:?} one-shot did not finish\n{}",
+                dump(&w)
+            );
+            c.remove().expect("remove");
+            done += 1;
         }
     }
     assert!(done >= 40, "{done} container starts");

@@ -294,7 +294,7 @@ impl Bench {
         report.part("watch_flood", flood)
     }
 
-    /// Part 6, `--enforce setns,host-pidns`: its cost on the storm of
+    /// Part 7, `--enforce setns,host-pidns`: its cost on the storm of
     /// part 3, and a host-PID container's first exec to its death.
     fn enforce(&self, unified: &Path, report: &mut Report) -> Result<()> {
         let (storm, n) = if self.opts.smoke {
@@ -312,7 +312,7 @@ impl Bench {
         report.part("enforce", json!({"cost": cost, "exec_to_death": death}))
     }
 
-    /// Part 7, the scan with stopped containers' records (the runtimes' state).
+    /// Part 6, the scan with stopped containers' records (the runtimes' state).
     fn scan_stopped(&self, report: &mut Report) -> Result<()> {
         let n = if self.opts.smoke { 4 } else { 200 };
         let r = state::stopped(&self.pidns, n, self.rounds)?;
