@@ -17,8 +17,8 @@ use std::{
 };
 
 use crate::{
-    error::{NotRegular, ReadError, ScanError},
-    parse::{nslink, status},
+    error::{NotRegular, ReadError, ReadErrorKind, ScanError},
+    parse::{nslink, stat, status},
 };
 
 /// Upper bound on what is read from one /proc file. Real cgroup and status
@@ -95,6 +95,29 @@ impl ProcRoot {
         }
         pids.sort_unstable();
         Ok(pids)
+    }
+
+    /// Whether process `pid` is gone or every one of its threads is exiting:
+    /// its exit (the probes' exit hook included) has begun or is over. A
+    /// thread that is still running, or whose `stat` cannot be read for
+    /// another reason than being gone, keeps it alive.
+    pub fn group_exiting(&self, pid: u32) -> bool {
+        let Ok(threads) = fs::read_dir(self.file(pid, "task")) else {
+            return !self.exists(pid);
+        };
+        let mut buf = Vec::with_capacity(512);
+        for tid in threads.filter_map(|e| e.ok()) {
+            let Some(tid) = tid.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            buf.clear();
+            match self.read_into(pid, &format!("task/{tid}/stat"), &mut buf) {
+                Ok(()) if stat::is_exiting(&buf) == Some(true) => {}
+                Err(e) if e.kind == ReadErrorKind::Vanished => {}
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// This process's PID as the proc root numbers it: its `self` link, which
@@ -255,8 +278,32 @@ fn read_capped(mut f: File, buf: &mut Vec<u8>) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ReadErrorKind;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_group_is_exiting_when_gone_or_every_thread_exits() {
+        let stat = |flags: u32| {
+            format!(
+                "7 (sh) S 1 1 1 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+            )
+        };
+        let tree = crate::testutil::Tree::new();
+        // 10: leader exiting, another thread running: alive.
+        tree.pid(10)
+            .file("task/10/stat", &stat(0x4))
+            .file("task/11/stat", &stat(0x0));
+        // 20: every thread exiting.
+        tree.pid(20)
+            .file("task/20/stat", &stat(0x4))
+            .file("task/21/stat", &stat(0x40_0004));
+        // 30: a stat that cannot be parsed: not taken for an exit.
+        tree.pid(30).file("task/30/stat", "junk");
+        let root = tree.proc();
+        assert!(!root.group_exiting(10));
+        assert!(root.group_exiting(20));
+        assert!(!root.group_exiting(30));
+        assert!(root.group_exiting(99), "gone");
+    }
 
     #[test]
     fn reads_fixture_links_and_files() {

@@ -22,6 +22,18 @@ pub fn is_kernel_thread(stat: &[u8]) -> Option<bool> {
         .map(|s| s.flags & PF_KTHREAD != 0)
 }
 
+/// `PF_EXITING` in a task's flags: set at the start of its exit, before
+/// the kernel's exit hooks (the probes' `sched_process_exit`) run.
+const PF_EXITING: u32 = 0x0000_0004;
+
+/// Whether a `stat` is an exiting task's.
+pub fn is_exiting(stat: &[u8]) -> Option<bool> {
+    use procfs::FromRead as _;
+    procfs::process::Stat::from_read(stat)
+        .ok()
+        .map(|s| s.flags & PF_EXITING != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,6 +44,14 @@ mod tests {
     fn start_time_from_stat() {
         assert_eq!(starttime(STAT.as_bytes()), Some(987654));
         assert_eq!(starttime(b"garbage"), None);
+    }
+
+    #[test]
+    fn exiting_tasks_by_their_flags() {
+        assert_eq!(is_exiting(STAT.as_bytes()), Some(false));
+        let exiting = STAT.replace(" 4194560 ", " 4194564 ");
+        assert_eq!(is_exiting(exiting.as_bytes()), Some(true));
+        assert_eq!(is_exiting(b"junk"), None);
     }
 
     #[test]

@@ -189,6 +189,11 @@ impl Probes {
         let _ = self.tasks.insert(pid, s, 0);
     }
 
+    /// Takes a process's entry out of the task map.
+    pub fn untrack(&mut self, pid: u32) {
+        let _ = self.tasks.remove(&pid);
+    }
+
     /// Adds a host namespace; `false` when the map is full (and marks the
     /// filter open, as the kernel does).
     pub fn add_host_ns(&mut self, inum: u32, nstype: u32, provenance: u32) -> bool {

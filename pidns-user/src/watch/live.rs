@@ -28,6 +28,7 @@ use crate::{
 /// rescan reports only what the probes missed.
 struct Loop<'a> {
     probes: Probes,
+    proc: ProcRoot,
     out: &'a mut Output,
     /// (container id, pid) of every host-PID process reported so far.
     reported: HashSet<(String, u32)>,
@@ -73,8 +74,8 @@ impl Loop<'_> {
                     }
                 }
                 Action::NsCreated { inum, nstype } => self.filter.created(inum, nstype),
-                Action::TrackTask { pid, anchor } => self.probes.track(pid, anchor, false),
-                Action::TrackOutside { pid, anchor } => self.probes.track(pid, anchor, true),
+                Action::TrackTask { pid, anchor } => self.track(pid, anchor, false),
+                Action::TrackOutside { pid, anchor } => self.track(pid, anchor, true),
                 Action::Gone(c) => self.out.metrics.gone(&c),
             }
         }
@@ -171,6 +172,20 @@ impl Loop<'_> {
         }
     }
 
+    /// Marks a container process in the kernel's task map, unless it is
+    /// exiting or gone by then: its exit hook, which takes the entry out
+    /// again, may already have run (a process the agent has just killed, a
+    /// short-lived one), and a stale entry would hand its container to
+    /// whatever process gets the pid next, a host process included, for
+    /// `--enforce` to kill. Checked after the insert: a process that was not
+    /// exiting then runs its exit hook after it.
+    fn track(&mut self, pid: u32, anchor: u64, outside: bool) {
+        self.probes.track(pid, anchor, outside);
+        if self.proc.group_exiting(pid) {
+            self.probes.untrack(pid);
+        }
+    }
+
     fn say_cgroups_full(&mut self) {
         if !self.cgroups_full_said {
             self.cgroups_full_said = true;
@@ -251,6 +266,7 @@ pub async fn run(
         starting: true,
     };
     let mut lp = Loop {
+        proc: proc.clone(),
         enforcer,
         probes,
         out,
