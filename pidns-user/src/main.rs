@@ -135,7 +135,8 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         ringbuf_bytes: args.ring_buffer_kib * 1024,
         metrics_addr: args.metrics_addr,
         rescan: args.rescan,
-        compat_setns: args.compat_setns,
+        // Enforcing setns closes the 32-bit way around its tracepoints too.
+        compat_setns: args.compat_setns || args.enforce.contains(&EnforceMode::Setns),
         allow_setns: AllowList::new(args.allow_setns.iter().cloned()),
         max_cgroups: args.max_cgroups,
         enforce: watch::enforce::Enforce {

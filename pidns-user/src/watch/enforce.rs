@@ -60,6 +60,10 @@ impl Enforce {
             (enforce::HOST_PIDNS, programs::TASK_NEWTASK),
             (enforce::HOST_PIDNS, programs::CGROUP_ATTACH_TASK),
             (enforce::HOST_PIDNS, programs::SYS_EXIT_FORK_CHILD),
+            // The 32-bit entry (`int 0x80`) is a way around the setns
+            // tracepoints: enforcing setns watches it too (see `compat_setns`).
+            #[cfg(target_arch = "x86_64")]
+            (enforce::SETNS, programs::SYS_EXIT_COMPAT_SETNS),
         ];
         let missing: Vec<String> = needs
             .iter()
@@ -268,6 +272,16 @@ mod tests {
         assert_eq!(setns.unmet(&without_fork), None);
         let why = setns.unmet(&[]).expect("unmet");
         assert!(why.contains("setns needs sys_exit_setns"), "{why}");
+        #[cfg(target_arch = "x86_64")]
+        {
+            let without_compat: Vec<String> = all
+                .iter()
+                .filter(|p| *p != programs::SYS_EXIT_COMPAT_SETNS)
+                .cloned()
+                .collect();
+            let why = setns.unmet(&without_compat).expect("int 0x80 unwatched");
+            assert!(why.contains("setns needs sys_exit_compat_setns"), "{why}");
+        }
     }
 
     #[test]
