@@ -32,6 +32,10 @@ pub fn report(
     };
     first(&key)?;
     if !within_budget(p.container, p.cg, kind::HOST_ACCESS, p.op, tgid, 0) {
+        // Counted in the budget's aggregate; not marked as sent, so that a
+        // container spending its budget on junk cannot turn its next real
+        // access of this kind into an unsent repeat.
+        let _ = ACCESS_SEEN.remove(key);
         return None;
     }
     let mut e = EventBuilder::new(stream::OTHER, kind::HOST_ACCESS, p.class, p.cg, tgid, tid)?;
