@@ -59,6 +59,10 @@ fn access(e: &Value, id: &str, op: &str, target: u32) -> bool {
 /// every process (a few seconds at most) is mostly in aggregate lines.
 #[track_caller]
 fn not_one_line_per_target(w: &Watch, id: &str) {
+    // The sweep is over, but its last seconds' aggregate lines come with
+    // the next flushes: counted too early, a slow sweep (a loaded machine)
+    // looked like one line per target.
+    w.settle(Duration::from_millis(2500), Duration::from_secs(8));
     let events = w.events();
     let mine = |kind: &'static str| {
         events
@@ -66,11 +70,12 @@ fn not_one_line_per_target(w: &Watch, id: &str) {
             .filter(move |e| e["event"] == kind && e["container_id"] == id)
     };
     let single = mine("host_access").count();
+    let intervals = mine("host_access_aggregate").count();
     let aggregated: u64 = mine("host_access_aggregate")
         .map(|e| e["count"].as_u64().unwrap_or(0))
         .sum();
     assert!(
-        single <= 24 && aggregated > single as u64,
+        single <= 8 * (intervals + 1) && aggregated > single as u64,
         "{single} lines one by one, {aggregated} accesses aggregated: the sweep was not aggregated\n{}",
         dump(w)
     );
@@ -237,6 +242,10 @@ fn signals_within_a_container_or_from_the_host_are_not_reported() {
     // the marker: a host access after all of them
     run(&hp, &format!("kill -0 {}", v.pid));
     expect(&w, "the marker", |e| access(e, &hp.id, "signal", v.pid));
+    // Only this test's containers and target: the other tests of this
+    // file run meanwhile, and their host accesses are reported, rightly.
+    let ours = [&isolated.id, &hp.id, &target.id, &stopped_id];
+    let target_pid = u64::from(target.init_pid());
     let noise: Vec<Value> = w
         .events()
         .into_iter()
@@ -244,6 +253,8 @@ fn signals_within_a_container_or_from_the_host_are_not_reported() {
             e["event"]
                 .as_str()
                 .is_some_and(|k| k.starts_with("host_access"))
+                && (ours.iter().any(|id| e["container_id"] == id.as_str())
+                    || e["target_pid"] == target_pid)
                 && !(e["container_id"] == hp.id.as_str() && e["target_pid"] == u64::from(v.pid))
         })
         .collect();
