@@ -9,6 +9,7 @@
 //! uses) reports the containers already sharing the host PID namespace with
 //! trigger `scan`; then a `ready` event says that everything is watched.
 
+mod attach;
 pub mod attribute;
 pub mod btf;
 pub mod cgroupfs;
