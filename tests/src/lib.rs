@@ -17,6 +17,7 @@
 //!   what a run records so that a killed run can be cleaned up, and removing
 //!   it without reaching into anything else.
 //! - [`prometheus`]: a real Prometheus server for the alerting rules' tests.
+//! - [`watching`]: the prologue and the waiting every watch test shares.
 
 pub mod cgroups;
 pub mod env;
@@ -29,6 +30,7 @@ pub mod runtimes;
 pub mod sh;
 pub mod skip;
 pub mod state;
+pub mod watching;
 
 /// This package: `cargo xtask test` runs its test binaries privileged,
 /// between the runtimes' bring-up and teardown.

@@ -16,7 +16,7 @@ use pidns_tests::{
     Container, Layout, Pid, Rt, Spec,
     inside::Tool,
     pidns::{Watch, bin, synth},
-    ready, runtimes, sh, skip, state, test_name,
+    ready, runtimes, sh, state, test_name, watching,
 };
 use serde_json::Value;
 
@@ -32,25 +32,16 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Root, the runtimes in `needs`, and watch in eBPF mode with `extra`.
 fn watch(test: &str, needs: &[Rt], extra: &[&str]) -> Option<Watch> {
-    ready(test, needs)?;
-    match Watch::start(extra) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            skip::skip(test, &format!("eBPF watch cannot start here: {e:#}"));
-            None
-        }
-    }
+    watching::ebpf(test, needs, extra)
 }
 
 fn dump(w: &Watch) -> String {
-    let events: Vec<String> = w.events().iter().map(Value::to_string).collect();
-    format!("{}\nstderr:\n{}", events.join("\n"), w.stderr())
+    watching::dump(w, |_| true)
 }
 
 #[track_caller]
 fn expect(w: &Watch, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    w.wait_for(WAIT, pred)
-        .unwrap_or_else(|| panic!("no event for {what} within {WAIT:?}; got:\n{}", dump(w)))
+    watching::expect(w, WAIT, what, pred, |_| true)
 }
 
 /// A directory of the test's own on the host, removed on drop.

@@ -11,7 +11,7 @@ use pidns_tests::{
     homemade::{HostProcess, How},
     inside::Tool,
     pidns::{Watch, synth},
-    ready, skip, test_name,
+    ready, test_name, watching,
 };
 use serde_json::Value;
 
@@ -20,32 +20,21 @@ const SIGSTOP: u64 = 19;
 const SIGCONT: u64 = 18;
 
 fn watch(test: &str, extra: &[&str]) -> Option<Watch> {
-    ready(test, &[Rt::Docker])?;
-    let mut args = vec!["--mode", "ebpf"];
-    args.extend_from_slice(extra);
-    match Watch::start(&args) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            skip::skip(test, &format!("eBPF watch cannot start here: {e:#}"));
-            None
-        }
-    }
+    watching::ebpf(test, &[Rt::Docker], extra)
+}
+
+/// Host-PID findings are the other tests' noise here.
+fn shown(e: &Value) -> bool {
+    e["event"] != "host_pidns"
 }
 
 fn dump(w: &Watch) -> String {
-    let events: Vec<String> = w
-        .events()
-        .iter()
-        .filter(|e| e["event"] != "host_pidns")
-        .map(Value::to_string)
-        .collect();
-    format!("{}\nstderr:\n{}", events.join("\n"), w.stderr())
+    watching::dump(w, shown)
 }
 
 #[track_caller]
 fn expect(w: &Watch, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    w.wait_for(WAIT, pred)
-        .unwrap_or_else(|| panic!("no event for {what} within {WAIT:?}; got:\n{}", dump(w)))
+    watching::expect(w, WAIT, what, pred, shown)
 }
 
 fn access(e: &Value, id: &str, op: &str, target: u32) -> bool {

@@ -10,41 +10,19 @@ use pidns_tests::{
     Container, Layout, Pid, Rt, Spec,
     cgroups::FakeContainer,
     pidns::{Watch, synth},
-    ready, require_root, skip, test_name,
+    ready, require_root, test_name, watching,
 };
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The prologue of a watch test: the machine is ready for `test` (root,
-/// the runtimes in `needs`), and watch runs in eBPF mode with `extra`.
-/// `None` after a skip (a failure under PIDNS_REQUIRE_PRIVILEGED=1).
 fn watch(test: &str, needs: &[Rt], extra: &[&str]) -> Option<Watch> {
-    ready(test, needs)?;
-    let mut args = vec!["--mode", "ebpf"];
-    args.extend_from_slice(extra);
-    match Watch::start(&args) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            skip::skip(test, &format!("eBPF watch cannot start here: {e:#}"));
-            None
-        }
-    }
+    watching::ebpf(test, needs, extra)
 }
 
 #[track_caller]
 fn expect(w: &Watch, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    w.wait_for(WAIT, pred).unwrap_or_else(|| {
-        panic!(
-            "no event for {what} within {WAIT:?}; got:\n{}\nstderr:\n{}",
-            w.events()
-                .iter()
-                .map(Value::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-            w.stderr()
-        )
-    })
+    watching::expect(w, WAIT, what, pred, |_| true)
 }
 
 fn finding(e: &Value, id: &str) -> bool {

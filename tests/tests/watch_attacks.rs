@@ -11,7 +11,7 @@ use pidns_tests::{
     Container, Pid, Rt, Spec,
     inside::Tool,
     pidns::{Watch, synth},
-    ready, skip, test_name,
+    ready, test_name, watching,
 };
 use serde_json::Value;
 
@@ -19,32 +19,12 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Root, the runtimes in `needs`, and watch in eBPF mode with `extra`.
 fn watch(test: &str, needs: &[Rt], extra: &[&str]) -> Option<Watch> {
-    ready(test, needs)?;
-    let mut args = vec!["--mode", "ebpf"];
-    args.extend_from_slice(extra);
-    match Watch::start(&args) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            skip::skip(test, &format!("eBPF watch cannot start here: {e:#}"));
-            None
-        }
-    }
-}
-
-fn dump(w: &Watch) -> String {
-    let events: Vec<String> = w
-        .events()
-        .iter()
-        .filter(|e| e["event"] != "host_pidns" || e["trigger"] != "scan")
-        .map(Value::to_string)
-        .collect();
-    format!("{}\nstderr:\n{}", events.join("\n"), w.stderr())
+    watching::ebpf(test, needs, extra)
 }
 
 #[track_caller]
 fn expect(w: &Watch, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    w.wait_for(WAIT, pred)
-        .unwrap_or_else(|| panic!("no event for {what} within {WAIT:?}; got:\n{}", dump(w)))
+    watching::expect(w, WAIT, what, pred, watching::live)
 }
 
 fn finding(e: &Value, id: &str) -> bool {

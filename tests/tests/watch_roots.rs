@@ -17,7 +17,7 @@ use pidns_tests::{
     Container, Layout, Pid, Rt, Spec, cgroups,
     homemade::{Homemade, HostProcess, How, Scratch},
     pidns::Watch,
-    ready, runtimes, skip, state, test_name,
+    ready, runtimes, skip, state, test_name, watching,
 };
 use serde_json::Value;
 
@@ -40,29 +40,12 @@ fn watch(test: &str, needs: &[Rt]) -> Option<Watch> {
         );
         return None;
     }
-    match Watch::start(&["--mode", "ebpf"]) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            skip::skip(test, &format!("eBPF watch cannot start here: {e:#}"));
-            None
-        }
-    }
-}
-
-fn dump(w: &Watch) -> String {
-    let events: Vec<String> = w
-        .events()
-        .iter()
-        .filter(|e| e["event"] != "host_pidns" || e["trigger"] != "scan")
-        .map(Value::to_string)
-        .collect();
-    format!("{}\nstderr:\n{}", events.join("\n"), w.stderr())
+    watching::ebpf(test, &[], &[])
 }
 
 #[track_caller]
 fn expect(w: &Watch, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    w.wait_for(WAIT, pred)
-        .unwrap_or_else(|| panic!("no event for {what} within {WAIT:?}; got:\n{}", dump(w)))
+    watching::expect(w, WAIT, what, pred, watching::live)
 }
 
 fn finding_of(e: &Value, pid: u32) -> bool {
