@@ -68,7 +68,11 @@ fn parse_line(line: &str) -> Option<RootMount> {
 /// The kernel writes space, tab, newline and backslash in mountinfo's paths
 /// as octal escapes (`\040`); the parser leaves them as they are.
 pub fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
+    String::from_utf8_lossy(&unescape_bytes(field.as_bytes())).into_owned()
+}
+
+/// [`unescape`] for a path that need not be UTF-8.
+pub fn unescape_bytes(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -88,7 +92,7 @@ pub fn unescape(field: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]
@@ -146,5 +150,14 @@ mod tests {
         assert_eq!((m.major, m.minor), (0, 70));
         assert!(m.root.starts_with('/'));
         assert_eq!(unescape("a\\134b\\011c\\999"), "a\\b\tc\\999");
+    }
+
+    #[test]
+    fn every_escape_is_undone_and_other_bytes_kept() {
+        assert_eq!(
+            unescape_bytes(b"/sys/fs/cgroup/my\\040cg\\134x\\012\\377\\xff"),
+            b"/sys/fs/cgroup/my cg\\x\n\xff\\xff"
+        );
+        assert_eq!(unescape_bytes(b"trailing\\04"), b"trailing\\04");
     }
 }

@@ -2,9 +2,15 @@
 //! start-up. A cgroup's v2 id is its directory's inode number.
 
 use std::{
-    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+    ffi::OsString,
+    os::unix::{
+        ffi::{OsStrExt as _, OsStringExt as _},
+        fs::MetadataExt as _,
+    },
     path::{Path, PathBuf},
 };
+
+use crate::parse::mountinfo::unescape_bytes;
 
 /// The unified hierarchy's mount point, from our mountinfo: a `cgroup2`
 /// mount whose root is the hierarchy's root (not a cgroup-namespace view).
@@ -13,16 +19,10 @@ pub fn unified_mount() -> Option<PathBuf> {
     mounts
         .into_iter()
         .find(|m| m.fs_type == "cgroup2" && m.root == "/")
-        .map(|m| PathBuf::from(unescape(&m.mount_point.to_string_lossy())))
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal, and the
-/// procfs crate hands the field over as it stands.
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+        .map(|m| {
+            let raw = m.mount_point.as_os_str().as_bytes();
+            PathBuf::from(OsString::from_vec(unescape_bytes(raw)))
+        })
 }
 
 /// The unified hierarchy under a cgroupfs mount given by the user: the
@@ -142,14 +142,6 @@ pub fn procs(root: &Path, cgroup: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(
-            unescape("/sys/fs/cgroup/my\\040cg\\134x"),
-            "/sys/fs/cgroup/my cg\\x"
-        );
-    }
 
     #[test]
     fn hybrid_roots_resolve_to_unified() {
