@@ -89,22 +89,14 @@ pub fn refine_runtime(p: &mut Placement, state_root: Option<&Path>) {
     }
 }
 
-/// Picks the container a process's cgroup file places it in, whatever the
-/// file looks like (the tests' shorthand; pidns itself uses [`place`]).
+/// The container a process's cgroup file places it in, or why the file is not
+/// one the kernel wrote ([`cgroup::malformed`]): a file with lines forged
+/// through a cgroup's name places nothing.
 ///
 /// The unified (v2) line is preferred, then systemd's named v1 hierarchy, then
 /// any other v1 hierarchy. The `/<namespace>/<id>` shape is only trusted on
 /// the first two: a lone v1 controller path such as `/process_api/<hex>` is
 /// how host tools partition memory, not a container.
-#[cfg(test)]
-pub fn placement(cgroup_file: &[u8]) -> Option<Placement> {
-    let lines: cgroup::Lines<'_> = cgroup::parse(cgroup_file).collect();
-    from_lines(&lines)
-}
-
-/// [`placement`] of a cgroup file as the kernel writes it, or why it is not
-/// one ([`cgroup::malformed`]): a file with lines forged through a cgroup's
-/// name places nothing.
 pub fn place(cgroup_file: &[u8]) -> Result<Option<Placement>, &'static str> {
     cgroup::checked(cgroup_file).map(|lines| from_lines(&lines))
 }
@@ -148,6 +140,11 @@ pub fn own_container(proc: &ProcRoot) -> Option<ContainerKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`place`] of a file the kernel could have written.
+    fn placement(cgroup_file: &[u8]) -> Option<Placement> {
+        place(cgroup_file).expect("a well-formed cgroup file")
+    }
 
     const ID: &str = "40e9cfb459ea932ec1f41ca728c2afb10676bb793b3ad87f4b67f7873eccbae4";
 
