@@ -164,18 +164,22 @@ pub fn kill_verified(
     let mut buf = Vec::new();
     proc.read_into(pid, "cgroup", &mut buf)
         .map_err(|e| unproven(format!("cgroup unreadable: {e}")))?;
-    let path = cgroup::parse(&buf)
-        .find(|l| l.is_unified())
-        .map(|l| l.path.to_vec())
-        .unwrap_or_default();
-    if !within(&path, own.as_bytes()) {
+    if !in_cgroup(&buf, own.as_bytes()) {
         return Err(unproven(format!(
             "its cgroup {} is not the container's {own}",
-            String::from_utf8_lossy(&path)
+            String::from_utf8_lossy(cgroup::shown_path(&buf).unwrap_or_default())
         )));
     }
     pidfd_send_sigkill(&fd, pid)?;
     Ok(Enforced::KilledByAgent)
+}
+
+/// Whether a cgroup file puts the process in unified cgroup `own` or below.
+/// Any unified line will do: a cgroup named with a newline adds lines of
+/// its maker's choosing, but the kernel's own line is always there, so a
+/// forged line can add a claim and never hide one.
+fn in_cgroup(file: &[u8], own: &[u8]) -> bool {
+    cgroup::parse(file).any(|l| l.is_unified() && within(l.path, own))
 }
 
 /// Whether cgroup `path` is `own` or below it.
@@ -324,6 +328,20 @@ mod tests {
         assert!(!within(b"/docker", b"/docker/abc"));
         assert!(!within(b"/x", b"/"));
         assert!(!within(b"/x", b""));
+    }
+
+    #[test]
+    fn a_forged_cgroup_line_does_not_spare_a_container_process() {
+        let own = b"/docker/abc";
+        assert!(in_cgroup(
+            b"4:memory:/docker/abc\n0::/docker/abc/sub\n",
+            own
+        ));
+        assert!(!in_cgroup(b"4:memory:/docker/abc\n0::/\n", own));
+        // A process of the container in a v1 cgroup it named
+        // "x\n0::/elsewhere": the kernel's own unified line still follows.
+        let forged = b"4:memory:/docker/abc/x\n0::/elsewhere\n1:name=systemd:/\n0::/docker/abc\n";
+        assert!(in_cgroup(forged, own));
     }
 
     #[test]
