@@ -101,6 +101,16 @@ pub fn checked(bytes: &[u8]) -> Result<Lines<'_>, &'static str> {
     Ok(lines)
 }
 
+/// The unified (v2) cgroup of a file the kernel could have written; `None`
+/// for a file with forged lines (see [`malformed`]) or without that line.
+pub fn unified_path(bytes: &[u8]) -> Option<&[u8]> {
+    checked(bytes)
+        .ok()?
+        .into_iter()
+        .find(|l| l.is_unified())
+        .map(|l| l.path)
+}
+
 /// The path to show for a process's cgroup: the unified (v2) hierarchy's,
 /// else systemd's named hierarchy's, else the first line's.
 pub fn shown_path(bytes: &[u8]) -> Option<&[u8]> {
@@ -217,5 +227,14 @@ mod tests {
                 path: b"/ok"
             }]
         );
+    }
+
+    #[test]
+    fn the_unified_path_of_a_forged_file_is_no_path() {
+        assert_eq!(unified_path(b"4:memory:/m\n0::/u\n"), Some(&b"/u"[..]));
+        assert_eq!(unified_path(b"4:memory:/m\n"), None);
+        // a host process in a v1 cgroup named "x\n0::/docker/abc"
+        let forged = b"4:memory:/x\n0::/docker/abc\n1:name=systemd:/\n0::/\n";
+        assert_eq!(unified_path(forged), None);
     }
 }

@@ -60,8 +60,8 @@ impl Attributor {
         let root = self.cgroup_root.as_ref()?;
         let mut buf = Vec::new();
         self.proc.read_into(pid, "cgroup", &mut buf).ok()?;
-        let line = cgroup::parse(&buf).find(|l| l.is_unified())?;
-        let rel = String::from_utf8_lossy(line.path).into_owned();
+        let path = cgroup::unified_path(&buf)?;
+        let rel = String::from_utf8_lossy(path).into_owned();
         let dir = root.join(rel.trim_start_matches('/'));
         std::fs::metadata(dir).ok().map(|m| m.ino())
     }
