@@ -63,9 +63,11 @@ pub const PATH_CUT: usize = 4095;
 /// Why a cgroup file is not as the kernel writes it, if it is not: a line
 /// that does not parse, a blank line before the end, no line at all, or a
 /// hierarchy listed twice. The kernel prints cgroup names unescaped, so a
-/// cgroup named with a newline (`x\n0::/docker/<id>`), which anyone who
-/// can create cgroups can make, adds lines of its choosing; they never
-/// parse as a file of unique hierarchies. A path the kernel cut at
+/// cgroup named with a newline (`x\n0::` with a child `docker`), which
+/// anyone who can create cgroups can make where the kernel allows it, adds
+/// lines of its choosing; they never parse as a file of unique
+/// hierarchies. (Recent kernels refuse such names with EINVAL; 6.18 here
+/// does; older ones and their backports may not.) A path the kernel cut at
 /// PATH_MAX says nothing of where the process really is either.
 pub fn malformed(bytes: &[u8]) -> Option<&'static str> {
     checked(bytes).err()
