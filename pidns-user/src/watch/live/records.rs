@@ -1,0 +1,108 @@
+//! The kernel's records: each attributed and its actions carried out
+//! (lines written, kernel maps updated) before the next is read.
+
+use anyhow::Context as _;
+
+use pidns_ebpf::{Event, stream};
+
+use super::Loop;
+use crate::{
+    report::WatchEvent,
+    watch::attribute::{Action, Attributor},
+};
+
+/// Lines written in one drain before they are flushed, so that a long drain
+/// does not hold the first lines back.
+const FLUSH_EVERY: usize = 64;
+
+impl Loop<'_> {
+    /// Carries actions out. `ktime_ns` is when the kernel event behind them
+    /// happened (CLOCK_MONOTONIC); findings then get their `latency_us`
+    /// stamped as their line is written.
+    pub(super) fn apply(&mut self, actions: Vec<Action>, ktime_ns: Option<u64>) {
+        for a in actions {
+            match a {
+                Action::Emit(mut e) => {
+                    if let WatchEvent::HostPidns(f) = e.as_mut() {
+                        self.reported.insert((f.at.container.id.clone(), f.at.pid));
+                        self.enforcer.finding(f);
+                    }
+                    match ktime_ns {
+                        Some(k) => self.out.emit_kernel_event(*e, k),
+                        None => self.out.emit(&e),
+                    }
+                }
+                Action::Classify {
+                    cgroup_id,
+                    class,
+                    container,
+                } => {
+                    if !self.probes.classify(cgroup_id, class, container) {
+                        self.say_cgroups_full();
+                    }
+                }
+                Action::NsCreated { inum, nstype } => self.filter.created(inum, nstype),
+                Action::TrackTask { pid, anchor } => self.track(pid, anchor, false),
+                Action::TrackOutside { pid, anchor } => self.track(pid, anchor, true),
+                Action::Gone(c) => self.out.metrics.gone(&c),
+            }
+        }
+    }
+
+    /// Takes every record now in the ring buffers, findings first, one at a
+    /// time: each is attributed and written before the next is read, so a
+    /// record's latency is its own, not the batch's. Returns how many
+    /// records there were.
+    pub(super) fn drain(&mut self, attr: &mut Attributor) -> anyhow::Result<usize> {
+        let mut n = self.drain_one(attr, stream::FINDINGS)?;
+        n += self.drain_one(attr, stream::OTHER)?;
+        self.out.metrics.set_unattributed(attr.unattributed());
+        Ok(n)
+    }
+
+    fn drain_one(&mut self, attr: &mut Attributor, which: u32) -> anyhow::Result<usize> {
+        let mut n = 0;
+        loop {
+            let ring = if which == stream::FINDINGS {
+                &mut self.probes.findings
+            } else {
+                &mut self.probes.other
+            };
+            // Each record is copied out, which hands its slot back to the kernel.
+            let Some(next) = ring.get_mut().next().map(|item| Event::decode(&item)) else {
+                break;
+            };
+            n += 1;
+            let Some(ev) = next else { continue };
+            let actions = attr.handle(&ev);
+            self.apply(actions, Some(ev.ktime_ns));
+            if n % FLUSH_EVERY == 0 {
+                self.out.flush().context("writing to stdout")?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Marks a container process in the kernel's task map, unless it is
+    /// exiting or gone by then: its exit hook, which takes the entry out
+    /// again, may already have run (a process the agent has just killed, a
+    /// short-lived one), and a stale entry would hand its container to
+    /// whatever process gets the pid next, a host process included, for
+    /// `--enforce` to kill. Checked after the insert: a process that was not
+    /// exiting then runs its exit hook after it.
+    fn track(&mut self, pid: u32, anchor: u64, outside: bool) {
+        self.probes.track(pid, anchor, outside);
+        if self.proc.group_exiting(pid) {
+            self.probes.untrack(pid);
+        }
+    }
+
+    pub(super) fn say_cgroups_full(&mut self) {
+        if !self.cgroups_full_said {
+            self.cgroups_full_said = true;
+            eprintln!(
+                "pidns watch: the kernel's cgroup map is full (--max-cgroups): cgroups beyond it stay unclassified in the kernel, so their events come to user space, which judges them from its own table (nothing goes unreported; host processes in those cgroups cost more, and their events share the findings ring)"
+            );
+        }
+    }
+}
