@@ -13,37 +13,51 @@ impl Attributor {
     /// Decides what a kernel event means.
     pub fn handle(&mut self, ev: &Event) -> Vec<Action> {
         self.handled += 1;
-        let mut actions = Vec::new();
+        match ev.kind {
+            kind::CGROUP_MKDIR | kind::CGROUP_RMDIR | kind::NS_CREATED => self.bookkeeping(ev),
+            kind::CGROUP_ESCAPE => self.escape(ev),
+            kind::HOST_ACCESS => self.host_access(ev),
+            kind::EXEC | kind::FORK | kind::ATTACH | kind::SETNS | kind::NEW_PIDNS => {
+                self.process_event(ev)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Cgroups and namespaces coming and going: tables to keep, nothing
+    /// to report.
+    fn bookkeeping(&mut self, ev: &Event) -> Vec<Action> {
         match ev.kind {
             kind::CGROUP_MKDIR => {
                 let path = cstr(&ev.data);
-                actions.extend(if ev.flags & flags::TRUNCATED == 0 {
+                if ev.flags & flags::TRUNCATED == 0 {
                     self.cgroups.learn(ev.cgroup_id, path)
                 } else {
                     self.cgroups.learn_cut(ev.cgroup_id, path)
-                });
-                return actions;
-            }
-            kind::CGROUP_RMDIR => {
-                if let Some((key, gone)) = self.cgroups.forget(ev.cgroup_id) {
-                    self.namespaces.forget(&key);
-                    actions.extend(gone);
                 }
-                return actions;
+                .into_iter()
+                .collect()
             }
-            kind::NS_CREATED => {
-                actions.push(Action::NsCreated {
-                    inum: ev.ns_inum,
-                    nstype: ev.nstype,
-                });
-                return actions;
-            }
-            kind::CGROUP_ESCAPE => return self.escape(ev),
-            kind::HOST_ACCESS => return self.host_access(ev),
-            kind::EXEC | kind::FORK | kind::ATTACH | kind::SETNS | kind::NEW_PIDNS => {}
-            _ => return actions,
+            kind::CGROUP_RMDIR => match self.cgroups.forget(ev.cgroup_id) {
+                Some((key, gone)) => {
+                    self.namespaces.forget(&key);
+                    gone.into_iter().collect()
+                }
+                None => Vec::new(),
+            },
+            kind::NS_CREATED => vec![Action::NsCreated {
+                inum: ev.ns_inum,
+                nstype: ev.nstype,
+            }],
+            _ => Vec::new(),
         }
-        // By its anchor, its cgroup (a claim judged), or its root.
+    }
+
+    /// A process's exec, fork, move, setns or new PID namespace: placed in
+    /// its container (by its anchor, its cgroup, a claim judged, or its
+    /// root), then reported unless allowed.
+    fn process_event(&mut self, ev: &Event) -> Vec<Action> {
+        let mut actions = Vec::new();
         let Some(Placed {
             known,
             anchor,
@@ -80,6 +94,20 @@ impl Attributor {
             container: known.identity,
             ts: self.clock.rfc3339(ev.ktime_ns),
         };
+        self.report(ev, at, anchor, allowed, outside, &mut actions);
+        actions
+    }
+
+    /// The lines a placed, unsilenced process event makes.
+    fn report(
+        &mut self,
+        ev: &Event,
+        at: Envelope,
+        anchor: u64,
+        allowed: bool,
+        outside: bool,
+        actions: &mut Vec<Action>,
+    ) {
         match ev.kind {
             kind::EXEC => actions.push(Action::emit(exec(ev, at, outside))),
             kind::FORK => actions.push(Action::emit(fork(ev, at, outside))),
@@ -105,7 +133,6 @@ impl Attributor {
             ),
             _ => {}
         }
-        actions
     }
 }
 
