@@ -11,7 +11,7 @@ use pidns_tests::pidns::Watch;
 use serde_json::{Value, json};
 
 use super::{
-    interrupted,
+    rotate::rotated,
     spawn::{SpawnMethod, Storm},
     stats::median,
 };
@@ -28,28 +28,14 @@ fn agent(pidns: &Path, extra: &[&str]) -> Result<Watch> {
 fn three_ways(
     pidns: &Path,
     rounds: usize,
-    mut work: impl FnMut() -> Result<f64>,
+    work: impl FnMut() -> Result<f64>,
 ) -> Result<[Vec<f64>; 3]> {
-    let mut samples: [Vec<f64>; 3] = Default::default();
-    work()?;
-    for r in 0..rounds {
-        for k in 0..3 {
-            interrupted()?;
-            let which = (r + k) % 3;
-            let extra: &[&str] = match which {
-                0 => {
-                    samples[0].push(work()?);
-                    continue;
-                }
-                1 => &[],
-                _ => &["--proc-access"],
-            };
-            let agent = agent(pidns, extra)?;
-            samples[which].push(work()?);
-            agent.finish(Signal::SIGTERM)?;
-        }
-    }
-    Ok(samples)
+    const PLAIN: &[&str] = &["--mode", "ebpf"];
+    const PROC: &[&str] = &["--mode", "ebpf", "--proc-access"];
+    let samples = rotated(pidns, &[None, Some(PLAIN), Some(PROC)], rounds, work)?;
+    samples
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("three set-ups, three sample sets"))
 }
 
 /// `kernel.bpf_stats_enabled`: the kernel then times every BPF program run.

@@ -44,6 +44,7 @@ mod enforce;
 mod fixtures;
 mod flood;
 mod report;
+mod rotate;
 mod scan;
 mod spawn;
 mod state;

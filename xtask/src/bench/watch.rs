@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::{
     flood::Usage,
     interrupted,
+    rotate::rotated,
     spawn::{SpawnMethod, Storm, tiny_true},
     stats::{median, percentiles},
 };
@@ -45,24 +46,9 @@ pub(super) fn cost_with(
         method,
     };
     let run = || storm.run(None, &argv);
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    run()?;
-    for r in 0..rounds {
-        interrupted()?;
-        let run_with = |with: &mut Vec<f64>| -> Result<()> {
-            let agent = Watch::start_with(pidns, args)?;
-            with.push(run()?);
-            agent.finish(Signal::SIGTERM)?;
-            Ok(())
-        };
-        if r % 2 == 0 {
-            run_with(&mut with)?;
-            without.push(run()?);
-        } else {
-            without.push(run()?);
-            run_with(&mut with)?;
-        }
-    }
+    let [with, without]: [Vec<f64>; 2] = rotated(pidns, &[Some(args), None], rounds, run)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("two set-ups, two sample sets"))?;
     let (w, wo) = (median(&with), median(&without));
     Ok(json!({
         "execs": execs,
