@@ -474,14 +474,7 @@ fn lxc_configs_running_and_stopped() {
     let own = Container::start(&Spec::new(Rt::Lxc)).expect("lxc private");
     // stopped after it ran (its init cannot just exit: LXC then reports no pid)
     let stopped = Container::start(&Spec::new(Rt::Lxc).pid(Pid::Host)).expect("lxc to stop");
-    sh::run("lxc-stop", &["-n", &stopped.name, "-k"]).expect("lxc-stop");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sh::run("lxc-info", &["-n", &stopped.name, "-s", "-H"])
-        .map_or(true, |s| s.trim() != "STOPPED")
-    {
-        assert!(Instant::now() < deadline, "{} still running", stopped.name);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lxc_stop(&stopped.name);
     let s = scan(&[]);
     assert_eq!(
         seen(&s, &host.id),
@@ -497,4 +490,56 @@ fn lxc_configs_running_and_stopped() {
         reported(&s, &stopped.id)
     );
     assert_eq!(reported(&s, &stopped.id)["found_by"], "state");
+}
+
+/// `lxc-stop -k`, and until LXC says STOPPED.
+fn lxc_stop(name: &str) {
+    sh::run("lxc-stop", &["-n", name, "-k"]).expect("lxc-stop");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sh::run("lxc-info", &["-n", name, "-s", "-H"]).map_or(true, |s| s.trim() != "STOPPED") {
+        assert!(Instant::now() < deadline, "{name} still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A container whose config shares the host PID namespace only through an
+/// `lxc.include`d file: LXC honours it (the kernel shows the container
+/// sharing), and pidns reads the config as LXC does, running and stopped.
+#[test]
+fn lxc_host_pid_set_in_an_included_file() {
+    let Some(()) = ready(test_name!(), &[Rt::Lxc]) else {
+        return;
+    };
+    let _s = serial();
+    let c = Container::start(&Spec::new(Rt::Lxc)).expect("lxc private");
+    lxc_stop(&c.name);
+    let dir = tempfile_dir();
+    let included = dir.join("hostpid.conf");
+    std::fs::write(
+        &included,
+        format!("lxc.namespace.share.pid = {}\n", std::process::id()),
+    )
+    .expect("the included file");
+    let config = PathBuf::from("/var/lib/lxc").join(&c.name).join("config");
+    let mut text = std::fs::read_to_string(&config).expect("the container's config");
+    assert!(!text.contains("share.pid"), "{text}");
+    text.push_str(&format!("lxc.include = {}\n", included.display()));
+    std::fs::write(&config, text).expect("the container's config");
+    sh::run("lxc-start", &["-n", &c.name, "-d"]).expect("lxc-start");
+    let running = scan(&[]);
+    assert_eq!(
+        seen(&running, &c.id),
+        expect("shares", "running", true),
+        "{:#}",
+        reported(&running, &c.id)
+    );
+    lxc_stop(&c.name);
+    let stopped = scan(&[]);
+    assert_eq!(
+        seen(&stopped, &c.id),
+        expect("shares", "unknown", true),
+        "{:#}",
+        reported(&stopped, &c.id)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
