@@ -82,7 +82,10 @@ fn manifest(path: &Path) -> Result<Option<Value>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::tests::put;
+    use crate::state::{
+        configured::testing::{pids, read},
+        tests::put,
+    };
 
     #[test]
     fn static_pod_manifests() {
@@ -106,18 +109,12 @@ mod tests {
         );
         m("cut.yaml", "kind: Pod\nmetadata:\n  name: [cut");
         m("cm.yaml", "kind: ConfigMap\nmetadata: {name: c}\n");
-        let mut out = Configs::default();
-        configured(dir.path(), &mut out);
-        let got: Vec<_> = out
-            .records
-            .iter()
-            .map(|r| (r.id.as_str(), r.pid.clone()))
-            .collect();
+        let out = read(configured, dir.path());
         assert_eq!(
-            got,
+            pids(&out),
             [
-                ("default/j", PidConfig::Host),
                 ("default/agent", PidConfig::Host),
+                ("default/j", PidConfig::Host),
                 ("kube-system/etcd", PidConfig::Private),
             ]
         );

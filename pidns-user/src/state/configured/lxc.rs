@@ -122,7 +122,10 @@ pub fn pid_config(config: &str) -> PidConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::tests::put;
+    use crate::state::{
+        configured::testing::{pids, read},
+        tests::put,
+    };
 
     #[test]
     fn keep_and_share() {
@@ -199,16 +202,9 @@ mod tests {
             &format!("{LXC_PATH}/loop/config"),
             &format!("lxc.include = {LXC_PATH}/loop/config\nlxc.namespace.keep = pid\n"),
         );
-        let mut out = Configs::default();
-        configured(dir.path(), &mut out);
-        out.records.sort_by(|a, b| a.id.cmp(&b.id));
-        let got: Vec<_> = out
-            .records
-            .iter()
-            .map(|r| (r.id.as_str(), r.pid.clone()))
-            .collect();
+        let out = read(configured, dir.path());
         assert_eq!(
-            got,
+            pids(&out),
             [
                 ("dirlast", PidConfig::Container("web".into())),
                 ("inc", PidConfig::Host),
@@ -232,9 +228,7 @@ mod tests {
             "lxc.namespace.share.pid = web\n",
         );
         std::fs::create_dir_all(dir.path().join(LXC_PATH).join("noconfig")).unwrap();
-        let mut out = Configs::default();
-        configured(dir.path(), &mut out);
-        out.records.sort_by(|a, b| a.id.cmp(&b.id));
+        let out = read(configured, dir.path());
         let got: Vec<_> = out
             .records
             .iter()

@@ -153,6 +153,29 @@ pub(crate) fn host_path(root: &Path, abs: &Path) -> PathBuf {
     PathBuf::from("/").join(abs.strip_prefix(root).unwrap_or(abs))
 }
 
+/// Reading fixture trees in the readers' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// What `reader` finds below `root`, its records in id order (a
+    /// directory lists its entries in no order of its own).
+    pub fn read(reader: fn(&Path, &mut Configs), root: &Path) -> Configs {
+        let mut out = Configs::default();
+        reader(root, &mut out);
+        out.records.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// (id, PID namespace setting) of every record.
+    pub fn pids(out: &Configs) -> Vec<(&str, PidConfig)> {
+        out.records
+            .iter()
+            .map(|r| (r.id.as_str(), r.pid.clone()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

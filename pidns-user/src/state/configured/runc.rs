@@ -57,7 +57,7 @@ pub fn configured(root: &Path, out: &mut Configs) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::tests::put;
+    use crate::state::{configured::testing::read, tests::put};
 
     #[test]
     fn runc_state_files() {
@@ -83,9 +83,7 @@ mod tests {
             &format!("{RUNC_ROOT}/cut/state.json"),
             r#"{"config":{"names"#,
         );
-        let mut out = Configs::default();
-        configured(dir.path(), &mut out);
-        out.records.sort_by(|a, b| a.id.cmp(&b.id));
+        let out = read(configured, dir.path());
         let got: Vec<_> = out
             .records
             .iter()
