@@ -341,6 +341,44 @@ fn a_runc_record_names_the_container_that_holds_its_init() {
     );
 }
 
+/// `crun create` (or `runc create`) leaves the container's init waiting
+/// for `start`, in the container's namespaces: the kernel shows it, and the
+/// runtime's record says it is created, not running.
+#[test]
+fn a_created_oci_container_the_kernel_shows_is_created() {
+    let t = Tree::new();
+    let pod = format!("/kubepods/besteffort/pod{POD_UID}/{ID_C}");
+    t.add(
+        700,
+        P::host("crun", 700).v2(&pod).on_root("ctr", 4026532600),
+    );
+    t.write(
+        "roots/state/run/crun/pidnst-c/config.json",
+        json!({"linux": {"namespaces": [{"type": "mount"}]}}).to_string(),
+    );
+    t.write(
+        "roots/state/run/crun/pidnst-c/status",
+        json!({"pid": 700, "rootfs": "/nonexistent"}).to_string(),
+    );
+    t.write("roots/state/run/crun/pidnst-c/exec.fifo", "");
+    let root = t.root_dir("state").display().to_string();
+    let (_, j) = scan_json(&t, &["--host-root", &root]);
+    let c = container(&j, ID_C);
+    assert_eq!(
+        (
+            &c["state"],
+            &c["configured_host_pidns"],
+            &c["configured_in"]
+        ),
+        (
+            &json!("created"),
+            &json!(true),
+            &json!("/run/crun/pidnst-c/config.json")
+        ),
+        "{j:#}"
+    );
+}
+
 #[test]
 fn static_pod_manifests_configure_their_running_containers_or_stand_alone() {
     let t = Tree::new();

@@ -15,7 +15,7 @@ use pidns_tests::{
     Container, Pid, Rt, Spec,
     pidns::{Scan, bin},
     ready,
-    runtimes::{PODMAN_GLOBAL, rootfs},
+    runtimes::{PODMAN_GLOBAL, bundle_config, rootfs},
     sh,
     state::{self, CTR_NAMESPACE, DOCKER_IMAGE, Record},
     test_name,
@@ -363,6 +363,91 @@ fn runc_bundles_configured_as_the_kernel_shows_them() {
             "{warnings}"
         );
     }
+}
+
+/// A crun container of a bundle of ours, under crun's default root
+/// (`/run/crun`), deleted on drop.
+struct Crun {
+    name: String,
+    bundle: PathBuf,
+}
+
+impl Crun {
+    /// `crun create` (never started), or `crun run -d` when `run`.
+    fn new(pid: Pid<'_>, run: bool) -> Crun {
+        let name = state::unique_name();
+        let bundle = state::state_dir().join("bundles").join(&name);
+        std::fs::create_dir_all(&bundle).expect("bundle dir");
+        let spec = Spec::new(Rt::PodmanCrun).pid(pid);
+        let config = serde_json::to_vec_pretty(&bundle_config(&spec, &format!("/{name}")))
+            .expect("config.json");
+        std::fs::write(bundle.join("config.json"), config).expect("config.json");
+        let c = Crun { name, bundle };
+        let b = c.bundle.display().to_string();
+        let args: &[&str] = if run {
+            &["run", "-d", "--bundle", &b, &c.name]
+        } else {
+            &["create", "--bundle", &b, &c.name]
+        };
+        sh::run_detaching("crun", args).expect("crun");
+        c
+    }
+}
+
+impl Drop for Crun {
+    fn drop(&mut self) {
+        let _ = sh::run("crun", &["delete", "-f", &self.name]);
+        let _ = std::fs::remove_dir_all(&self.bundle);
+    }
+}
+
+/// crun on its own: bundles created (never started) with and without a PID
+/// namespace of their own, and one run with the host's, judged from what
+/// crun keeps in `/run/crun/<id>` (its `config.json`), as the kernel shows
+/// the running one.
+#[test]
+fn crun_bundles_created_and_run() {
+    let Some(()) = ready(test_name!(), &[Rt::PodmanCrun]) else {
+        return;
+    };
+    let _s = serial();
+    let host = Crun::new(Pid::Host, false);
+    let own = Crun::new(Pid::Private, false);
+    let running = Crun::new(Pid::Host, true);
+    let s = scan(&[]);
+    assert_eq!(
+        seen(&s, &host.name),
+        expect("shares", "created", true),
+        "{:#}",
+        reported(&s, &host.name)
+    );
+    assert_eq!(
+        seen(&s, &own.name),
+        expect("isolated", "created", false),
+        "{:#}",
+        reported(&s, &own.name)
+    );
+    let r = reported(&s, &running.name);
+    assert_eq!(
+        (
+            &r["state"],
+            &r["configured_host_pidns"],
+            &r["shares_host_pidns"]
+        ),
+        (
+            &Value::from("running"),
+            &Value::Bool(true),
+            &Value::Bool(true)
+        ),
+        "{r:#}"
+    );
+    assert!(
+        r["configured_in"]
+            .as_str()
+            .is_some_and(|f| f == format!("/run/crun/{}/config.json", running.name)),
+        "{r:#}"
+    );
+    assert_eq!(s.code, 1);
 }
 
 /// Copies what the collectors read of the live host's state into `dir`.

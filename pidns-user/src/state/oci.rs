@@ -36,7 +36,7 @@ pub fn recorded(root: &Path, out: &mut Vec<Recorded>) {
         let Some(status) = read_json(&crun.join(&id).join("status")) else {
             continue;
         };
-        let Some(rootfs) = status.get("rootfs").and_then(Value::as_str) else {
+        let Some(rootfs) = crun_rootfs(&status) else {
             continue;
         };
         let cgroup = status
@@ -48,11 +48,22 @@ pub fn recorded(root: &Path, out: &mut Vec<Recorded>) {
             runtime: Runtime::Crun,
             id,
             namespace: None,
-            rootfs: PathBuf::from(rootfs),
+            rootfs,
             init_pid: pid(status.get("pid")),
             cgroup,
         });
     }
+}
+
+/// crun's `rootfs` is the spec's `root.path` as given: relative to the
+/// bundle when it is not absolute.
+fn crun_rootfs(status: &Value) -> Option<PathBuf> {
+    let rootfs = Path::new(status.get("rootfs").and_then(Value::as_str)?);
+    if rootfs.is_absolute() {
+        return Some(rootfs.to_path_buf());
+    }
+    let bundle = Path::new(status.get("bundle").and_then(Value::as_str)?);
+    bundle.is_absolute().then(|| bundle.join(rootfs))
 }
 
 fn pid(v: Option<&Value>) -> Option<u32> {
@@ -98,8 +109,26 @@ mod tests {
             r#"{"pid":18295,"cgroup-path":"/libpod_parent/libpod-0b43","rootfs":"/srv/r"}"#,
         );
         put(dir.path(), &format!("{RUNC_ROOT}/broken/state.json"), "{");
+        // `crun create` of a bundle whose root.path is relative
+        put(
+            dir.path(),
+            &format!("{CRUN_ROOT}/direct/status"),
+            r#"{"pid":7,"cgroup-path":"/direct","rootfs":"rootfs","bundle":"/tmp/b"}"#,
+        );
+        put(
+            dir.path(),
+            &format!("{CRUN_ROOT}/nobundle/status"),
+            r#"{"pid":8,"rootfs":"rootfs"}"#,
+        );
         let mut out = Vec::new();
         recorded(dir.path(), &mut out);
+        let direct = out.iter().find(|r| r.id == "direct").expect("direct");
+        assert_eq!(direct.rootfs, PathBuf::from("/tmp/b/rootfs"));
+        assert!(
+            out.iter().all(|r| r.id != "nobundle"),
+            "a relative root without its bundle is no root: {out:?}"
+        );
+        out.retain(|r| r.id != "direct");
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(
             (out[0].runtime, out[0].id.as_str(), out[0].init_pid),

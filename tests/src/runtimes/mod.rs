@@ -23,6 +23,7 @@ pub mod nspawn;
 mod runc;
 
 pub use layout::Layout;
+pub use runc::bundle_config;
 
 use crate::{
     cgroups::Claim,

@@ -20,7 +20,7 @@ pub(super) fn start(spec: &Spec<'_>, c: &mut Container) -> Result<()> {
     fs::create_dir_all(&bundle)?;
     fs::write(
         bundle.join("config.json"),
-        serde_json::to_vec_pretty(&runc_config(spec, &cgroups_path))?,
+        serde_json::to_vec_pretty(&bundle_config(spec, &cgroups_path))?,
     )?;
     c.bundle = Some(bundle.clone());
     c.id = id;
@@ -66,7 +66,8 @@ fn runc_detaching(args: &[&str]) -> Result<String> {
     sh::run_detaching("runc", &all)
 }
 
-fn runc_config(spec: &Spec<'_>, cgroups_path: &str) -> Value {
+/// An OCI bundle's `config.json` for the spec, as runc and crun take it.
+pub fn bundle_config(spec: &Spec<'_>, cgroups_path: &str) -> Value {
     let mut caps: Vec<String> = ["CAP_KILL", "CAP_AUDIT_WRITE", "CAP_NET_BIND_SERVICE"]
         .map(String::from)
         .to_vec();

@@ -92,10 +92,11 @@ impl Merge<'_> {
         warnings: &mut Vec<String>,
     ) {
         annotate(c, rec, configured, self.names);
-        c.state = if rec.state == RunState::Paused {
-            RunState::Paused
-        } else {
-            RunState::Running
+        // An OCI runtime's created container has its init in place,
+        // waiting for `start`: the kernel shows it, and it is not running.
+        c.state = match rec.state {
+            RunState::Paused | RunState::Created => rec.state,
+            _ => RunState::Running,
         };
         if let Some(w) = disagreement(c) {
             warnings.push(w);

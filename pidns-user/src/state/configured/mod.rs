@@ -104,11 +104,14 @@ pub struct Configs {
 }
 
 impl Configs {
-    /// Adds a record, but a containerd or runc one only when no
+    /// Adds a record, but a containerd, runc or crun one only when no
     /// better-informed runtime has that id (Docker's containers are also
-    /// containerd's and runc's, Podman's runc's).
+    /// containerd's and runc's, Podman's runc's or crun's).
     fn push(&mut self, c: Configured) {
-        let lower = matches!(c.runtime, Runtime::Containerd | Runtime::Runc);
+        let lower = matches!(
+            c.runtime,
+            Runtime::Containerd | Runtime::Runc | Runtime::Crun
+        );
         if !(lower && self.records.iter().any(|r| r.id == c.id)) {
             self.records.push(c);
         }
@@ -212,6 +215,7 @@ mod tests {
         all.push(rec(Runtime::Docker));
         all.push(rec(Runtime::Containerd));
         all.push(rec(Runtime::Runc));
+        all.push(rec(Runtime::Crun));
         assert_eq!(all.records.len(), 1);
         assert_eq!(all.records[0].runtime, Runtime::Docker);
         all.push(rec(Runtime::Lxc));
