@@ -114,7 +114,7 @@ pub fn on_attach(ctx: &BtfTracePointContext) -> Option<()> {
         match setup {
             Some(Some(exe)) => {
                 verdict = flags::RUNTIME_SETUP;
-                let _ = TASKS.insert(pid, runtime_state(Some(exe)), 0);
+                let _ = TASKS.insert(pid, runtime_state(task_ptr, Some(exe)), 0);
             }
             Some(None) => {
                 if in_host

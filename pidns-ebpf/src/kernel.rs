@@ -125,6 +125,14 @@ pub fn task_exe(task: u64) -> Option<Exe> {
     file_exe(file)
 }
 
+/// `task->fs->root.dentry`: the directory the task sees as `/`, which
+/// `pivot_root`, `chroot` and joining a mount namespace change.
+#[inline(always)]
+pub fn task_root(task: u64) -> Option<u64> {
+    let fs: u64 = read(task, off!(task_fs))?;
+    read(fs, off!(fs_struct_root_dentry)).filter(|&d: &u64| d != 0)
+}
+
 #[inline(always)]
 pub fn file_magic(file: u64) -> Option<u64> {
     let inode: u64 = read(file, off!(file_f_inode))?;

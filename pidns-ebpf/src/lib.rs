@@ -375,6 +375,11 @@ pub struct TaskState {
     /// CONTAINER_PROCESS: 1 once its `CGROUP_ESCAPE` was sent.
     pub escaped: u32,
     pub _pad3: u32,
+    /// RUNTIME_SETUP: the root directory (its dentry's address) it had when
+    /// it was marked. A runtime re-executes itself before it moves into the
+    /// container's root; a run of its executable from anywhere else is the
+    /// payload (`--entrypoint /proc/self/exe`). 0: unknown.
+    pub root: u64,
 }
 
 impl TaskState {
@@ -389,6 +394,7 @@ impl TaskState {
             container: 0,
             escaped: 0,
             _pad3: 0,
+            root: 0,
         }
     }
 
@@ -613,7 +619,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<Event>(), 88 + DATA_LEN);
         assert_eq!(core::mem::size_of::<Offsets>(), 76 * 4);
         assert_eq!(core::mem::size_of::<Config>(), 24 + 76 * 4 + 16);
-        assert_eq!(core::mem::size_of::<TaskState>(), 48);
+        assert_eq!(core::mem::size_of::<TaskState>(), 56);
         assert_eq!(core::mem::size_of::<HostNs>(), 8);
         assert_eq!(core::mem::size_of::<CgroupClass>(), 16);
         assert_eq!(core::mem::size_of::<AggKey>(), 16);

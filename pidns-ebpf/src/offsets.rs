@@ -93,6 +93,9 @@ offsets! {
         task_nsproxy: Member("task_struct", "nsproxy"),
         task_real_cred: Member("task_struct", "real_cred"),
         task_signal: Member("task_struct", "signal"),
+        task_fs: Member("task_struct", "fs"),
+        /// `fs_struct.root.dentry`: the directory a task sees as `/`.
+        fs_struct_root_dentry: Member("fs_struct", "root.dentry"),
         signal_live: Member("signal_struct", "live"),
         cred_user_ns: Member("cred", "user_ns"),
         nsproxy_uts: Member("nsproxy", "uts_ns"),

@@ -12,14 +12,14 @@ use crate::{
     enforce,
     kernel::{
         current_cgroup, current_ids, current_in_foreign_mount_ns, current_in_host_pidns,
-        current_task, file_exe, group_dead, is_host_pidns, is_memfd, read, task_cgroup_id,
-        task_exe, task_ns_inum, task_pidns_inum,
+        current_task, group_dead, is_host_pidns, read, task_cgroup_id, task_exe, task_ns_inum,
+        task_pidns_inum,
     },
     maps::{
         TASKS, add_created_host_ns, budget_key, cgroup_class, current_effective_class,
         current_may_mark_runtime_setup, drops_findings, task_state, within_budget,
     },
-    runtime::runtime_state,
+    runtime::{is_own_reexec, runtime_state},
 };
 
 /// `sched_process_exec(p, old_pid, bprm)`. See the entry point in `main.rs`.
@@ -47,8 +47,7 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
     let mut clone_flags = 0;
     if s.state == task::RUNTIME_SETUP {
         if let Some(file) = read::<u64>(bprm, off!(linux_binprm_file))
-            && (is_memfd(file)
-                || file_exe(file).is_some_and(|e| e.ino == s.exe_ino && e.dev == s.exe_dev))
+            && is_own_reexec(&s, file)
         {
             return None; // the runtime re-executing itself
         }
@@ -236,7 +235,7 @@ fn into_cgroup(child: u64, clone_flags: u64, parent: u32) -> Option<()> {
     let inum = task_pidns_inum(child)?;
     let in_host = is_host_pidns(inum);
     if setup {
-        let _ = TASKS.insert(child_pid, runtime_state(exe), 0);
+        let _ = TASKS.insert(child_pid, runtime_state(child, exe), 0);
     } else if in_host
         && class.class & class::BASE == class::CONTAINER
         && !drops_findings(class.class)

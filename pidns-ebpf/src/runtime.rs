@@ -6,7 +6,9 @@ use pidns_ebpf::{TaskState, magic, task};
 
 use crate::{
     config::off,
-    kernel::{Exe, file_magic, file_name, is_memfd, read, task_exe},
+    kernel::{
+        Exe, current_task, file_exe, file_magic, file_name, is_memfd, read, task_exe, task_root,
+    },
 };
 
 /// Whether a task moved into (or created in) a container cgroup is a
@@ -36,13 +38,25 @@ pub fn runtime_setup_exe(task: u64) -> Option<Option<Exe>> {
     Some(None)
 }
 
-/// The `TASKS` entry of a runtime's setup process, with the executable its
-/// own re-exec is recognised by.
-pub fn runtime_state(exe: Option<Exe>) -> TaskState {
+/// The `TASKS` entry of a runtime's setup process `task`, with the
+/// executable and the root its own re-exec is recognised by.
+pub fn runtime_state(task: u64, exe: Option<Exe>) -> TaskState {
     let mut s = TaskState::new(task::RUNTIME_SETUP);
     if let Some(exe) = exe {
         s.exe_ino = exe.ino;
         s.exe_dev = exe.dev;
     }
+    s.root = task_root(task).unwrap_or(0);
     s
+}
+
+/// Whether the setup process `s` running `file` is the runtime executing
+/// itself again (runc's memfd copy, its own file): the same executable,
+/// from the root it was marked in. Anything else is the payload.
+#[inline(always)]
+pub fn is_own_reexec(s: &TaskState, file: u64) -> bool {
+    s.root != 0
+        && task_root(current_task()) == Some(s.root)
+        && (is_memfd(file)
+            || file_exe(file).is_some_and(|e| e.ino == s.exe_ino && e.dev == s.exe_dev))
 }

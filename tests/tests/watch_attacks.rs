@@ -1,17 +1,18 @@
 //! `pidns watch` against the containers it watches, each attack done as an
 //! attacker inside a real container would (issue 13): a flood of no-op
 //! setns calls, a payload named like a runtime's memfd, a setns laundered
-//! through a pidfd of another container's process, and an escape from a
-//! container allowed to share the host PID namespace. Each ends in a finding
-//! with the container's id.
+//! through a pidfd of another container's process, an escape from a
+//! container allowed to share the host PID namespace, and the runtime's own
+//! executable as the entrypoint. Each ends in a finding with the
+//! container's id.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use pidns_tests::{
     Container, Pid, Rt, Spec,
     inside::Tool,
     pidns::{Watch, synth},
-    ready, test_name, watching,
+    ready, sh, test_name, watching,
 };
 use serde_json::Value;
 
@@ -243,4 +244,26 @@ fn an_allowed_container_escaping_is_reported() {
         setns.is_empty(),
         "--allow-setns did not silence it: {setns:#?}"
     );
+}
+
+/// `--entrypoint /proc/self/exe`: the container's payload is the runtime's
+/// own executable (runc's memfd copy of itself), run in the container's
+/// root, where the loader and libraries are the container's to choose: code
+/// of the container's in the host PID namespace. It is the payload, not the
+/// runtime re-executing itself, so it is a finding like any other exec.
+#[test]
+fn the_runtime_s_own_executable_as_the_entrypoint_is_a_finding() {
+    let Some(w) = watch(test_name!(), &[Rt::Docker], &[]) else {
+        return;
+    };
+    let runc = sh::run("sh", &["-c", "command -v runc"]).expect("runc on PATH");
+    let tool = Tool::new(Path::new(runc.trim())).expect("runc and its libraries");
+    let spec = with_tool(Spec::new(Rt::Docker).pid(Pid::Host), &tool)
+        .arg("--entrypoint=/proc/self/exe")
+        .cmd(&["--version"]);
+    let c = Container::run_to_completion(&spec).expect("runc --version as the payload");
+    let e = expect(&w, "the payload's exec", |e| {
+        finding(e, &c.id) && e["trigger"] == "exec"
+    });
+    assert_eq!(e["comm"], "exe", "{e}");
 }
