@@ -25,8 +25,12 @@ use crate::{
     watch::cgroupfs,
 };
 
-/// Bound on the search below a cut-short cgroup path.
-const MAX_DIRS_SEARCHED: usize = 100_000;
+/// Bound on the search below a cut-short cgroup path. Each cut mkdir event
+/// costs up to this many directories, and a container that can make
+/// cgroups can send them in a loop: a few thousand keeps one event to
+/// milliseconds. A cgroup not found within it stays unknown until its
+/// process shows its path in /proc.
+const MAX_DIRS_SEARCHED: usize = 4096;
 
 #[derive(Debug, Clone)]
 struct Cgroup {

@@ -131,7 +131,7 @@ pub async fn run(
 
     lp.watch(opts, &mut attr, &mut stop).await?;
     // Flush what the kernel already handed over, then detach (dropping the probes).
-    lp.drain(&mut attr)?;
+    lp.drain_all(&mut attr)?;
     lp.report_lost();
     lp.flush_aggregates(&mut attr);
     lp.flush_host_access(&mut attr);

@@ -15,6 +15,11 @@ use crate::{
 /// does not hold the first lines back.
 const FLUSH_EVERY: usize = 64;
 
+/// Records taken from one ring in one drain: a flood of one ring (a
+/// container making and removing cgroups as fast as it can) cannot keep
+/// the loop from the other ring, the once-a-second work or a stop.
+const MAX_PER_DRAIN: usize = 512;
+
 impl Loop<'_> {
     /// Carries actions out. `ktime_ns` is when the kernel event behind them
     /// happened (CLOCK_MONOTONIC); findings then get their `latency_us`
@@ -49,9 +54,11 @@ impl Loop<'_> {
         }
     }
 
-    /// Takes every record now in the ring buffers, findings first, one at a
+    /// Takes the records now in the ring buffers, findings first, one at a
     /// time: each is attributed and written before the next is read, so a
-    /// record's latency is its own, not the batch's. Returns how many
+    /// record's latency is its own, not the batch's. At most
+    /// [`MAX_PER_DRAIN`] of each ring: the rest wait for the next turn of
+    /// the loop (the backstop comes back for them). Returns how many
     /// records there were.
     pub(super) fn drain(&mut self, attr: &mut Attributor) -> anyhow::Result<usize> {
         let mut n = self.drain_one(attr, stream::FINDINGS)?;
@@ -60,9 +67,21 @@ impl Loop<'_> {
         Ok(n)
     }
 
+    /// At the end: what the kernel already handed over, drained until the
+    /// rings are empty (or, under a flood that never stops, a bounded
+    /// number of rounds).
+    pub(super) fn drain_all(&mut self, attr: &mut Attributor) -> anyhow::Result<()> {
+        for _ in 0..64 {
+            if self.drain(attr)? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn drain_one(&mut self, attr: &mut Attributor, which: u32) -> anyhow::Result<usize> {
         let mut n = 0;
-        loop {
+        while n < MAX_PER_DRAIN {
             let ring = if which == stream::FINDINGS {
                 &mut self.probes.findings
             } else {

@@ -39,8 +39,14 @@ impl Loop<'_> {
                     None => std::future::pending().await,
                 }
             };
+            // Biased, the rare and cheap first: a stop, the once-a-second
+            // work and a rescan are never starved by a ring that keeps
+            // filling; each drain takes a bounded share of a ring.
             tokio::select! {
                 biased;
+                () = stop.wait() => return Ok(()),
+                _ = lost_tick.tick() => self.tick(attr),
+                () = rescan_due => self.rescan(opts, attr),
                 guard = self.probes.findings.readable_mut() => {
                     // Readiness is cleared before draining: a record that arrives
                     // during the drain wakes us again instead of waiting.
@@ -57,9 +63,6 @@ impl Loop<'_> {
                     let n = self.drain(attr)?;
                     backstop = (n > 0).then(|| tokio::time::Instant::now() + drain_after);
                 }
-                () = rescan_due => self.rescan(opts, attr),
-                _ = lost_tick.tick() => self.tick(attr),
-                () = stop.wait() => return Ok(()),
             }
             self.out.flush().context("writing to stdout")?;
         }
