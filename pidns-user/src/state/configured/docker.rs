@@ -1,6 +1,8 @@
 //! Docker: `containers/<id>/hostconfig.json` (`PidMode`: `""`, `host`,
 //! `container:<id or name>`) and `config.v2.json` (`Name`, `State`), what
-//! `docker inspect` prints as `.HostConfig.PidMode` and `.State`.
+//! `docker inspect` prints as `.HostConfig.PidMode` and `.State`. A
+//! container directory without `config.v2.json` is one dockerd is still
+//! creating (or removing), whose hostconfig may still be the defaults.
 
 use std::path::Path;
 
@@ -20,7 +22,10 @@ pub fn configured(root: &Path, out: &mut Configs) {
         let config = dir.join(&id).join("config.v2.json");
         let (state, name) = match json_record(&config) {
             Ok(Some(v)) => (state(&v), name(&v)),
-            Ok(None) => (RunState::Unknown, None),
+            // dockerd writes a hostconfig.json of defaults (PidMode "")
+            // first, then the real one, then config.v2.json: without it, a
+            // container being created (or removed) says nothing yet.
+            Ok(None) => continue,
             Err(why) => {
                 out.problems.push(why);
                 (RunState::Unknown, None)
@@ -28,7 +33,6 @@ pub fn configured(root: &Path, out: &mut Configs) {
         };
         let pid = match json_record(&hostconfig) {
             Ok(Some(v)) => pid_mode(&v),
-            Ok(None) if state == RunState::Unknown && name.is_none() => continue,
             Ok(None) => PidConfig::Unreadable("no hostconfig.json".into()),
             Err(why) => {
                 out.problems.push(why.clone());
@@ -93,7 +97,7 @@ fn name(config: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::tests::put;
+    use crate::state::{configured::testing::read, tests::put};
     use serde_json::json;
 
     const ZERO: &str = "0001-01-01T00:00:00Z";
@@ -148,9 +152,10 @@ mod tests {
         c("t", "hostconfig.json", r#"{"PidMode":"ho"#);
         c("t", "config.v2.json", &v2("cut"));
         std::fs::create_dir_all(dir.path().join(DOCKER_ROOT).join("containers/empty")).unwrap();
-        let mut out = Configs::default();
-        configured(dir.path(), &mut out);
-        out.records.sort_by(|a, b| a.id.cmp(&b.id));
+        // `docker run --pid=host` as dockerd writes it: first a hostconfig
+        // of defaults (PidMode ""), then the real one, then config.v2.json.
+        c("n", "hostconfig.json", r#"{"PidMode":""}"#);
+        let out = read(configured, dir.path());
         assert_eq!(out.records.len(), 2, "{:?}", out.records);
         let h = &out.records[0];
         assert_eq!(
