@@ -14,8 +14,8 @@ use crate::{
     enforce,
     kernel::{cgroup_v2_id, current_cgroup, current_ids, is_host_pidns, read, task_pidns_inum},
     maps::{
-        CGROUPS, TASKS, budget_key, cgroup_class, current_may_mark_runtime_setup, drops_findings,
-        task_state, within_budget,
+        CGROUPS, OWN_NS, TASKS, budget_key, cgroup_class, current_may_mark_runtime_setup,
+        drops_findings, task_state, within_budget,
     },
     runtime::{runtime_setup_exe, runtime_state},
 };
@@ -244,6 +244,7 @@ pub fn on_rmdir(ctx: &BtfTracePointContext) {
     let cgrp: *const u8 = ctx.arg(0);
     if let Some(id) = cgroup_v2_id(cgrp as u64) {
         let _ = CGROUPS.remove(id);
+        let _ = OWN_NS.remove(id);
         let (tgid, tid) = current_ids();
         if let Some(e) = EventBuilder::new(
             stream::OTHER,

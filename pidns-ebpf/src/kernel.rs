@@ -11,7 +11,7 @@ use aya_ebpf::{
         generated::{bpf_get_current_cgroup_id, bpf_get_ns_current_pid_tgid},
     },
 };
-use pidns_ebpf::{Offsets, magic};
+use pidns_ebpf::{NS_TYPES, Offsets, magic};
 
 use crate::config::{conf, off};
 
@@ -123,6 +123,18 @@ pub fn task_exe(task: u64) -> Option<Exe> {
     let mm: u64 = read(task, off!(task_mm))?;
     let file: u64 = read(mm, off!(mm_exe_file))?;
     file_exe(file)
+}
+
+/// The current task's namespaces of every type (by [`NS_TYPES`] index), as
+/// setns would change them (for children: PID and time); 0 where unread.
+#[inline(always)]
+pub fn current_namespaces() -> [u32; NS_TYPES.len()] {
+    let task = current_task();
+    let mut ns = [0u32; NS_TYPES.len()];
+    for (index, slot) in ns.iter_mut().enumerate() {
+        *slot = task_ns_inum(task, index, true).unwrap_or(0);
+    }
+    ns
 }
 
 /// `task->fs->root.dentry`: the directory the task sees as `/`, which

@@ -135,6 +135,10 @@ pub mod flags {
     /// opened: a failed open, or one through `root`, `cwd`, `fd/N`, `ns/*`
     /// that left procfs.
     pub const PATH: u32 = 1 << 20;
+    /// SETNS: the kernel knew the caller's container's own namespaces (as
+    /// they were at its first exec after its runtime's setup), and the one
+    /// joined is not among them: user space need not look for them.
+    pub const OWN_NS_KNOWN: u32 = 1 << 21;
 }
 
 /// `--enforce` modes ([`Config::enforce`] bits): what the probes kill.
@@ -617,8 +621,8 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Event>(), 88 + DATA_LEN);
-        assert_eq!(core::mem::size_of::<Offsets>(), 76 * 4);
-        assert_eq!(core::mem::size_of::<Config>(), 24 + 76 * 4 + 16);
+        assert_eq!(core::mem::size_of::<Offsets>(), 78 * 4);
+        assert_eq!(core::mem::size_of::<Config>(), 24 + 78 * 4 + 16);
         assert_eq!(core::mem::size_of::<TaskState>(), 56);
         assert_eq!(core::mem::size_of::<HostNs>(), 8);
         assert_eq!(core::mem::size_of::<CgroupClass>(), 16);

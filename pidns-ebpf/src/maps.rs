@@ -49,6 +49,16 @@ pub static SUPPRESSED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static TASKS: LruHashMap<u32, TaskState> = LruHashMap::with_max_entries(65536, 0);
 
+/// A container (its cgroup, as [`budget_key`] names it) → its own
+/// namespaces, by [`NS_TYPES`](pidns_ebpf::NS_TYPES) index: those of its
+/// first process to exec after its runtime's setup, which the runtime set
+/// up as configured before the container ran anything. A setns into one of
+/// them is no escape (a `--network=host` container's net), whatever its
+/// processes joined since.
+#[map]
+pub static OWN_NS: LruHashMap<u64, [u32; pidns_ebpf::NS_TYPES.len()]> =
+    LruHashMap::with_max_entries(16384, 0);
+
 /// tid → the caller's namespaces at `sys_enter_setns`, until its exit.
 #[map]
 pub static SETNS_CALLERS: LruHashMap<u32, [u32; pidns_ebpf::NS_TYPES.len()]> =

@@ -2,7 +2,10 @@
 //! processes that live in the host PID namespace, and their children, and
 //! learn the namespaces host processes create.
 
-use aya_ebpf::programs::{BtfTracePointContext, TracePointContext};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    programs::{BtfTracePointContext, TracePointContext},
+};
 use pidns_ebpf::{NS_FLAGS, NS_TYPES, TaskState, class, clone, flags, kind, stream, task};
 
 use crate::{
@@ -12,11 +15,11 @@ use crate::{
     enforce,
     kernel::{
         current_cgroup, current_ids, current_in_foreign_mount_ns, current_in_host_pidns,
-        current_task, group_dead, is_host_pidns, read, task_cgroup_id, task_exe, task_ns_inum,
-        task_pidns_inum,
+        current_namespaces, current_task, group_dead, is_host_pidns, read, task_cgroup_id,
+        task_exe, task_ns_inum, task_pidns_inum,
     },
     maps::{
-        TASKS, add_created_host_ns, budget_key, cgroup_class, current_effective_class,
+        OWN_NS, TASKS, add_created_host_ns, budget_key, cgroup_class, current_effective_class,
         current_may_mark_runtime_setup, drops_findings, task_state, within_budget,
     },
     runtime::{is_own_reexec, runtime_state},
@@ -54,6 +57,13 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
         // The payload: from now on a container process like any other
         // (also in an allowed container, whose setns calls are reported).
         let _ = TASKS.remove(tgid);
+        // The container's first: its namespaces are the ones its runtime
+        // set up, before anything of the container's ran.
+        let _ = OWN_NS.insert(
+            budget_key(cg, &class),
+            current_namespaces(),
+            u64::from(BPF_NOEXIST),
+        );
     } else if s.state == task::CONTAINER_PROCESS {
         clone_flags = s.clone_flags;
     }

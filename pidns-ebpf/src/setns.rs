@@ -18,12 +18,12 @@ use crate::{
     config::off,
     enforce,
     kernel::{
-        current_fd_file, current_ids, current_in_host_pidns, current_task, is_host_pidns, ns_type,
-        pidfd_pid, read, task_ns_inum,
+        current_fd_file, current_ids, current_in_host_pidns, current_namespaces, current_task,
+        is_host_pidns, ns_type, pidfd_pid, read, task_ns_inum,
     },
     maps::{
-        SETNS_CALLERS, TASKS, budget_key, drops_setns, host_ns, host_ns_overflowed, task_state,
-        within_budget,
+        OWN_NS, SETNS_CALLERS, TASKS, budget_key, drops_setns, host_ns, host_ns_overflowed,
+        task_state, within_budget,
     },
     process::learn_created_namespaces,
 };
@@ -44,18 +44,6 @@ struct Call {
     /// `--enforce setns` killed the caller (once per call, whatever the
     /// number of namespaces a pidfd joined).
     killed: bool,
-}
-
-/// The current task's namespaces of every type, as setns would change them
-/// (for children: PID and time).
-#[inline(always)]
-fn current_namespaces() -> [u32; NS_TYPES.len()] {
-    let task = current_task();
-    let mut ns = [0u32; NS_TYPES.len()];
-    for (index, slot) in ns.iter_mut().enumerate() {
-        *slot = task_ns_inum(task, index, true).unwrap_or(0);
-    }
-    ns
 }
 
 /// `sys_enter_setns`: the caller's namespaces before the call, kept for
@@ -159,6 +147,9 @@ fn judge(call: &mut Call, index: usize, inum: u32) -> Option<()> {
     }
     let entry = host_ns(inum);
     let mut ev_flags = call.flags;
+    let key = budget_key(call.cg, &call.class);
+    // SAFETY: the value is copied out immediately.
+    let own = unsafe { OWN_NS.get(key) }.copied();
     if entry.provenance == 0 {
         if !host_ns_overflowed() {
             return None; // not the host's
@@ -175,6 +166,13 @@ fn judge(call: &mut Call, index: usize, inum: u32) -> Option<()> {
         // Its children will live in the host PID namespace: report them.
         let _ = TASKS.insert(call.tgid, TaskState::anchored(call.cg), 0);
     }
+    match own {
+        // The container's own (a `--network=host` container's net, a setns
+        // back home): no escape, nothing to kill or report.
+        Some(own) if own[index] == inum => return None,
+        Some(_) => ev_flags |= flags::OWN_NS_KNOWN,
+        None => {}
+    }
     if ok == 1
         && ev_flags & flags::UNFILTERED == 0
         && (call.killed || enforce::setns(call.class.class, &entry))
@@ -182,7 +180,6 @@ fn judge(call: &mut Call, index: usize, inum: u32) -> Option<()> {
         call.killed = true;
         ev_flags |= flags::ENFORCED;
     }
-    let key = budget_key(call.cg, &call.class);
     if !within_budget(key, call.cg, kind::SETNS, ok, call.tgid, nstype) {
         return None;
     }

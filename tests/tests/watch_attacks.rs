@@ -2,9 +2,9 @@
 //! attacker inside a real container would (issue 13): a flood of no-op
 //! setns calls, a payload named like a runtime's memfd, a setns laundered
 //! through a pidfd of another container's process, an escape from a
-//! container allowed to share the host PID namespace, and the runtime's own
-//! executable as the entrypoint. Each ends in a finding with the
-//! container's id.
+//! container allowed to share the host PID namespace, the runtime's own
+//! executable as the entrypoint, and two processes joining the host's
+//! mount namespace at once. Each ends in a finding with the container's id.
 
 use std::{path::Path, time::Duration};
 
@@ -266,4 +266,45 @@ fn the_runtime_s_own_executable_as_the_entrypoint_is_a_finding() {
         finding(e, &c.id) && e["trigger"] == "exec"
     });
     assert_eq!(e["comm"], "exe", "{e}");
+}
+
+/// Two processes of a host-PID container join the host's mount namespace
+/// at once, its init among them (`nsenter … & exec nsenter …`). Judged by
+/// the namespaces the container's init holds when user space reads them,
+/// each call hid the other: by then the "init" was in the host's mount
+/// namespace too. The container's own namespaces are the kernel's record of
+/// its first exec: both calls are reported.
+#[test]
+fn two_processes_joining_the_host_together_are_both_reported() {
+    let Some(w) = watch(test_name!(), &[Rt::Docker], &[]) else {
+        return;
+    };
+    let me = std::process::id();
+    let script = format!("nsenter -t {me} -m sleep 60 & exec nsenter -t {me} -m sleep 60");
+    let c = Container::start(
+        &Spec::new(Rt::Docker)
+            .pid(Pid::Host)
+            .cap("SYS_ADMIN")
+            .cap("SYS_PTRACE")
+            .arg("--security-opt=seccomp=unconfined")
+            .cmd(&["sh", "-c", &script]),
+    )
+    .expect("host-PID container");
+    let joined = |e: &Value| {
+        e["event"] == "setns" && e["container_id"] == c.id.as_str() && e["nstype"] == "mnt"
+    };
+    expect(&w, "a setns into the host's mount namespace", joined);
+    w.settle(Duration::from_millis(500), Duration::from_secs(5));
+    let pids: std::collections::BTreeSet<u64> = w
+        .events()
+        .iter()
+        .filter(|e| joined(e))
+        .filter_map(|e| e["pid"].as_u64())
+        .collect();
+    assert_eq!(
+        pids.len(),
+        2,
+        "both joins reported\n{}",
+        watching::dump(&w, watching::live)
+    );
 }

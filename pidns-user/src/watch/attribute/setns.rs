@@ -82,11 +82,15 @@ impl Namespaces {
         };
         let name = NS_TYPES[index].1;
         let ino = u64::from(ev.ns_inum);
-        // The container's own namespace (its init holds it: a
-        // `--network=host` container's net, `ip netns exec` inside it, a
-        // setns back home) is no escape.
-        let init = self.container_init(&at.container.key(), &at.container.cgroup, ev.pid);
-        if let Some(init) = init
+        // The container's own namespace (a `--network=host` container's
+        // net, a setns back home) is no escape. The kernel knows a
+        // container's own from its first exec, and has dropped those calls
+        // already; for a container it does not know (running before the
+        // agent), its init holds them, as read now: processes that joined
+        // a host namespace together could each pass for the other's init.
+        if ev.flags & flags::OWN_NS_KNOWN == 0
+            && let Some(init) =
+                self.container_init(&at.container.key(), &at.container.cgroup, ev.pid)
             && self.proc.ns_inode(init, name).ok() == Some(ino)
         {
             return out;
@@ -259,6 +263,34 @@ mod tests {
             setns_events(&a.handle(&setns(10, 200, MNT, HOST_NS[0], 0))),
             [("mnt", true)]
         );
+    }
+
+    #[test]
+    fn the_kernels_record_of_a_containers_own_namespaces_decides_over_its_init() {
+        let dir = tempfile::tempdir().expect("tmp");
+        namespaces_fixture(dir.path());
+        let mut a = attributor(dir.path(), &[]);
+        docker(&mut a);
+        // The init and its child joined the host's mount namespace together:
+        // each one's link shows the host's by the time either call is judged.
+        for pid in [200, 201] {
+            process(
+                dir.path(),
+                pid,
+                "nsenter",
+                1,
+                &format!("/docker/{ID}"),
+                &[("mnt", HOST_NS[0])],
+                100 + u64::from(pid),
+            );
+        }
+        let mut e = setns(10, 201, MNT, HOST_NS[0], 0);
+        assert!(
+            findings(&a.handle(&e)).is_empty(),
+            "without the kernel's record, the init's link decides"
+        );
+        e.flags |= flags::OWN_NS_KNOWN;
+        assert_eq!(setns_events(&a.handle(&e)), [("mnt", true)]);
     }
 
     #[test]
