@@ -64,6 +64,9 @@ impl<'a> Ancestry<'a> {
     }
 }
 
+/// How many processes a walk reads at most.
+const MAX_DEPTH: usize = 64;
+
 /// Whether `start` or one of its ancestors has a name `wanted` accepts. The
 /// memo holds this (inclusive) answer for every process a finished walk
 /// passed.
@@ -75,15 +78,16 @@ fn walk(
 ) -> Option<bool> {
     let mut chain = Vec::new();
     let mut cur = start;
-    let mut found = Some(false);
-    for _ in 0..64 {
+    // A chain deeper than the walk goes (a container forking deep below
+    // its shim) is no answer, as a broken one is: never "none above".
+    let mut found = None;
+    for _ in 0..MAX_DEPTH {
         if let Some(&known) = memo.get(&cur) {
             found = Some(known);
             break;
         }
         chain.push(cur);
         let Ok(status) = proc.status(cur) else {
-            found = None;
             break;
         };
         if status.name.as_deref().is_some_and(&wanted) {
@@ -92,7 +96,10 @@ fn walk(
         }
         match status.ppid {
             Some(ppid) if ppid > 0 && ppid != cur => cur = ppid,
-            _ => break,
+            _ => {
+                found = Some(false);
+                break;
+            }
         }
     }
     if let Some(answer) = found {
@@ -133,5 +140,20 @@ mod tests {
         assert_eq!(a.runtime_ancestor(72), Some(true), "a shim is one");
         assert_eq!(a.runtime_ancestor(80), Some(false));
         assert_eq!(a.runtime_ancestor(90), None);
+    }
+
+    #[test]
+    fn a_chain_deeper_than_the_walk_is_no_answer() {
+        let t = Tree::new();
+        t.pid(1).status("init", 0);
+        t.pid(100).status("containerd-shim", 1);
+        // a container process 80 forks deep below its shim
+        for pid in 101..=180 {
+            t.pid(pid).status("sh", pid - 1);
+        }
+        let proc = t.proc();
+        let mut a = Ancestry::new(&proc);
+        assert_eq!(a.shim_ancestor(180), None, "not 'no shim'");
+        assert_eq!(a.shim_ancestor(130), Some(true));
     }
 }
