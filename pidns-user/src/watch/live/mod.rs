@@ -38,8 +38,10 @@ struct Loop<'a> {
     probes: Probes,
     proc: ProcRoot,
     out: &'a mut Output,
-    /// (container id, pid) of every host-PID process reported so far.
+    /// (container id, pid) of every host-PID process reported so far,
+    /// kept for `--rescan` (`rescans`) only.
     reported: HashSet<(String, u32)>,
+    rescans: bool,
     filter: HostNsFilter,
     aggregates: Aggregates,
     access_repeats: Counts<pidns_ebpf::AccessKey>,
@@ -100,6 +102,7 @@ pub async fn run(
         probes,
         out,
         reported: HashSet::new(),
+        rescans: opts.rescan.is_some(),
         filter,
         aggregates: Aggregates::default(),
         access_repeats: Counts::default(),

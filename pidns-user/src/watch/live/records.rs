@@ -20,6 +20,10 @@ const FLUSH_EVERY: usize = 64;
 /// the loop from the other ring, the once-a-second work or a stop.
 const MAX_PER_DRAIN: usize = 512;
 
+/// Reported host-PID processes remembered for `--rescan` before the exited
+/// ones are let go.
+const MAX_REMEMBERED: usize = 65_536;
+
 impl Loop<'_> {
     /// Carries actions out. `ktime_ns` is when the kernel event behind them
     /// happened (CLOCK_MONOTONIC); findings then get their `latency_us`
@@ -29,7 +33,7 @@ impl Loop<'_> {
             match a {
                 Action::Emit(mut e) => {
                     if let WatchEvent::HostPidns(f) = e.as_mut() {
-                        self.reported.insert((f.at.container.id.clone(), f.at.pid));
+                        self.remember(f.at.container.id.clone(), f.at.pid);
                         self.enforcer.finding(f);
                     }
                     match ktime_ns {
@@ -52,6 +56,21 @@ impl Loop<'_> {
                 Action::Gone(c) => self.out.metrics.gone(&c),
             }
         }
+    }
+
+    /// Notes a reported host-PID process, for a rescan to tell what the
+    /// probes missed; without `--rescan` nobody asks. A fork storm reports
+    /// a pid a fork: past [`MAX_REMEMBERED`], the exited are forgotten
+    /// (a rescan then reports again at most those whose pid came back).
+    fn remember(&mut self, container: String, pid: u32) {
+        if !self.rescans {
+            return;
+        }
+        if self.reported.len() >= MAX_REMEMBERED {
+            let proc = &self.proc;
+            self.reported.retain(|(_, pid)| proc.exists(*pid));
+        }
+        self.reported.insert((container, pid));
     }
 
     /// Takes the records now in the ring buffers, findings first, one at a
