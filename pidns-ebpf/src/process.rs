@@ -22,7 +22,7 @@ use crate::{
         OWN_NS, TASKS, add_created_host_ns, budget_key, cgroup_class, current_effective_class,
         current_may_mark_runtime_setup, drops_findings, task_state, within_budget,
     },
-    runtime::{is_own_reexec, runtime_state},
+    runtime::{is_own_reexec, runtime_state, unmarked_setup},
 };
 
 /// `sched_process_exec(p, old_pid, bprm)`. See the entry point in `main.rs`.
@@ -66,6 +66,11 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
         );
     } else if s.state == task::CONTAINER_PROCESS {
         clone_flags = s.clone_flags;
+    } else if class.class & class::BASE == class::CONTAINER
+        && let Some(setup) = unmarked_setup()
+    {
+        let _ = TASKS.insert(tgid, setup, 0);
+        return None; // a runtime's setup process, its mark not made yet
     }
     // A host cgroup's exec gets here only as a candidate (FOREIGN_MNT).
     if (drops_findings(class.class) && class.class & class::BASE != class::HOST)

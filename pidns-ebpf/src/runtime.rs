@@ -2,13 +2,15 @@
 //! crun's or youki's fork) from a container process: it runs its parent's
 //! executable or a private copy of it.
 
-use pidns_ebpf::{TaskState, magic, task};
+use pidns_ebpf::{TaskState, class, magic, task};
 
 use crate::{
     config::off,
     kernel::{
-        Exe, current_task, file_exe, file_magic, file_name, is_memfd, read, task_exe, task_root,
+        Exe, current_task, file_exe, file_magic, file_name, is_memfd, read, task_cgroup_id,
+        task_exe, task_root,
     },
+    maps::{cgroup_class, task_state},
 };
 
 /// Whether a task moved into (or created in) a container cgroup is a
@@ -59,4 +61,30 @@ pub fn is_own_reexec(s: &TaskState, file: u64) -> bool {
         && task_root(current_task()) == Some(s.root)
         && (is_memfd(file)
             || file_exe(file).is_some_and(|e| e.ino == s.exe_ino && e.dev == s.exe_dev))
+}
+
+/// A task exec-ing in a container cgroup with no `TASKS` entry yet that is
+/// a runtime's setup process whose move there is not marked yet: its exec
+/// raced the `cgroup_attach_task` probe on another CPU (runc's `runc init`
+/// re-executing its memfd copy while its parent moves it in). It is one
+/// when it runs what a setup process runs ([`runtime_setup_exe`]), its
+/// parent lives in a host cgroup and is no container process, and it still
+/// has its parent's root: a container's process, run in the container's
+/// root, never does. Its entry, as the probe would have made it.
+#[inline(always)]
+pub fn unmarked_setup() -> Option<TaskState> {
+    let task = current_task();
+    let parent: u64 = read(task, off!(task_real_parent))?;
+    let parent_tgid: i32 = read(parent, off!(task_tgid))?;
+    if cgroup_class(task_cgroup_id(parent)?).class & class::BASE != class::HOST
+        || task_state(parent_tgid as u32).state == task::CONTAINER_PROCESS
+    {
+        return None;
+    }
+    let root = task_root(task)?;
+    if task_root(parent)? != root {
+        return None;
+    }
+    let exe = runtime_setup_exe(task)??;
+    Some(runtime_state(task, Some(exe)))
 }
