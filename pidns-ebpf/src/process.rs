@@ -67,6 +67,8 @@ pub fn on_exec(ctx: &BtfTracePointContext) -> Option<()> {
     } else if s.state == task::CONTAINER_PROCESS {
         clone_flags = s.clone_flags;
     } else if class.class & class::BASE == class::CONTAINER
+        // every exec of an isolated container gets here: the cheap test first
+        && current_in_host_pidns()
         && let Some(setup) = unmarked_setup()
     {
         let _ = TASKS.insert(tgid, setup, 0);
