@@ -56,6 +56,25 @@ pub struct Envelope {
     pub ts: String,
 }
 
+#[cfg(test)]
+impl Envelope {
+    /// Process `pid` (`comm`) of Docker container `abc`, for unit tests.
+    pub fn docker_abc(pid: u32, comm: &str) -> Envelope {
+        Envelope {
+            pid,
+            comm: comm.into(),
+            container: Identity {
+                id: "abc".into(),
+                runtime: Runtime::Docker,
+                name: None,
+                pod: None,
+                cgroup: "/docker/abc".into(),
+            },
+            ts: String::new(),
+        }
+    }
+}
+
 impl Serialize for Envelope {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]

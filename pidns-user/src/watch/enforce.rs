@@ -228,24 +228,10 @@ fn pidfd_send_sigkill(fd: &OwnedFd, pid: u32) -> Result<(), KillError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Envelope, Identity, Runtime};
+    use crate::report::Envelope;
 
     fn finding(trigger: Trigger) -> Finding {
-        Finding::new(
-            trigger,
-            Envelope {
-                pid: 4242,
-                comm: "sh".into(),
-                container: Identity {
-                    id: "abc".into(),
-                    runtime: Runtime::Docker,
-                    name: None,
-                    pod: None,
-                    cgroup: "/docker/abc".into(),
-                },
-                ts: String::new(),
-            },
-        )
+        Finding::new(trigger, Envelope::docker_abc(4242, "sh"))
     }
 
     #[test]

@@ -87,7 +87,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::report::{Envelope, Finding, Identity, Runtime, Trigger};
+    use crate::report::{Envelope, Finding, Trigger};
 
     /// A sink the test can read back.
     #[derive(Clone, Default)]
@@ -106,18 +106,7 @@ mod tests {
     fn finding() -> WatchEvent {
         WatchEvent::HostPidns(Finding::new(
             Trigger::Exec,
-            Envelope {
-                pid: 42,
-                comm: "sleep".into(),
-                container: Identity {
-                    id: "abc".into(),
-                    runtime: Runtime::Docker,
-                    name: None,
-                    pod: None,
-                    cgroup: "/docker/abc".into(),
-                },
-                ts: String::new(),
-            },
+            Envelope::docker_abc(42, "sleep"),
         ))
     }
 
