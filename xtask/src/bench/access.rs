@@ -97,13 +97,8 @@ pub(super) fn storm_cost(
     rounds: usize,
     method: SpawnMethod,
 ) -> Result<Value> {
-    let argv = ["/bin/true".to_owned()];
-    let storm = Storm {
-        workers: 1,
-        per_worker: execs,
-        method,
-    };
-    let [without, with, with_proc] = three_ways(pidns, rounds, || storm.run(None, &argv))?;
+    let storm = Storm::serial(execs, method);
+    let [without, with, with_proc] = three_ways(pidns, rounds, || storm.run_true())?;
     let (w, wo, wp) = (median(&with), median(&without), median(&with_proc));
     let (bw, bwo, bwp) = (best(&with), best(&without), best(&with_proc));
     Ok(json!({

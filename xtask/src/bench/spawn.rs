@@ -65,6 +65,20 @@ pub(super) struct Storm {
 }
 
 impl Storm {
+    /// One spawner, `execs` times.
+    pub fn serial(execs: usize, method: SpawnMethod) -> Storm {
+        Storm {
+            workers: 1,
+            per_worker: execs,
+            method,
+        }
+    }
+
+    /// `/bin/true`, from the host's cgroup, as the cost parts run it.
+    pub fn run_true(&self) -> Result<f64> {
+        self.run(None, &["/bin/true".to_owned()])
+    }
+
     pub fn execs(&self) -> usize {
         self.workers * self.per_worker
     }

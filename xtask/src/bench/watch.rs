@@ -39,13 +39,8 @@ pub(super) fn cost_with(
     rounds: usize,
     method: SpawnMethod,
 ) -> Result<Value> {
-    let argv = ["/bin/true".to_owned()];
-    let storm = Storm {
-        workers: 1,
-        per_worker: execs,
-        method,
-    };
-    let run = || storm.run(None, &argv);
+    let storm = Storm::serial(execs, method);
+    let run = || storm.run_true();
     let [with, without]: [Vec<f64>; 2] = rotated(pidns, &[Some(args), None], rounds, run)?
         .try_into()
         .map_err(|_| anyhow::anyhow!("two set-ups, two sample sets"))?;
