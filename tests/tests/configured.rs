@@ -170,6 +170,18 @@ fn expect(verdict: &str, state: &str, configured: bool) -> (String, String, Valu
     (verdict.into(), state.into(), Value::Bool(configured))
 }
 
+/// That `id` is reported with this (verdict, state, configured_host_pidns),
+/// its whole entry shown otherwise.
+#[track_caller]
+fn assert_seen(scan: &Scan, id: &str, (verdict, state, configured): (&str, &str, bool)) {
+    assert_eq!(
+        seen(scan, id),
+        expect(verdict, state, configured),
+        "{id}: {:#}",
+        reported(scan, id)
+    );
+}
+
 fn engine_case(rt: Rt) {
     let host = Created::engine(rt, Some("host"));
     let own = Created::engine(rt, None);
@@ -178,24 +190,16 @@ fn engine_case(rt: Rt) {
     let own_exited = exited(rt, Pid::Private);
 
     let s = scan(&[]);
-    assert_eq!(
-        seen(&s, &host.id),
-        expect("shares", "created", true),
-        "{:#}",
-        reported(&s, &host.id)
-    );
-    assert_eq!(seen(&s, &own.id), expect("isolated", "created", false));
+    assert_seen(&s, &host.id, ("shares", "created", true));
+    assert_seen(&s, &own.id, ("isolated", "created", false));
     assert_eq!(
         seen(&s, &chained.id),
         expect("shares", "created", true),
         "--pid=container:<one that shares>: {:#}",
         reported(&s, &chained.id)
     );
-    assert_eq!(seen(&s, &host_exited.id), expect("shares", "exited", true));
-    assert_eq!(
-        seen(&s, &own_exited.id),
-        expect("isolated", "exited", false)
-    );
+    assert_seen(&s, &host_exited.id, ("shares", "exited", true));
+    assert_seen(&s, &own_exited.id, ("isolated", "exited", false));
     assert_eq!(reported(&s, &host.id)["found_by"], "state");
     assert_eq!(reported(&s, &host.id)["shares_host_pidns"], Value::Null);
     assert_eq!(
@@ -308,12 +312,7 @@ fn containerd_created_with_and_without_the_host_s_pid_namespace() {
     let host = Created::ctr(true);
     let own = Created::ctr(false);
     let s = scan(&[]);
-    assert_eq!(
-        seen(&s, &host.id),
-        expect("shares", "created", true),
-        "{:#}",
-        reported(&s, &host.id)
-    );
+    assert_seen(&s, &host.id, ("shares", "created", true));
     assert_eq!(
         reported(&s, &host.id)["containerd_namespace"],
         CTR_NAMESPACE
@@ -322,7 +321,7 @@ fn containerd_created_with_and_without_the_host_s_pid_namespace() {
         reported(&s, &host.id)["configured_pid_mode"],
         format!("path:/proc/{}/ns/pid", std::process::id())
     );
-    assert_eq!(seen(&s, &own.id), expect("isolated", "created", false));
+    assert_seen(&s, &own.id, ("isolated", "created", false));
     assert_eq!(s.code, 1);
 }
 
@@ -415,18 +414,8 @@ fn crun_bundles_created_and_run() {
     let own = Crun::new(Pid::Private, false);
     let running = Crun::new(Pid::Host, true);
     let s = scan(&[]);
-    assert_eq!(
-        seen(&s, &host.name),
-        expect("shares", "created", true),
-        "{:#}",
-        reported(&s, &host.name)
-    );
-    assert_eq!(
-        seen(&s, &own.name),
-        expect("isolated", "created", false),
-        "{:#}",
-        reported(&s, &own.name)
-    );
+    assert_seen(&s, &host.name, ("shares", "created", true));
+    assert_seen(&s, &own.name, ("isolated", "created", false));
     let r = reported(&s, &running.name);
     assert_eq!(
         (
@@ -528,7 +517,7 @@ fn offline_on_a_copy_of_the_runtimes_state_finds_the_same() {
         );
     }
     assert_eq!(off.code, 1);
-    assert_eq!(seen(&live, &joined.id), expect("shares", "created", true));
+    assert_seen(&live, &joined.id, ("shares", "created", true));
     let j = reported(&off, &joined.id);
     assert_eq!(
         (&j["verdict"], &j["configured_host_pidns"]),
@@ -561,13 +550,8 @@ fn lxc_configs_running_and_stopped() {
     let stopped = Container::start(&Spec::new(Rt::Lxc).pid(Pid::Host)).expect("lxc to stop");
     lxc_stop(&stopped.name);
     let s = scan(&[]);
-    assert_eq!(
-        seen(&s, &host.id),
-        expect("shares", "running", true),
-        "{:#}",
-        reported(&s, &host.id)
-    );
-    assert_eq!(seen(&s, &own.id), expect("isolated", "running", false));
+    assert_seen(&s, &host.id, ("shares", "running", true));
+    assert_seen(&s, &own.id, ("isolated", "running", false));
     assert_eq!(
         seen(&s, &stopped.id),
         expect("shares", "unknown", true),
@@ -612,19 +596,9 @@ fn lxc_host_pid_set_in_an_included_file() {
     std::fs::write(&config, text).expect("the container's config");
     sh::run("lxc-start", &["-n", &c.name, "-d"]).expect("lxc-start");
     let running = scan(&[]);
-    assert_eq!(
-        seen(&running, &c.id),
-        expect("shares", "running", true),
-        "{:#}",
-        reported(&running, &c.id)
-    );
+    assert_seen(&running, &c.id, ("shares", "running", true));
     lxc_stop(&c.name);
     let stopped = scan(&[]);
-    assert_eq!(
-        seen(&stopped, &c.id),
-        expect("shares", "unknown", true),
-        "{:#}",
-        reported(&stopped, &c.id)
-    );
+    assert_seen(&stopped, &c.id, ("shares", "unknown", true));
     let _ = std::fs::remove_dir_all(&dir);
 }
