@@ -162,22 +162,29 @@ fn systemd_unit() {
         value("ExecStart").contains("127.0.0.1:"),
         "metrics stay on loopback"
     );
-    // systemd's own parser, where there is one: point ExecStart at a real binary.
-    if let Ok(analyze) = which_systemd_analyze() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let copy = dir.path().join("pidns.service");
-        let bin = env!("CARGO_BIN_EXE_pidns");
-        std::fs::write(&copy, unit.replace("/usr/local/bin/pidns", bin)).expect("write");
-        let out = Command::new(analyze)
-            .args(["verify", copy.to_str().expect("utf8")])
-            .output()
-            .expect("systemd-analyze");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stderr.trim().is_empty(),
-            "systemd-analyze verify: {stderr}"
-        );
-    }
+    systemd_accepts(&unit, "the unit");
+}
+
+/// systemd's own parser, where there is one, accepts `unit` with its
+/// ExecStart pointed at a real binary.
+#[track_caller]
+fn systemd_accepts(unit: &str, what: &str) {
+    let Ok(analyze) = which_systemd_analyze() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let copy = dir.path().join("pidns.service");
+    let bin = env!("CARGO_BIN_EXE_pidns");
+    std::fs::write(&copy, unit.replace("/usr/local/bin/pidns", bin)).expect("write");
+    let out = Command::new(analyze)
+        .args(["verify", copy.to_str().expect("utf8")])
+        .output()
+        .expect("systemd-analyze");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify of {what}: {stderr}"
+    );
 }
 
 fn which_systemd_analyze() -> Result<PathBuf, ()> {
@@ -242,21 +249,7 @@ fn systemd_unit_documents_an_enforcing_variant() {
         unit.contains("deploy/prometheus/pidns-rules.yaml"),
         "how to load the rules"
     );
-    if let Ok(analyze) = which_systemd_analyze() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let copy = dir.path().join("pidns.service");
-        let bin = env!("CARGO_BIN_EXE_pidns");
-        std::fs::write(&copy, enforcing.replace("/usr/local/bin/pidns", bin)).expect("write");
-        let out = Command::new(analyze)
-            .args(["verify", copy.to_str().expect("utf8")])
-            .output()
-            .expect("systemd-analyze");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stderr.trim().is_empty(),
-            "systemd-analyze verify of the enforcing variant: {stderr}"
-        );
-    }
+    systemd_accepts(&enforcing, "the enforcing variant");
 }
 
 /// The DaemonSet's enforcing variant, commented out: uncommented, its args
