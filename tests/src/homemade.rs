@@ -58,6 +58,16 @@ impl Scratch {
         })
     }
 
+    /// What `systemd-run --user --scope --unit=docker-<id>` gives any local
+    /// user: a cgroup named like Docker container `id`'s under uid 1000's
+    /// `user.slice`, with no container in it.
+    pub fn claimed_docker_scope(id: &str) -> Result<Scratch> {
+        Scratch::new(&format!(
+            "user.slice/user-1000.slice/user@1000.service/{}.slice/docker-{id}.scope",
+            state::unique_name()
+        ))
+    }
+
     /// Moves `pid` into it, in every hierarchy.
     pub fn enter(&self, pid: u32) -> Result<()> {
         for d in &self.dirs {

@@ -298,11 +298,7 @@ fn a_cgroup_named_like_a_container_is_a_claim_not_a_container() {
     };
     let _serial = serial();
     let id = state::random_hex(32);
-    let cgroup = Scratch::new(&format!(
-        "user.slice/user-1000.slice/user@1000.service/{}.slice/docker-{id}.scope",
-        state::unique_name()
-    ))
-    .expect("claimed cgroup");
+    let cgroup = Scratch::claimed_docker_scope(&id).expect("claimed cgroup");
     let sleeper = HostProcess::start(How::Plain, 1000).expect("uid 1000 sleep");
     cgroup.enter(sleeper.pid).expect("into the claimed cgroup");
     let scan = Scan::run(&[]).expect("scan");

@@ -279,11 +279,7 @@ fn a_claimed_cgroup_is_no_finding_live() {
     };
     let _serial = serial();
     let id = state::random_hex(32);
-    let scratch = Scratch::new(&format!(
-        "user.slice/user-1000.slice/user@1000.service/{}.slice/docker-{id}.scope",
-        state::unique_name()
-    ))
-    .expect("claimed cgroup");
+    let scratch = Scratch::claimed_docker_scope(&id).expect("claimed cgroup");
     let claimed = Killed(spawn_in(&dirs_of(&scratch.rel), &["/bin/sleep", "30"]));
     sentinel(&w);
     let flagged: Vec<Value> = w
